@@ -1,0 +1,105 @@
+"""Configuration: validate against the JSON Schema, fill defaults, resolve models.
+
+The schema (workflow/schemas/config.schema.yaml) is the single source of keys,
+descriptions and defaults; this module is importable without Snakemake.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | Path | None = None) -> dict[str, Any]:
+    with open(path or SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Recursively set defaults from ``properties`` (and ``additionalProperties`` maps)."""
+    if "$ref" in schema:
+        ref = schema["$ref"].removeprefix("#/")
+        node: Any = root
+        for part in ref.split("/"):
+            node = node[part]
+        schema = node
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(value, extra, root)
+
+
+def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return a validated deep copy of ``config`` with every default filled in.
+
+    Models are not filled here (their defaults merge with ``model_defaults``): use
+    :func:`resolve_model`.
+    """
+    schema = schema or load_schema()
+    cfg = copy.deepcopy(config)
+    try:
+        jsonschema.validate(cfg, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise ConfigError(f"config key '{where}': {exc.message}. Fix the value in your config "
+                          f"file; config/README.md lists every key with its default.") from None
+    models = cfg.pop("models", {})
+    _fill_defaults(cfg, schema, schema)
+    cfg["models"] = models
+    for name, model in models.items():
+        rep = resolve_model(cfg, name, schema)["representation"]
+        if rep not in cfg["representations"]:
+            raise ConfigError(f"config key 'models/{name}/representation': '{rep}' is not one of "
+                              f"the representations {sorted(cfg['representations'])}. Fix: name a "
+                              "representation defined under 'representations:'.")
+    return cfg
+
+
+def resolve_model(config: dict[str, Any], name: str,
+                  schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A model's full settings: schema defaults < ``model_defaults`` < the model's own keys."""
+    schema = schema or load_schema()
+    model_schema = schema["$defs"]["model"]
+    if name not in config.get("models", {}):
+        raise ConfigError(f"model '{name}' is not defined under 'models:'")
+    merged: dict[str, Any] = {k: copy.deepcopy(v["default"])
+                              for k, v in model_schema["properties"].items() if "default" in v}
+    merged.update(copy.deepcopy(config.get("model_defaults", {})))
+    merged.update(copy.deepcopy(config["models"][name]))
+    try:
+        jsonschema.validate(merged, model_schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or name
+        raise ConfigError(f"config key 'models/{name}/{where}': {exc.message}") from None
+    if merged.get("seed") is None:
+        merged["seed"] = derive_seed(int(config.get("seed", 42)), name)
+    merged["name"] = name
+    return merged
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A stable 31-bit seed from a base seed and names (same inputs, same seed)."""
+    text = ":".join([str(seed), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return validate_config(yaml.safe_load(fh) or {})

@@ -1,0 +1,1 @@
+# Stage: ensemble (see workflow/rules/common.smk for shared input functions).

@@ -1,0 +1,1 @@
+# Stage: folds (see workflow/rules/common.smk for shared input functions).

@@ -1,0 +1,1 @@
+# Stage: ingest (see workflow/rules/common.smk for shared input functions).

@@ -1,0 +1,1 @@
+# Stage: predict (see workflow/rules/common.smk for shared input functions).

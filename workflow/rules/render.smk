@@ -1,0 +1,1 @@
+# Stage: render (see workflow/rules/common.smk for shared input functions).

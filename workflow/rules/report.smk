@@ -1,0 +1,1 @@
+# Stage: report (see workflow/rules/common.smk for shared input functions).

@@ -1,0 +1,1 @@
+# Stage: train (see workflow/rules/common.smk for shared input functions).
