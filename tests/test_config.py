@@ -1,0 +1,100 @@
+"""Config validation: defaults filled from the schema, clear errors, model resolution."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spectrovision.config import derive_seed, load_schema, resolve_model, validate_config
+from spectrovision.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _minimal() -> dict:
+    return {
+        "representations": {"r": {"n_mass": 32}},
+        "models": {"m": {"representation": "r", "backbone": "resnet10t"}},
+    }
+
+
+def test_defaults_are_filled_from_schema():
+    cfg = validate_config(_minimal())
+    assert cfg["qc"]["drop_masses"] == [4]
+    assert cfg["folds"]["n_folds"] == 5
+    rep = cfg["representations"]["r"]
+    assert rep["n_mass"] == 32  # given value kept
+    assert rep["n_x"] == 192 and rep["log"] == "log1p1000"  # defaults of the map's items
+
+
+def test_every_schema_key_has_description_and_default():
+    schema = load_schema()
+
+    def walk(node: dict, path: str) -> list[str]:
+        missing = []
+        for key, sub in node.get("properties", {}).items():
+            where = f"{path}/{key}"
+            if "description" not in sub:
+                missing.append(f"{where}: description")
+            if "default" not in sub and where.count("/") > 0 and key != "representation":
+                missing.append(f"{where}: default")
+            missing += walk(sub, where)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            missing += walk(extra, path + "/*")
+        return missing
+
+    problems = walk(schema, "") + walk(schema["$defs"]["model"], "/models/*")
+    assert problems == []
+
+
+def test_default_config_file_validates():
+    with open(REPO / "config" / "config.yaml") as fh:
+        cfg = validate_config(yaml.safe_load(fh))
+    assert cfg["models"], "the default config trains at least one model"
+
+
+def test_unknown_key_is_a_clear_error():
+    cfg = _minimal()
+    cfg["qc"] = {"negative_intensities": "clip"}  # typo of negative_intensity
+    with pytest.raises(ConfigError, match="qc"):
+        validate_config(cfg)
+
+
+def test_bad_enum_names_the_key():
+    cfg = _minimal()
+    cfg["representations"]["r"]["normalization"] = "row"
+    with pytest.raises(ConfigError, match="representations/r/normalization"):
+        validate_config(cfg)
+
+
+def test_model_must_name_an_existing_representation():
+    cfg = _minimal()
+    cfg["models"]["m"]["representation"] = "missing"
+    with pytest.raises(ConfigError, match="models/m/representation"):
+        validate_config(cfg)
+
+
+def test_resolve_model_precedence_and_seed():
+    cfg = _minimal()
+    cfg["model_defaults"] = {"epochs": 3, "lr": 0.5}
+    cfg["models"]["m"]["lr"] = 0.1
+    full = validate_config(cfg)
+    model = resolve_model(full, "m")
+    assert model["epochs"] == 3  # model_defaults over schema default (20)
+    assert model["lr"] == 0.1  # model's own over model_defaults
+    assert model["head"] == "pool"  # schema default
+    assert model["seed"] == derive_seed(full["seed"], "m")
+    other = copy.deepcopy(full)
+    other["models"]["n"] = dict(other["models"]["m"])
+    assert resolve_model(other, "n")["seed"] != model["seed"]
+
+
+def test_resolve_model_rejects_bad_model_value():
+    cfg = validate_config(_minimal())
+    cfg["models"]["m"]["head"] = "transformer"
+    with pytest.raises(ConfigError, match="models/m"):
+        resolve_model(cfg, "m")
