@@ -1,0 +1,180 @@
+"""Gather, selection, weights and scores of the ensemble step (small constructed tables)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spectrovision.ensemble import (build_ensemble, combine_logits, ensemble_loss,
+                                    fit_label_weights, gather_member, greedy_select)
+from spectrovision.errors import InputError
+from spectrovision.metrics import clipped_logits, log_loss_per_label, sigmoid
+
+LABELS = ["a", "b"]
+CLIP = 1e-3
+
+
+def _table(ids, values):
+    table = pd.DataFrame(np.asarray(values, dtype=float), columns=LABELS)
+    table.insert(0, "sample_id", ids)
+    return table
+
+
+def _folds():
+    return pd.DataFrame({"sample_id": ["s1", "s2", "s3", "s4", "s5"], "fold": [0, 1, -1, 0, 1]})
+
+
+def test_gather_test_is_logit_of_mean_clipped_probability():
+    x0 = [[20.0, -1.0], [0.5, 0.0]]
+    x1 = [[2.0, -30.0], [-0.5, 3.0]]
+    # fold 1 lists the test samples in another order: rows are matched by id
+    tests = {0: _table(["t1", "t2"], x0), 1: _table(["t2", "t1"], [x1[1], x1[0]])}
+    oofs = {0: _table(["s4", "s1"], [[1, 1], [2, 2]]), 1: _table(["s2", "s5"], [[3, 3], [4, 4]])}
+    _, test = gather_member(oofs, tests, _folds(), LABELS, CLIP)
+    p = (np.clip(1 / (1 + np.exp(-np.array(x0))), CLIP, 1 - CLIP)
+         + np.clip(1 / (1 + np.exp(-np.array(x1))), CLIP, 1 - CLIP)) / 2
+    assert list(test["sample_id"]) == ["t1", "t2"]
+    np.testing.assert_allclose(test[LABELS].to_numpy(), np.log(p / (1 - p)), rtol=1e-12)
+
+
+def test_gather_oof_has_every_held_out_sample_once_with_its_fold():
+    oofs = {0: _table(["s4", "s1"], [[1, 1], [2, 2]]), 1: _table(["s2", "s5"], [[3, 3], [4, 4]])}
+    tests = {k: _table(["t1"], [[0, 0]]) for k in (0, 1)}
+    oof, _ = gather_member(oofs, tests, _folds(), LABELS, CLIP)
+    assert list(oof["sample_id"]) == ["s1", "s2", "s4", "s5"]  # folds.csv order, no fold -1
+    assert list(oof["fold"]) == [0, 1, 0, 1]
+    assert list(oof["a"]) == [2.0, 3.0, 1.0, 4.0]
+
+
+def test_gather_rejects_a_fold_table_missing_a_held_out_sample():
+    oofs = {0: _table(["s4"], [[1, 1]]), 1: _table(["s2", "s5"], [[3, 3], [4, 4]])}
+    tests = {k: _table(["t1"], [[0, 0]]) for k in (0, 1)}
+    with pytest.raises(InputError, match="s1"):
+        gather_member(oofs, tests, _folds(), LABELS, CLIP)
+
+
+def _members(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, 2)) < 0.4).astype(float)
+    signal = 2 * y - 1
+    members = {
+        "good": 3.0 * signal + rng.normal(0, 1.0, y.shape),
+        "ok": 1.0 * signal + rng.normal(0, 1.5, y.shape),
+        "harmful": -2.0 * signal + rng.normal(0, 1.0, y.shape),
+    }
+    return y, members
+
+
+def test_greedy_picks_the_better_model_and_rejects_a_harmful_one():
+    y, members = _members()
+    chosen, path = greedy_select(members, y, CLIP)
+    assert chosen[0] == "good"
+    assert "harmful" not in chosen
+    losses = [step["loss"] for step in path]
+    assert losses == sorted(losses, reverse=True)  # every step lowers the loss
+    assert path[-1]["loss"] == pytest.approx(ensemble_loss([members[m] for m in chosen], y, CLIP))
+
+
+def test_greedy_is_deterministic_and_ties_break_by_name():
+    y, members = _members()
+    twins = {"b_copy": members["good"], "a_copy": members["good"].copy()}
+    chosen, _ = greedy_select(twins, y, CLIP)
+    assert chosen == ["a_copy"]  # equal losses: the first name wins, the copy adds nothing
+    assert greedy_select(members, y, CLIP) == greedy_select(dict(reversed(members.items())), y, CLIP)
+
+
+def test_backward_elimination_removes_a_member_that_stopped_helping():
+    # m1 and m2 carry opposite shared noise: together they cancel it, which makes the
+    # first pick (m0, best alone) superfluous once both are in
+    rng = np.random.default_rng(16)
+    y = (rng.random((200, 1)) < 0.5).astype(float)
+    s = 2 * y - 1
+    members = {}
+    for i in range(4):
+        scale, spread = rng.uniform(0.3, 3), rng.uniform(0.5, 3)
+        members[f"m{i}"] = scale * s + rng.normal(0, spread, y.shape)
+    shared = rng.normal(0, 2, y.shape)
+    members["m1"] = members["m1"] + shared
+    members["m2"] = members["m2"] - shared
+    chosen, path = greedy_select(members, y, CLIP)
+    removals = [step for step in path if step["action"] == "remove"]
+    assert removals, path
+    first = path[0]["member"]
+    assert removals[0]["member"] == first and first not in chosen
+    assert removals[0]["loss"] < path[path.index(removals[0]) - 1]["loss"]
+    final = ensemble_loss([members[m] for m in chosen], y, CLIP)
+    assert final == pytest.approx(path[-1]["loss"])
+    assert final < ensemble_loss([members[m] for m in chosen] + [members[first]], y, CLIP)
+
+
+def test_combine_averages_clipped_logits_not_probabilities():
+    a, b = np.array([[10.0]]), np.array([[-1.0]])
+    combined = combine_logits([a, b], CLIP)
+    assert combined[0, 0] == pytest.approx((np.log((1 - CLIP) / CLIP) - 1.0) / 2)
+
+
+def _frames(y, members):
+    ids = [f"s{i:03d}" for i in range(len(y))]
+    folds = np.arange(len(y)) % 3
+    oof = {m: _table(ids, x).assign(fold=folds) for m, x in members.items()}
+    test = {m: _table(["t2", "t1"], x[:2]) for m, x in members.items()}
+    label_table = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids, name="sample_id"))
+    return oof, test, label_table
+
+
+def test_build_ensemble_all_and_list_modes():
+    y, members = _members()
+    oof, test, label_table = _frames(y, members)
+    every = build_ensemble(oof, test, label_table, LABELS, ["good", "harmful", "ok"], "all",
+                           clip=CLIP)
+    assert every.selection["members"] == ["good", "harmful", "ok"]
+    expected = combine_logits([members[m] for m in ("good", "harmful", "ok")], CLIP)
+    np.testing.assert_allclose(every.oof[LABELS].to_numpy(), expected)
+    listed = build_ensemble(oof, test, label_table, LABELS, ["good", "harmful", "ok"], "list",
+                            listed=["ok"], clip=CLIP)
+    assert listed.selection["members"] == ["ok"]
+    np.testing.assert_allclose(listed.test[LABELS].to_numpy(), clipped_logits(members["ok"][:2], CLIP))
+    assert list(listed.test["sample_id"]) == ["t2", "t1"]
+    with pytest.raises(InputError, match="nope"):
+        build_ensemble(oof, test, label_table, LABELS, ["good"], "list", listed=["nope"], clip=CLIP)
+
+
+def test_scores_hold_every_member_the_ensemble_and_a_mean_row():
+    y, members = _members()
+    oof, test, label_table = _frames(y, members)
+    result = build_ensemble(oof, test, label_table, LABELS, ["good", "ok"], "greedy", clip=CLIP)
+    scores = result.scores
+    assert set(scores["member"]) == {"good", "ok", "harmful", "ensemble"}
+    assert list(scores.columns) == ["member", "label", "log_loss"]
+    for member, rows in scores.groupby("member"):
+        assert list(rows["label"]) == LABELS + ["mean"]
+        assert rows["log_loss"].iloc[-1] == pytest.approx(rows["log_loss"].iloc[:-1].mean())
+    harmful = log_loss_per_label(y, np.clip(sigmoid(members["harmful"]), CLIP, 1 - CLIP))
+    got = scores[(scores["member"] == "harmful") & (scores["label"] == "a")]["log_loss"].item()
+    assert got == pytest.approx(harmful[0])
+    assert "biased" in result.selection["note"]
+
+
+def test_members_with_other_oof_samples_are_rejected():
+    y, members = _members()
+    oof, test, label_table = _frames(y, members)
+    oof["ok"] = oof["ok"].iloc[1:]
+    with pytest.raises(InputError, match="ok"):
+        build_ensemble(oof, test, label_table, LABELS, ["good", "ok"], "all", clip=CLIP)
+
+
+def test_per_label_weights_are_non_negative_normalised_and_beat_equal_weights():
+    rng = np.random.default_rng(1)
+    y = (rng.random((400, 2)) < 0.5).astype(float)
+    s = 2 * y - 1
+    noise = rng.normal(0, 1, y.shape)
+    a = np.column_stack([3 * s[:, 0], noise[:, 1]]) + rng.normal(0, 0.5, y.shape)  # good on a
+    b = np.column_stack([noise[:, 0], 3 * s[:, 1]]) + rng.normal(0, 0.5, y.shape)  # good on b
+    weights = fit_label_weights([a, b], y, CLIP)
+    assert weights.shape == (2, 2)
+    assert (weights >= 0).all()
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0)
+    assert weights[0, 0] > 0.5 and weights[1, 1] > 0.5
+    fitted = log_loss_per_label(y, sigmoid(combine_logits([a, b], CLIP, weights)), CLIP).mean()
+    assert fitted < ensemble_loss([a, b], y, CLIP)
