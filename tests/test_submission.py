@@ -1,0 +1,67 @@
+"""The submission reproduces submission_format exactly, with probabilities inside (0, 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spectrovision.errors import InputError
+from spectrovision.submission import (build_submission, probabilities, read_submission_format,
+                                      unlabelled_format)
+
+
+def _format(tmp_path):
+    path = tmp_path / "submission_format.csv"
+    path.write_text("sample_id,b_label,a_label\nS0009,0.5,0.5\nS0002,0.5,0.5\nS0010,0.5,0.5\n")
+    return path
+
+
+def _logits(ids):
+    table = pd.DataFrame({"sample_id": ids, "a_label": np.linspace(-50, 50, len(ids)),
+                          "b_label": np.linspace(3, -3, len(ids))})
+    return table
+
+
+def test_submission_matches_the_format_ids_order_and_columns(tmp_path, caplog):
+    fmt_path = _format(tmp_path)
+    fmt = read_submission_format(fmt_path)
+    probs = probabilities(_logits(["S0002", "S0010", "S0009", "S0099"]), ["a_label", "b_label"])
+    caplog.set_level("INFO")
+    sub = build_submission(probs, fmt, clip=1e-4)
+    assert list(sub.columns) == list(fmt.columns)
+    assert list(sub["sample_id"]) == list(fmt["sample_id"])
+    values = sub[["b_label", "a_label"]].to_numpy()
+    assert ((values > 0) & (values < 1)).all()  # extreme logits (+-50) are clipped inside
+    by_id = probs.set_index("sample_id")
+    assert sub.loc[0, "b_label"] == pytest.approx(by_id.loc["S0009", "b_label"])
+    assert "1 predicted samples" in caplog.text  # S0099 is ignored, and counted
+    out = tmp_path / "submission.csv"
+    sub.to_csv(out, index=False)
+    round_trip = pd.read_csv(out, dtype={"sample_id": str})
+    assert list(round_trip.columns) == list(fmt.columns)
+    assert list(round_trip["sample_id"]) == list(fmt["sample_id"])
+
+
+def test_missing_ids_raise_an_error_naming_them(tmp_path):
+    fmt = read_submission_format(_format(tmp_path))
+    probs = probabilities(_logits(["S0002"]), ["a_label", "b_label"])
+    with pytest.raises(InputError, match="S0009") as err:
+        build_submission(probs, fmt)
+    assert "S0010" in str(err.value) and "2 sample ids" in str(err.value)
+
+
+def test_missing_label_column_is_an_error(tmp_path):
+    fmt = read_submission_format(_format(tmp_path))
+    probs = probabilities(_logits(["S0002", "S0009", "S0010"]), ["a_label"])
+    with pytest.raises(InputError, match="b_label"):
+        build_submission(probs, fmt)
+
+
+def test_without_a_format_every_unlabelled_sample_in_sheet_order():
+    fmt = unlabelled_format(["T2", "T1"], ["x", "y"])
+    probs = probabilities(pd.DataFrame({"sample_id": ["T1", "T2"], "x": [0.0, 1.0],
+                                        "y": [2.0, -2.0]}), ["x", "y"])
+    sub = build_submission(probs, fmt)
+    assert list(sub["sample_id"]) == ["T2", "T1"] and list(sub.columns) == ["sample_id", "x", "y"]
+    assert sub.loc[0, "x"] == pytest.approx(1 / (1 + np.exp(-1.0)))
