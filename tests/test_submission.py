@@ -65,3 +65,19 @@ def test_without_a_format_every_unlabelled_sample_in_sheet_order():
     sub = build_submission(probs, fmt)
     assert list(sub["sample_id"]) == ["T2", "T1"] and list(sub.columns) == ["sample_id", "x", "y"]
     assert sub.loc[0, "x"] == pytest.approx(1 / (1 + np.exp(-1.0)))
+
+
+def test_submission_provenance_hashes_inputs_and_keeps_params(tmp_path):
+    import hashlib
+    import json
+
+    from spectrovision.provenance import write_provenance
+
+    fmt = _format(tmp_path)
+    path = write_provenance(tmp_path / "submission.csv", inputs={"format": [fmt]},
+                            params={"clip": 1e-4}, code="x+1")
+    record = json.loads(path.read_text())
+    assert path.name == "submission.csv.provenance.json"
+    assert record["inputs"]["format"][0]["sha256"] == hashlib.sha256(fmt.read_bytes()).hexdigest()
+    assert record["params"] == {"clip": 1e-4} and record["code_version"] == "x+1"
+    assert record["started"] <= record["finished"]

@@ -14,11 +14,13 @@ folds exactly as model predictions are gathered.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +28,7 @@ import pandas as pd
 from .ensemble import gather_member, label_matrix
 from .errors import InputError
 
+log = logging.getLogger(__name__)
 BASELINES = ("prior", "conditional_prior", "benchmark_lr")
 GROUP_COLUMNS = ("derivatized", "instrument_type")
 FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -172,3 +175,44 @@ def logistic_fit_predict(features: np.ndarray, c: float, seed: int = 0) -> FitPr
             out[:, j] = model.predict_proba(features[predict])[:, 1]
         return out
     return fit_predict
+
+
+# --- file-level entry point (called by workflow/scripts) ---------------------------------
+
+def baseline_fit_predict(name: str, sheet: pd.DataFrame, settings: dict[str, Any],
+                         stacks: Sequence[str] = (), stack_ids: Sequence[str] = (),
+                         seed: int = 0) -> FitPredict:
+    """The fit/predict function of a named baseline over the rows of ``sheet``."""
+    if name == "prior":
+        return prior_fit_predict()
+    if name == "conditional_prior":
+        column = group_column(sheet, settings.get("column"))
+        if column is None:
+            log.warning("no derivatized/instrument_type column: conditional_prior = prior")
+            return prior_fit_predict()
+        return conditional_prior_fit_predict(sheet[column].tolist(),
+                                             float(settings.get("smoothing", 10.0)))
+    if name == "benchmark_lr":
+        features = load_stack_features(stacks, stack_ids, int(settings.get("time_bins", 8)),
+                                       list(sheet["sample_id"]))
+        return logistic_fit_predict(features, float(settings.get("C", 1.0)), seed)
+    raise ValueError(f"unknown baseline '{name}' (known: {BASELINES})")
+
+
+def run_baseline(name: str, data_cfg: dict[str, Any], folds_path: str, labels: Sequence[str],
+                 settings: dict[str, Any], clip: float, oof_out: str, test_out: str,
+                 stacks: Sequence[str] = (), stack_ids: Sequence[str] = (),
+                 seed: int = 0) -> None:
+    """Fit a baseline on the folds of ``folds_path``; write its member OOF and test tables
+    (test = every unlabelled sample of the sheet, in sheet order)."""
+    from .ensemble import read_folds, sample_sheet
+    from .io import write_parquet
+
+    sheet = sample_sheet(data_cfg)
+    fit_predict = baseline_fit_predict(name, sheet, settings, stacks, stack_ids, seed)
+    test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
+    oof, test = cross_fit(fit_predict, list(sheet["sample_id"]), sheet.attrs["label_table"],
+                          read_folds(folds_path), test_ids, labels, clip)
+    log.info("%s: %d OOF rows, %d test rows", name, len(oof), len(test))
+    write_parquet(oof_out, oof)
+    write_parquet(test_out, test)

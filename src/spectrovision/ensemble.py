@@ -321,3 +321,55 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
         "note": OPTIMISM_NOTE,
     }
     return EnsembleResult(oof=oof_out, test=test_out, scores=scores, selection=info)
+
+
+# --- file-level entry points (called by workflow/scripts) --------------------------------
+
+def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block."""
+    from .datasets import load_sample_sheet
+
+    return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}})
+
+
+def read_folds(path: str | os.PathLike[str]) -> pd.DataFrame:
+    folds = pd.read_csv(path, dtype={"sample_id": str})
+    for col in ("sample_id", "fold"):
+        if col not in folds.columns:
+            raise InputError(path, f"column '{col}' is missing", "re-run the folds rule",
+                             column=col)
+    return folds
+
+
+def run_gather(oof_paths: Sequence[str], test_paths: Sequence[str], folds_path: str,
+               labels: Sequence[str], clip: float, oof_out: str, test_out: str) -> None:
+    """Gather one model's per-fold prediction files (fold k = k-th path) into member files."""
+    from .io import write_parquet
+
+    oofs = {k: read_logit_table(p, labels) for k, p in enumerate(oof_paths)}
+    tests = {k: read_logit_table(p, labels) for k, p in enumerate(test_paths)}
+    oof, test = gather_member(oofs, tests, read_folds(folds_path), labels, clip)
+    write_parquet(oof_out, oof)
+    write_parquet(test_out, test)
+
+
+def run_ensemble(members: Sequence[str], oof_paths: Sequence[str], test_paths: Sequence[str],
+                 data_cfg: Mapping[str, Any], labels: Sequence[str], candidates: Sequence[str],
+                 selection: str, listed: Sequence[str], per_label_weights: bool, clip: float,
+                 outputs: Mapping[str, str]) -> EnsembleResult:
+    """Read member files, build the ensemble, write ``scores``, ``selection``, ``oof``, ``test``."""
+    from .io import write_csv, write_json, write_parquet
+
+    oofs = {m: read_logit_table(p, labels) for m, p in zip(members, oof_paths)}
+    for m, p in zip(members, oof_paths):
+        if "fold" not in oofs[m].columns:
+            raise InputError(p, "no 'fold' column", "re-run the gather rule", column="fold")
+    tests = {m: read_logit_table(p, labels) for m, p in zip(members, test_paths)}
+    label_table = sample_sheet(data_cfg).attrs["label_table"]
+    result = build_ensemble(oofs, tests, label_table, labels, candidates, selection, listed,
+                            per_label_weights, clip)
+    write_csv(outputs["scores"], result.scores)
+    write_json(outputs["selection"], result.selection)
+    write_parquet(outputs["oof"], result.oof)
+    write_parquet(outputs["test"], result.test)
+    return result

@@ -73,3 +73,43 @@ def device_info() -> dict[str, Any]:
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def write_provenance(output: str | os.PathLike[str], *, inputs: Any = (),
+                     params: dict[str, Any] | None = None, code: str | None = None,
+                     started: str | None = None) -> Path:
+    """Write ``<output>.provenance.json``: inputs with sha256, params, code version,
+    package versions, device, host and start/end time. Returns the JSON's path.
+
+    ``inputs`` is a list of paths or a mapping name -> path(s); folders are listed, not hashed.
+    """
+    from .io import write_json
+
+    def describe(path: Any) -> dict[str, Any]:
+        p = Path(path)
+        entry: dict[str, Any] = {"path": str(p)}
+        if p.is_file():
+            entry["sha256"] = sha256_file(p)
+            entry["bytes"] = p.stat().st_size
+        return entry
+
+    def expand(value: Any) -> list[dict[str, Any]]:
+        if isinstance(value, (str, os.PathLike)):
+            return [describe(value)]
+        return [describe(v) for v in value]
+
+    listed = ({k: expand(v) for k, v in inputs.items()} if isinstance(inputs, dict)
+              else expand(inputs))
+    target = Path(f"{output}.provenance.json")
+    write_json(target, {
+        "output": str(output),
+        "inputs": listed,
+        "params": params or {},
+        "code_version": code,
+        "packages": package_versions(),
+        "device": device_info(),
+        "host": socket.gethostname(),
+        "started": started or now_iso(),
+        "finished": now_iso(),
+    })
+    return target

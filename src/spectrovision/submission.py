@@ -76,3 +76,23 @@ def build_submission(test_probs: pd.DataFrame, submission_format: pd.DataFrame,
     out = pd.DataFrame(np.clip(values, clip, 1.0 - clip), columns=label_cols)
     out.insert(0, id_col, submission_format[id_col].to_numpy())
     return out
+
+
+def run_submission(test_logits_path: str | os.PathLike[str], labels: Sequence[str],
+                   format_path: str | os.PathLike[str] | None,
+                   unlabelled_ids: Sequence[str], clip: float,
+                   out: str | os.PathLike[str]) -> pd.DataFrame:
+    """Write the submission from the ensemble's test logits: the template's layout when
+    ``format_path`` is given, else every unlabelled sample in sheet order."""
+    from .ensemble import read_logit_table
+    from .io import write_csv
+
+    probs = probabilities(read_logit_table(test_logits_path, labels), labels)
+    if format_path is None:
+        template, source = unlabelled_format(unlabelled_ids, labels), "unlabelled samples"
+    else:
+        template, source = read_submission_format(format_path), str(format_path)
+    submission = build_submission(probs, template, clip, source)
+    write_csv(out, submission)
+    log.info("wrote %d rows x %d labels to %s", len(submission), submission.shape[1] - 1, out)
+    return submission
