@@ -1,6 +1,7 @@
 # Shared by every stage: config validation, the sample sheet, paths and input functions.
 # Functions live here only; the stage files hold rules.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,7 +17,6 @@ sys.path.insert(0, _SRC)
 from spectrovision.config import resolve_model, validate_config
 from spectrovision.datasets import load_sample_sheet
 from spectrovision.provenance import code_version
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 CFG = validate_config(config)
@@ -65,7 +65,82 @@ def sheet_records(shard=None):
 def get_final_outputs():
     """What `rule all` builds: everything that exists as a stage so far."""
     outputs = [res("qc", "qc_summary.md"), res("folds.csv")]
-    outputs += expand(res("render", "{rep}", "stack_{split}.npy"), rep=REPRESENTATIONS, split=SPLITS)
+    outputs += expand(
+        res("render", "{rep}", "stack_{split}.npy"), rep=REPRESENTATIONS, split=SPLITS
+    )
     if MODELS:
         outputs.append(res("submission.csv"))
     return outputs
+
+
+# --- ensemble ---
+MEMBER_RESERVED = {"ensemble"}
+if set(MODELS) & (set(BASELINES) | MEMBER_RESERVED):
+    raise ValueError(
+        f"model names {sorted(set(MODELS) & (set(BASELINES) | MEMBER_RESERVED))} clash "
+        "with baseline names or 'ensemble'; rename the models under 'models:'"
+    )
+MEMBERS = list(MODELS) + BASELINES
+MODEL_PATTERN = "|".join(map(re.escape, MODELS)) or "(?!)"
+BASELINE_PATTERN = "|".join(map(re.escape, BASELINES)) or "(?!)"
+UNLABELLED = list(SHEET.loc[~SHEET["labelled"], "sample_id"])
+
+
+def get_sample_sheet_files():
+    """The metadata and label files the sample sheet is read from (edits re-run the user)."""
+    root = Path(CFG["data"]["dir"])
+    files = [root / CFG["data"]["metadata_file"]]
+    files += [root / f for f in CFG["data"]["labels_files"] if (root / f).exists()]
+    return [str(f) for f in files]
+
+
+def get_fold_predictions(filename):
+    """Input function: a model's per-fold prediction files, fold 0 first."""
+
+    def inputs(wildcards):
+        return [
+            res("predictions", wildcards.model, f"fold{fold}", filename)
+            for fold in FOLDS
+        ]
+
+    return inputs
+
+
+def baseline_representation(baseline):
+    """The representation a baseline reads (only benchmark_lr reads renders)."""
+    if baseline != "benchmark_lr":
+        return None
+    chosen = CFG["baseline_settings"]["benchmark_lr"]["representation"]
+    if chosen is not None and chosen not in REPRESENTATIONS:
+        raise ValueError(
+            f"baseline_settings.benchmark_lr.representation '{chosen}' is not one of "
+            f"{REPRESENTATIONS}; name a representation defined under 'representations:'"
+        )
+    return chosen or (REPRESENTATIONS[0] if REPRESENTATIONS else None)
+
+
+def get_baseline_inputs(wildcards):
+    """Folds and sheet files; benchmark_lr also the stacked renders of every split."""
+    rep = baseline_representation(wildcards.baseline)
+    stacks = [res("render", rep, f"stack_{s}.npy") for s in SPLITS] if rep else []
+    return {
+        "folds": res("folds.csv"),
+        "sheet": get_sample_sheet_files(),
+        "stacks": stacks,
+        "stack_ids": [s.removesuffix(".npy") + ".csv" for s in stacks],
+    }
+
+
+def ensemble_candidates():
+    """Members the selection may choose from: models, plus baselines when asked."""
+    extra = BASELINES if CFG["ensemble"]["include_baselines"] else []
+    return list(MODELS) + extra
+
+
+def get_submission_inputs(wildcards):
+    """The ensemble's test logits, and the submission template when one is configured."""
+    inputs = {"test": res("ensemble", "test_logits.parquet")}
+    if CFG["data"]["submission_format"] is not None:
+        fmt = Path(CFG["data"]["dir"]) / CFG["data"]["submission_format"]
+        inputs["format"] = str(fmt)
+    return inputs

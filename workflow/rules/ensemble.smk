@@ -1,1 +1,101 @@
 # Stage: ensemble (see workflow/rules/common.smk for shared input functions).
+# gather_model: per-fold predictions -> members/{model}; baseline: members/{baseline};
+# ensemble: selection, scores and combined logits; submission: the exact template.
+
+
+rule gather_model:
+    input:
+        oof=get_fold_predictions("oof_logits.parquet"),
+        test=get_fold_predictions("test_logits.parquet"),
+        folds=res("folds.csv"),
+    output:
+        oof=res("members", "{model}", "oof_logits.parquet"),
+        test=res("members", "{model}", "test_logits.parquet"),
+    log:
+        "logs/gather/{model}.log",
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../../envs/core.yaml"
+    params:
+        labels=LABELS,
+        clip=CFG["ensemble"]["clip"],
+        code=code_version("ensemble", "metrics"),
+    script:
+        "../scripts/gather_model.py"
+
+
+rule baseline:
+    input:
+        unpack(get_baseline_inputs),
+    output:
+        oof=res("members", "{baseline}", "oof_logits.parquet"),
+        test=res("members", "{baseline}", "test_logits.parquet"),
+    log:
+        "logs/baseline/{baseline}.log",
+    benchmark:
+        "benchmarks/baseline/{baseline}.tsv"
+    wildcard_constraints:
+        baseline=BASELINE_PATTERN,
+    conda:
+        "../../envs/core.yaml"
+    params:
+        data=CFG["data"],
+        labels=LABELS,
+        settings=lambda wildcards: CFG["baseline_settings"].get(wildcards.baseline, {}),
+        representation=lambda wildcards: baseline_representation(wildcards.baseline),
+        seed=CFG["seed"],
+        clip=CFG["ensemble"]["clip"],
+        code=code_version("baselines", "ensemble", "metrics", "datasets"),
+    script:
+        "../scripts/run_baseline.py"
+
+
+rule ensemble:
+    input:
+        oof=expand(res("members", "{member}", "oof_logits.parquet"), member=MEMBERS),
+        test=expand(res("members", "{member}", "test_logits.parquet"), member=MEMBERS),
+        sheet=get_sample_sheet_files(),
+    output:
+        scores=res("ensemble", "scores.csv"),
+        selection=res("ensemble", "selection.json"),
+        oof=res("ensemble", "oof_logits.parquet"),
+        test=res("ensemble", "test_logits.parquet"),
+    log:
+        "logs/ensemble/ensemble.log",
+    benchmark:
+        "benchmarks/ensemble/ensemble.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        data=CFG["data"],
+        labels=LABELS,
+        members=MEMBERS,
+        candidates=ensemble_candidates(),
+        selection=CFG["ensemble"]["selection"],
+        listed=CFG["ensemble"]["members"],
+        per_label_weights=CFG["ensemble"]["per_label_weights"],
+        clip=CFG["ensemble"]["clip"],
+        code=code_version("ensemble", "metrics", "datasets"),
+    script:
+        "../scripts/ensemble.py"
+
+
+rule submission:
+    input:
+        unpack(get_submission_inputs),
+    output:
+        submission=res("submission.csv"),
+        provenance=res("submission.csv.provenance.json"),
+    log:
+        "logs/submission/submission.log",
+    conda:
+        "../../envs/core.yaml"
+    params:
+        labels=LABELS,
+        has_format=CFG["data"]["submission_format"] is not None,
+        unlabelled=UNLABELLED,
+        clip=CFG["ensemble"]["clip"],
+        code=code_version("submission", "ensemble", "metrics", "provenance"),
+    script:
+        "../scripts/make_submission.py"

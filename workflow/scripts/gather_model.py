@@ -1,0 +1,11 @@
+"""Gather one model's per-fold OOF and test logits into members/{model}/ (thin adapter)."""
+
+import logging
+
+from spectrovision.ensemble import run_gather
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+run_gather(list(snakemake.input.oof), list(snakemake.input.test), snakemake.input.folds,
+           snakemake.params.labels, snakemake.params.clip, snakemake.output.oof,
+           snakemake.output.test)
