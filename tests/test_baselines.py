@@ -3,6 +3,8 @@ where its signal lies (metadata for the conditional prior, the image for the LR)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from spectrovision.baselines import (coarse_time_features, conditional_prior_fit_predict,
                                      cross_fit, group_column, load_stack_features,
                                      logistic_fit_predict, prior_fit_predict)
+from spectrovision.ensemble import sample_sheet
 from spectrovision.errors import InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
 
@@ -116,3 +119,28 @@ def test_missing_render_of_a_sample_is_a_clear_error(tmp_path):
     pd.DataFrame({"sample_id": ["A"]}).to_csv(tmp_path / "s.csv", index=False)
     with pytest.raises(InputError, match="B"):
         load_stack_features([tmp_path / "s.npy"], [tmp_path / "s.csv"], 2, ["A", "B"])
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.shared_data
+def test_conditional_prior_on_derivatized_beats_prior_on_real_mars2_labels():
+    data_dir = SHARED / "mars2-labels"
+    if not (data_dir / "metadata.csv").exists():
+        pytest.skip("shared data not available")
+    sheet = sample_sheet({"dir": str(data_dir), "layout": "mars2", "metadata_file": "metadata.csv",
+                          "labels_files": ["train_labels.csv"]})
+    labels, names = sheet.attrs["label_table"], sheet.attrs["labels"]
+    folds = pd.DataFrame({"sample_id": labels.index, "fold": np.arange(len(labels)) % 5})
+    test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
+    losses = {}
+    for name, fit_predict in (("prior", prior_fit_predict()),
+                              ("conditional", conditional_prior_fit_predict(
+                                  sheet["derivatized"].tolist(), smoothing=10.0))):
+        oof, test = cross_fit(fit_predict, list(sheet["sample_id"]), labels, folds, test_ids,
+                              names, CLIP)
+        assert len(test) == len(test_ids) == 775  # val + test samples
+        y = labels.loc[oof["sample_id"], names].to_numpy()
+        losses[name] = mean_log_loss(y, sigmoid(oof[names].to_numpy()))
+    assert losses["conditional"] < losses["prior"] - 0.01

@@ -129,6 +129,10 @@ def load_stack_features(stacks: Sequence[str | os.PathLike[str]],
                         id_lists: Sequence[str | os.PathLike[str]], time_bins: int,
                         sample_ids: Sequence[str]) -> np.ndarray:
     """Features of ``sample_ids`` (rows, this order) from stacked renders and their id CSVs."""
+    if not stacks:
+        raise InputError("baseline_settings.benchmark_lr", "no rendered stacks to read",
+                         "define a representation (representations:) for benchmark_lr, or "
+                         "drop benchmark_lr from baselines:")
     blocks, ids = [], []
     for stack_path, csv_path in zip(stacks, id_lists):
         stack = np.load(stack_path, mmap_mode="r")
