@@ -178,3 +178,87 @@ def test_per_label_weights_are_non_negative_normalised_and_beat_equal_weights():
     assert weights[0, 0] > 0.5 and weights[1, 1] > 0.5
     fitted = log_loss_per_label(y, sigmoid(combine_logits([a, b], CLIP, weights)), CLIP).mean()
     assert fitted < ensemble_loss([a, b], y, CLIP)
+
+
+def _write_workflow_inputs(root, rng):
+    """A tiny data folder, config and the upstream artefacts (folds, renders, predictions)."""
+    import yaml
+
+    n_train, n_test, names = 45, 6, ["x", "y"]
+    ids = [f"S{i:04d}" for i in range(n_train + n_test)]
+    data = root / "data"
+    data.mkdir()
+    derivatized = rng.integers(0, 2, len(ids))
+    pd.DataFrame({"sample_id": ids, "split": ["train"] * n_train + ["test"] * n_test,
+                  "derivatized": [1 if d else None for d in derivatized],
+                  "features_path": [f"f/{s}.csv" for s in ids]}).to_csv(data / "metadata.csv",
+                                                                         index=False)
+    y = (rng.random((n_train, 2)) < 0.4).astype(int)
+    pd.DataFrame({"sample_id": ids[:n_train], "x": y[:, 0], "y": y[:, 1]}).to_csv(
+        data / "train_labels.csv", index=False)
+    template = pd.DataFrame({"sample_id": ids[:n_train - 1:-1], "y": 0.5, "x": 0.5})
+    template.to_csv(data / "submission_format.csv", index=False)
+    config = {"data": {"dir": "data"}, "workflow": {"shards": 2}, "folds": {"n_folds": 3},
+              "representations": {"r": {"n_mass": 4, "n_x": 8}},
+              "models": {"good": {"representation": "r"}, "weak": {"representation": "r"}},
+              "ensemble": {"selection": "greedy", "include_baselines": True}}
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    results = root / "results"
+    (results / "render" / "r").mkdir(parents=True)
+    folds = pd.DataFrame({"sample_id": ids[:n_train], "fold": np.arange(n_train) % 3})
+    folds.to_csv(results / "folds.csv", index=False)
+    for split, rows in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
+        np.save(results / "render" / "r" / f"stack_{split}.npy",
+                rng.random((len(ids[rows]), 2, 4, 8)).astype(np.float16))
+        pd.DataFrame({"sample_id": ids[rows]}).to_csv(
+            results / "render" / "r" / f"stack_{split}.csv", index=False)
+    for model, strength in (("good", 2.0), ("weak", 0.3)):
+        for fold in range(3):
+            out = results / "predictions" / model / f"fold{fold}"
+            out.mkdir(parents=True)
+            held = (folds["fold"] == fold).to_numpy()
+            oof = strength * (2 * y[held] - 1) + rng.normal(0, 1, (held.sum(), 2))
+            pd.DataFrame({"sample_id": folds["sample_id"][held], "x": oof[:, 0],
+                          "y": oof[:, 1]}).to_parquet(out / "oof_logits.parquet", index=False)
+            test = rng.normal(0, 1, (n_test, 2))
+            pd.DataFrame({"sample_id": ids[n_train:], "x": test[:, 0], "y": test[:, 1]}
+                         ).to_parquet(out / "test_logits.parquet", index=False)
+    return template
+
+
+@pytest.mark.slow
+def test_ensemble_stage_runs_through_snakemake(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    template = _write_workflow_inputs(tmp_path, np.random.default_rng(0))
+    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
+                 "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "2",
+                 "--allowed-rules", "gather_model", "baseline", "ensemble", "submission",
+                 "--quiet", "all", "--"]
+    proc = subprocess.run([*snakemake, "results/submission.csv"], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sub = pd.read_csv(tmp_path / "results" / "submission.csv", dtype={"sample_id": str})
+    assert list(sub.columns) == list(template.columns)
+    assert list(sub["sample_id"]) == list(template["sample_id"])
+    assert ((sub[["x", "y"]] > 0) & (sub[["x", "y"]] < 1)).all().all()
+    scores = pd.read_csv(tmp_path / "results" / "ensemble" / "scores.csv")
+    assert set(scores["member"]) == {"good", "weak", "prior", "conditional_prior",
+                                     "benchmark_lr", "ensemble"}
+    selection = json.loads((tmp_path / "results" / "ensemble" / "selection.json").read_text())
+    assert selection["members"][0] == "good"
+    provenance = json.loads((tmp_path / "results" / "submission.csv.provenance.json").read_text())
+    assert provenance["inputs"]["format"][0]["sha256"]
+    # a changed selection re-runs the ensemble and the submission only
+    config = (tmp_path / "config.yaml").read_text().replace("selection: greedy", "selection: all")
+    (tmp_path / "config.yaml").write_text(config)
+    dry = subprocess.run([*snakemake[:-3], "--dry-run", "--quiet", "rules", "--",
+                          "results/submission.csv"], capture_output=True, text=True, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    stats = (dry.stdout + dry.stderr).split("Job stats:")[1].split("total")[0]
+    planned = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert planned == {"ensemble", "submission"}
