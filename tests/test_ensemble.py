@@ -159,9 +159,12 @@ def test_scores_hold_every_member_the_ensemble_and_a_mean_row():
 def test_members_with_other_oof_samples_are_rejected():
     y, members = _members()
     oof, test, label_table = _frames(y, members)
-    oof["ok"] = oof["ok"].iloc[1:]
+    short_oof = {**oof, "ok": oof["ok"].iloc[1:]}
     with pytest.raises(InputError, match="ok"):
-        build_ensemble(oof, test, label_table, LABELS, ["good", "ok"], "all", clip=CLIP)
+        build_ensemble(short_oof, test, label_table, LABELS, ["good", "ok"], "all", clip=CLIP)
+    short_test = {**test, "ok": test["ok"].iloc[1:]}
+    with pytest.raises(InputError, match="ok/test_logits"):
+        build_ensemble(oof, short_test, label_table, LABELS, ["good", "ok"], "all", clip=CLIP)
 
 
 def test_per_label_weights_are_non_negative_normalised_and_beat_equal_weights():

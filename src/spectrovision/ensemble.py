@@ -300,6 +300,11 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
                else np.full((len(chosen), len(labels)), 1.0 / len(chosen)))
     ens_oof = combine_logits([oof[m] for m in chosen], clip, weights)
     test_ids = test_tables[chosen[0]]["sample_id"]
+    for m in chosen:
+        if set(test_tables[m]["sample_id"]) != set(test_ids):
+            raise InputError(f"members/{m}/test_logits.parquet",
+                             f"holds other test samples than member '{chosen[0]}'",
+                             "re-run prediction of every member on the current sample sheet")
     test_logits = [test_tables[m].set_index("sample_id").loc[test_ids, list(labels)]
                    .to_numpy(np.float64) for m in chosen]
     ens_test = combine_logits(test_logits, clip, weights)
