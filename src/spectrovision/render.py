@@ -1,0 +1,319 @@
+"""Render one run (scans of ``time, mass, intensity[, temp]``) into an image.
+
+An image has shape ``(C, n_mass, n_x)``: rows are integer m/z ``0 .. n_mass-1``, columns
+are time (or temperature) bins. Each option of a representation (config
+``representations.<name>``, see :class:`RenderSpec`) acts in this order:
+
+1. x axis: ``time`` or ``temp``, min-max scaled per sample over *all* rows of the run
+   into ``n_x`` equal bins, ``bin = floor((x - min) / (max - min) * n_x)``; the last
+   value falls in the last bin. A run with a single x value puts everything in bin 0.
+2. masses ``>= n_mass`` (or negative) are dropped.
+3. ``background_subtraction``: each mass row's minimum over the run (on the raw scan
+   values, before binning) is subtracted from every scan of that mass.
+4. ``aggregation``: intensities falling into one cell are summed (``sum``) or the
+   largest is kept (``max``); empty cells are 0.
+5. the image is divided by its maximum (when the maximum is > 0).
+6. ``normalization``: ``none``; ``mass`` divides every row by its own max; ``time``
+   divides every column by its own max (all-zero rows/columns stay 0).
+7. ``log``: ``log1p1000`` = ``log10(1 + 1000 a) / log10(1001)`` (negative values count as
+   0); ``clipped_log10`` = ``(log10(max(a, f)) - log10(f)) / -log10(f)`` with
+   ``f = log_floor``, so ``[f, 1]`` maps to ``[0, 1]``; ``none`` keeps the values.
+8. extra channels, in this order after the intensity channel: ``coord_channels`` adds
+   the x coordinate (``linspace(0, 1, n_x)`` along every row) and the mass coordinate
+   (``linspace(0, 1, n_mass)`` down every column); ``derivatized_channel`` adds a
+   constant plane holding the sample's derivatized flag.
+9. ``dtype``: stored as ``float16`` or ``float32`` (computation is float64).
+
+The hot path is vectorised numpy (``np.bincount`` / ``np.maximum.at``); there is no
+pandas groupby. :func:`render_shard` renders a shard of cached runs to NPY files and
+:func:`stack_split` stacks a split's images into one memory-mappable array.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .errors import ConfigError, InputError
+from .io import atomic_path, write_csv, write_npy
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+RunData = pd.DataFrame | Mapping[str, np.ndarray]
+
+X_AXES = ("time", "temp")
+AGGREGATIONS = ("sum", "max")
+NORMALIZATIONS = ("none", "mass", "time")
+LOG_MODES = ("log1p1000", "clipped_log10", "none")
+DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """How a run becomes an image; field names and defaults are the config keys of
+    ``representations.<name>`` (workflow/schemas/config.schema.yaml).
+
+    - ``x_axis``: ``time`` or ``temp`` (the run needs a ``temp`` column).
+    - ``n_mass``: mass rows, integer m/z ``0 .. n_mass-1``.
+    - ``n_x``: time/temperature columns.
+    - ``aggregation``: ``sum`` or ``max`` of the intensities in one cell.
+    - ``background_subtraction``: subtract each mass row's run minimum before binning.
+    - ``normalization``: ``none``, ``mass`` (row max = 1) or ``time`` (column max = 1).
+    - ``log``: ``log1p1000``, ``clipped_log10`` or ``none``.
+    - ``log_floor``: floor of ``clipped_log10``, in (0, 1).
+    - ``coord_channels``: add x- and mass-coordinate channels.
+    - ``derivatized_channel``: add a constant channel holding the derivatized flag.
+    - ``dtype``: ``float16`` or ``float32`` storage.
+    """
+
+    x_axis: str = "time"
+    n_mass: int = 256
+    n_x: int = 192
+    aggregation: str = "sum"
+    background_subtraction: bool = False
+    normalization: str = "none"
+    log: str = "log1p1000"
+    log_floor: float = 1.0e-4
+    coord_channels: bool = False
+    derivatized_channel: bool = False
+    dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("x_axis", X_AXES), ("aggregation", AGGREGATIONS),
+                              ("normalization", NORMALIZATIONS), ("log", LOG_MODES),
+                              ("dtype", DTYPES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"representation key '{name}': '{getattr(self, name)}' is "
+                                  f"not one of {list(allowed)}")
+        if self.n_mass < 1 or self.n_x < 1:
+            raise ConfigError(f"representation keys 'n_mass'/'n_x' must be >= 1, got "
+                              f"{self.n_mass}/{self.n_x}")
+        if not 0 < self.log_floor < 1:
+            raise ConfigError(f"representation key 'log_floor' must lie in (0, 1), got "
+                              f"{self.log_floor}")
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, Any]) -> RenderSpec:
+        """Build from a representation's config dict; missing keys take the defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ConfigError(f"unknown representation keys {unknown}; known keys: "
+                              f"{sorted(known)}")
+        return cls(**dict(settings))
+
+    @property
+    def n_channels(self) -> int:
+        return 1 + 2 * self.coord_channels + self.derivatized_channel
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_channels, self.n_mass, self.n_x)
+
+
+def run_arrays(run: RunData, spec: RenderSpec, source: PathLike = "run"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The x (time or temp), mass and intensity columns of a run as numpy arrays."""
+    names = (spec.x_axis, "mass", "intensity")
+    present = set(run.columns) if isinstance(run, pd.DataFrame) else set(run)
+    for name in names:
+        if name not in present:
+            fix = ("render temp runs only from layouts with a temperature column (mars1), or "
+                   "set x_axis: time" if name == "temp" else "re-run ingest, which writes it")
+            raise InputError(source, f"run has no '{name}' column (columns: {sorted(present)})",
+                             fix, column=name)
+    arrays = tuple(np.asarray(run[name]) for name in names)
+    if not len(arrays[0]) == len(arrays[1]) == len(arrays[2]):
+        raise InputError(source, f"columns have different lengths {[len(a) for a in arrays]}",
+                         "give every column one value per row")
+    return arrays  # type: ignore[return-value]
+
+
+def x_bins(x: np.ndarray, n_x: int) -> np.ndarray:
+    """Bin index of each x value after min-max scaling into ``n_x`` bins (int64)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo = x.min()
+    span = x.max() - lo
+    if not span > 0:
+        return np.zeros(x.size, dtype=np.int64)
+    bins = ((x - lo) / span * n_x).astype(np.int64)
+    np.minimum(bins, n_x - 1, out=bins)
+    return bins
+
+
+def subtract_mass_minimum(mass: np.ndarray, intensity: np.ndarray, n_mass: int) -> np.ndarray:
+    """Intensities minus the minimum of their own mass over the run (masses < n_mass)."""
+    minimum = np.full(n_mass, np.inf)
+    np.minimum.at(minimum, mass, intensity)
+    return intensity - minimum[mass]
+
+
+def aggregate(cells: np.ndarray, values: np.ndarray, n_cells: int, how: str) -> np.ndarray:
+    """Sum or max of ``values`` per flat cell index; empty cells are 0 (float64)."""
+    if how == "sum":
+        return np.bincount(cells, weights=values, minlength=n_cells).astype(np.float64)
+    image = np.full(n_cells, -np.inf)
+    np.maximum.at(image, cells, values)
+    image[np.isneginf(image)] = 0.0
+    return image
+
+
+def intensity_image(x: np.ndarray, mass: np.ndarray, intensity: np.ndarray,
+                    spec: RenderSpec) -> np.ndarray:
+    """The raw (n_mass, n_x) image: binned x, kept masses, optional background
+    subtraction, aggregated per cell."""
+    bins = x_bins(x, spec.n_x)
+    mass = np.asarray(mass)
+    keep = (mass >= 0) & (mass < spec.n_mass)
+    if not keep.all():
+        bins, mass, intensity = bins[keep], mass[keep], intensity[keep]
+    mass = mass.astype(np.int64)
+    values = np.asarray(intensity, dtype=np.float64)
+    if spec.background_subtraction:
+        values = subtract_mass_minimum(mass, values, spec.n_mass)
+    cells = mass * spec.n_x + bins
+    image = aggregate(cells, values, spec.n_mass * spec.n_x, spec.aggregation)
+    return image.reshape(spec.n_mass, spec.n_x)
+
+
+def divide_by_max(image: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Divide by the max (of the whole image, or along ``axis``) where that max is > 0."""
+    peak = image.max(axis=axis, keepdims=axis is not None)
+    return np.divide(image, peak, out=image.copy(), where=peak > 0)
+
+
+def normalize(image: np.ndarray, how: str) -> np.ndarray:
+    """``mass``: every row by its max; ``time``: every column by its max; ``none``."""
+    if how == "mass":
+        return divide_by_max(image, axis=1)
+    if how == "time":
+        return divide_by_max(image, axis=0)
+    return image
+
+
+def log_scale(image: np.ndarray, how: str, floor: float) -> np.ndarray:
+    """Map a [0, 1] image to [0, 1] on a log scale (see the module docstring)."""
+    if how == "log1p1000":
+        return np.log10(1.0 + 1000.0 * np.clip(image, 0.0, None)) / np.log10(1001.0)
+    if how == "clipped_log10":
+        low = np.log10(floor)
+        return (np.log10(np.maximum(image, floor)) - low) / -low
+    return image
+
+
+def extra_channels(spec: RenderSpec, derivatized: float) -> list[np.ndarray]:
+    """Coordinate channels (x, then mass) and the derivatized plane, as the spec asks."""
+    planes: list[np.ndarray] = []
+    if spec.coord_channels:
+        planes.append(np.broadcast_to(np.linspace(0.0, 1.0, spec.n_x), (spec.n_mass, spec.n_x)))
+        planes.append(np.broadcast_to(np.linspace(0.0, 1.0, spec.n_mass)[:, None],
+                                      (spec.n_mass, spec.n_x)))
+    if spec.derivatized_channel:
+        planes.append(np.full((spec.n_mass, spec.n_x), float(derivatized)))
+    return planes
+
+
+def render_sample(run: RunData, spec: RenderSpec, derivatized: float = 0,
+                  source: PathLike = "run") -> np.ndarray:
+    """Render one run (DataFrame or dict of arrays with ``time``/``temp``, ``mass``
+    (integer m/z), ``intensity``) into a ``spec.dtype`` array of shape ``spec.shape``.
+
+    ``derivatized`` fills the derivatized channel; ``source`` names the run in errors.
+    """
+    x, mass, intensity = run_arrays(run, spec, source)
+    image = divide_by_max(intensity_image(x, mass, intensity, spec))
+    image = log_scale(normalize(image, spec.normalization), spec.log, spec.log_floor)
+    channels = [image, *extra_channels(spec, derivatized)]
+    return np.stack(channels).astype(spec.dtype)
+
+
+def read_run(path: PathLike, spec: RenderSpec) -> dict[str, np.ndarray]:
+    """The columns of a cached run (Parquet) that ``spec`` needs, as numpy arrays."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "cached run not found", "re-run ingest for this sample's shard")
+    names = [spec.x_axis, "mass", "intensity"]
+    present = pq.read_schema(path).names
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise InputError(path, f"run has no column(s) {missing} (columns: {present})",
+                         "set x_axis: time, or ingest runs that have a temperature column"
+                         if missing == ["temp"] else "re-run ingest, which writes them",
+                         column=missing[0])
+    table = pq.read_table(path, columns=names)
+    return {n: table.column(n).to_numpy() for n in names}
+
+
+def render_shard(run_dir: PathLike, sample_records: Sequence[Mapping[str, Any]],
+                 out_dir: PathLike, spec: RenderSpec) -> list[Path]:
+    """Render every sample of a shard from ``{run_dir}/{sample_id}.parquet`` to
+    ``{out_dir}/{sample_id}.npy`` (each written atomically). A record holds
+    ``sample_id`` and optionally ``derivatized`` (missing/None = 0). Returns the paths."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for record in sample_records:
+        sample_id = str(record["sample_id"])
+        source = run_dir / f"{sample_id}.parquet"
+        flag = record.get("derivatized")
+        image = render_sample(read_run(source, spec), spec, 0 if flag is None else flag, source)
+        target = out_dir / f"{sample_id}.npy"
+        write_npy(target, image)
+        written.append(target)
+    log.info("rendered %d samples from %s to %s", len(written), run_dir, out_dir)
+    return written
+
+
+def stack_split(npy_paths: Sequence[PathLike], sample_ids: Sequence[str], out_npy: PathLike,
+                out_csv: PathLike) -> tuple[int, ...]:
+    """Stack per-sample images into one ``(N, C, n_mass, n_x)`` NPY (readable with
+    ``np.load(mmap_mode="r")``, written row by row, never held whole in memory) and a CSV
+    of ``sample_id`` in row order. Both are written atomically. Returns the shape."""
+    if len(npy_paths) != len(sample_ids):
+        raise ValueError(f"{len(npy_paths)} images for {len(sample_ids)} sample ids")
+    if not npy_paths:
+        raise ValueError(f"no images to stack into {out_npy}")
+    first = np.load(npy_paths[0], mmap_mode="r")
+    shape = (len(npy_paths), *first.shape)
+    with atomic_path(out_npy) as tmp:
+        stack = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=shape)
+        for row, path in enumerate(npy_paths):
+            stack[row] = _matching_image(path, first.shape, first.dtype)
+        stack.flush()
+        del stack
+    write_csv(out_csv, pd.DataFrame({"sample_id": list(map(str, sample_ids))}))
+    return shape
+
+
+def _matching_image(path: PathLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    image = np.load(path)
+    if image.shape != shape or image.dtype != dtype:
+        raise InputError(path, f"image is {image.dtype} {image.shape}, the split's first is "
+                         f"{dtype} {shape}", "re-run the render rule of this representation")
+    return image
+
+
+def stack_splits(shard_dirs: Mapping[int, PathLike],
+                 split_samples: Mapping[str, Sequence[Sequence[Any]]],
+                 outputs: Mapping[str, tuple[PathLike, PathLike]]) -> dict[str, tuple[int, ...]]:
+    """Stack every split of a representation. ``split_samples[split]`` lists
+    ``(sample_id, shard)`` in row order; the image of a sample is
+    ``{shard_dirs[shard]}/{sample_id}.npy``; ``outputs[split] = (stack.npy, ids.csv)``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for split, (out_npy, out_csv) in outputs.items():
+        members = split_samples[split]
+        paths = [Path(shard_dirs[int(shard)]) / f"{sample_id}.npy" for sample_id, shard in members]
+        shapes[split] = stack_split(paths, [m[0] for m in members], out_npy, out_csv)
+        log.info("stacked %s: %s", split, shapes[split])
+    return shapes

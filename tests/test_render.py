@@ -1,0 +1,281 @@
+"""Rendering runs into images: every option, the shard and stack writers, and equality
+with the independent pandas reference (bench/pandas_reference.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from spectrovision.errors import ConfigError, InputError
+from spectrovision.render import RenderSpec, render_sample, render_shard, stack_split, stack_splits
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _load_reference():
+    spec = importlib.util.spec_from_file_location("pandas_reference",
+                                                  REPO / "bench" / "pandas_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+reference = _load_reference()
+
+
+def spec_of(**kw) -> RenderSpec:
+    base = dict(n_mass=6, n_x=4, log="none", dtype="float32")
+    base.update(kw)
+    return RenderSpec(**base)
+
+
+def run_of(rows) -> dict[str, np.ndarray]:
+    """rows: (time, mass, intensity) tuples."""
+    t, m, i = zip(*rows)
+    return {"time": np.array(t, np.float32), "mass": np.array(m, np.int16),
+            "intensity": np.array(i, np.float32)}
+
+
+def random_run(rng, n_scans=40, n_masses=30, temp=False) -> pd.DataFrame:
+    times = np.sort(rng.uniform(0, 30, n_scans)).astype(np.float32)
+    t = np.repeat(times, n_masses)
+    m = np.tile(np.arange(n_masses), n_scans).astype(np.int16)
+    keep = rng.random(t.size) < 0.7
+    run = pd.DataFrame({"time": t[keep], "mass": m[keep],
+                        "intensity": rng.integers(0, 5000, keep.sum()).astype(np.float32)})
+    if temp:
+        run["temp"] = (run["time"] * 20 + rng.normal(0, 3, len(run))).astype(np.float32)
+    return run
+
+
+# --- spec ---
+
+def test_spec_defaults_match_the_config_schema():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]["representations"]["additionalProperties"]["properties"]
+    assert {k: v["default"] for k, v in props.items()} == RenderSpec().__dict__
+    assert RenderSpec.from_config({"n_x": 10, "log": "none"}) == RenderSpec(n_x=10, log="none")
+
+
+@pytest.mark.parametrize("settings", [{"aggregation": "mean"}, {"log_floor": 0.0},
+                                      {"n_mass": 0}, {"colour": "red"}])
+def test_spec_rejects_bad_settings(settings):
+    with pytest.raises(ConfigError):
+        RenderSpec.from_config(settings)
+
+
+# --- geometry ---
+
+def test_x_is_min_max_scaled_and_the_last_value_lands_in_the_last_bin():
+    run = run_of([(10.0, 1, 1), (12.0, 1, 2), (14.0, 1, 4), (18.0, 1, 8)])
+    image = render_sample(run, spec_of(), source="t")[0]
+    # bins of width 2 over [10, 18]: 10->0, 12->1, 14->2, 18->3 (max in last bin)
+    assert np.allclose(image[1], np.array([1, 2, 4, 8]) / 8)
+    assert image.sum() == pytest.approx(15 / 8)
+
+
+def test_masses_at_or_above_n_mass_are_ignored():
+    run = run_of([(0, 2, 5), (1, 6, 100), (1, 300, 1000)])
+    image = render_sample(run, spec_of())[0]
+    assert image[2, 0] == 1.0 and image.sum() == 1.0
+
+
+def test_a_single_time_value_does_not_divide_by_zero():
+    run = run_of([(3.0, 1, 2), (3.0, 2, 4)])
+    image = render_sample(run, spec_of(log="log1p1000"))[0]
+    assert np.isfinite(image).all()
+    assert image[2, 0] == pytest.approx(1.0) and image[1, 0] > 0 and image[:, 1:].sum() == 0
+
+
+def test_an_all_zero_run_stays_zero_without_nan():
+    run = run_of([(0, 1, 0), (1, 2, 0)])
+    for log in ("log1p1000", "clipped_log10", "none"):
+        for norm in ("none", "mass", "time"):
+            image = render_sample(run, spec_of(log=log, normalization=norm))
+            assert np.isfinite(image).all() and image.max() == 0
+
+
+def test_temperature_axis_bins_by_temp_not_time():
+    run = run_of([(0, 1, 1), (1, 1, 2), (2, 1, 4)])
+    run["temp"] = np.array([100, 500, 90], np.float32)  # temp not monotone in time
+    by_temp = render_sample(run, spec_of(x_axis="temp"))[0]
+    by_time = render_sample(run, spec_of())[0]
+    # 90 and 100 share bin 0 (1 + 4), 500 is in the last bin (2)
+    assert by_temp[1, 0] == 1.0 and by_temp[1, 3] == pytest.approx(2 / 5)
+    assert by_time[1, 3] == 1.0
+    with pytest.raises(InputError, match="temp"):
+        render_sample(run_of([(0, 1, 1)]), spec_of(x_axis="temp"))
+
+
+# --- values ---
+
+def test_sum_and_max_aggregation_of_two_scans_in_one_cell():
+    run = run_of([(0.0, 1, 3), (0.1, 1, 5), (4.0, 2, 16)])
+    summed = render_sample(run, spec_of(aggregation="sum"))[0]
+    maxed = render_sample(run, spec_of(aggregation="max"))[0]
+    assert summed[1, 0] == 8 / 16 and maxed[1, 0] == 5 / 16
+
+
+def test_max_aggregation_keeps_negative_cells_and_empty_cells_zero():
+    run = run_of([(0, 1, -3), (0, 1, -5), (1, 2, 4)])
+    image = render_sample(run, spec_of(aggregation="max"))[0]
+    assert image[1, 0] == -3 / 4 and image[0].sum() == 0
+
+
+def test_background_subtraction_removes_a_constant_per_mass_offset():
+    rng = np.random.default_rng(1)
+    run = random_run(rng)
+    run = run[run["intensity"] > 0]
+    offset = pd.Series(rng.uniform(100, 1000, 30))[run["mass"].to_numpy()].to_numpy()
+    lifted = run.assign(intensity=(run["intensity"] + offset).astype(np.float32))
+    base = run.assign(intensity=run["intensity"] - run.groupby("mass")["intensity"].transform("min"))
+    spec = spec_of(n_mass=32, n_x=8, background_subtraction=True)
+    expected = render_sample(base, spec_of(n_mass=32, n_x=8))
+    assert np.allclose(render_sample(lifted, spec), expected, atol=1e-5)
+    assert not np.allclose(render_sample(lifted, spec_of(n_mass=32, n_x=8)), expected, atol=1e-2)
+
+
+def test_image_is_scaled_to_max_one():
+    image = render_sample(random_run(np.random.default_rng(2)), spec_of(n_mass=32, n_x=8))
+    assert image.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("how, axis", [("mass", 1), ("time", 0)])
+def test_normalization_makes_every_non_empty_row_or_column_max_one(how, axis):
+    run = random_run(np.random.default_rng(3), n_masses=20)
+    image = render_sample(run, spec_of(n_mass=32, n_x=8, normalization=how))[0]
+    peaks = image.max(axis=axis)
+    assert np.allclose(peaks[peaks > 0], 1.0)
+    assert (peaks == 0).sum() == (12 if how == "mass" else 0)  # masses 20..31 are empty
+    other = image.max(axis=1 - axis)
+    assert not np.allclose(other[other > 0], 1.0)
+
+
+def test_log_modes_map_zero_to_zero_and_one_to_one():
+    run = run_of([(0, 1, 1e-6), (1, 1, 1e-2), (2, 1, 1.0), (3, 1, 0.0)])
+    lin = render_sample(run, spec_of())[0, 1]
+    l1p = render_sample(run, spec_of(log="log1p1000"))[0, 1]
+    clip = render_sample(run, spec_of(log="clipped_log10", log_floor=1e-4))[0, 1]
+    assert np.allclose(l1p, np.log10(1 + 1000 * lin) / np.log10(1001))
+    assert np.allclose(clip, [0.0, 0.5, 1.0, 0.0])  # 1e-6 below the floor -> 0
+    assert l1p[2] == pytest.approx(1.0) and l1p[3] == 0.0
+
+
+# --- channels and dtype ---
+
+def test_coordinate_channels_are_ramps_and_derivatized_channel_is_the_flag():
+    spec = spec_of(coord_channels=True, derivatized_channel=True)
+    image = render_sample(run_of([(0, 1, 1), (1, 2, 2)]), spec, derivatized=1)
+    assert image.shape == spec.shape == (4, 6, 4)
+    assert np.allclose(image[1], np.tile(np.linspace(0, 1, 4), (6, 1)))
+    assert np.allclose(image[2], np.tile(np.linspace(0, 1, 6)[:, None], (1, 4)))
+    assert (image[3] == 1).all()
+    assert (render_sample(run_of([(0, 1, 1)]), spec, derivatized=0)[3] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_dtype_is_honoured(dtype):
+    assert render_sample(run_of([(0, 1, 1)]), spec_of(dtype=dtype)).dtype == np.dtype(dtype)
+
+
+# --- reference equality ---
+
+@pytest.mark.parametrize("seed, settings", [
+    (0, {}),
+    (1, {"background_subtraction": True, "normalization": "mass", "log": "log1p1000"}),
+    (2, {"aggregation": "max", "normalization": "time", "log": "clipped_log10"}),
+    (3, {"x_axis": "temp", "coord_channels": True, "derivatized_channel": True}),
+])
+def test_renders_match_the_pandas_reference_from_csv(tmp_path, seed, settings):
+    rng = np.random.default_rng(seed)
+    raw = random_run(rng, n_scans=60, n_masses=50, temp=True)
+    raw["mass"] = raw["mass"] + rng.uniform(-0.3, 0.3, len(raw))  # fractional m/z
+    csv = tmp_path / "run.csv"
+    raw.to_csv(csv, index=False)
+    spec = RenderSpec(n_mass=40, n_x=16, dtype="float32", **settings)
+    cached = reference.clean_like_ingest(pd.read_csv(csv))
+    mine = render_sample(cached, spec, derivatized=1)
+    expected = reference.reference_from_csv(csv, spec, derivatized=1)
+    assert mine.shape == expected.shape == spec.shape
+    np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- shard and stack ---
+
+def write_runs(run_dir: Path, ids, rng):
+    run_dir.mkdir(parents=True)
+    for sid in ids:
+        random_run(rng).to_parquet(run_dir / f"{sid}.parquet", index=False)
+
+
+def test_render_shard_writes_one_npy_per_sample_equal_to_render_sample(tmp_path):
+    rng = np.random.default_rng(4)
+    write_runs(tmp_path / "runs", ["a", "b"], rng)
+    spec = RenderSpec(n_mass=32, n_x=8, derivatized_channel=True)
+    written = render_shard(tmp_path / "runs", [{"sample_id": "a", "derivatized": 1},
+                                               {"sample_id": "b", "derivatized": None}],
+                           tmp_path / "out", spec)
+    assert [p.name for p in written] == ["a.npy", "b.npy"]
+    a = np.load(tmp_path / "out" / "a.npy")
+    expected = render_sample(pd.read_parquet(tmp_path / "runs" / "a.parquet"), spec, 1)
+    assert a.dtype == np.float16 and np.array_equal(a, expected)
+    assert (np.load(tmp_path / "out" / "b.npy")[1] == 0).all()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.npy", "b.npy"]
+
+
+def test_render_shard_names_a_missing_run(tmp_path):
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(InputError, match=r"ghost\.parquet.*re-run ingest"):
+        render_shard(tmp_path / "runs", [{"sample_id": "ghost"}], tmp_path / "out", RenderSpec())
+
+
+def test_stack_splits_are_memory_mappable_in_id_order(tmp_path):
+    rng = np.random.default_rng(5)
+    images = {}
+    for shard, ids in ((0, ["s1", "s3"]), (1, ["s2"])):
+        (tmp_path / f"shard{shard}").mkdir()
+        for sid in ids:
+            images[sid] = rng.random((2, 3, 4)).astype(np.float16)
+            np.save(tmp_path / f"shard{shard}" / f"{sid}.npy", images[sid])
+    outputs = {s: (tmp_path / f"stack_{s}.npy", tmp_path / f"stack_{s}.csv")
+               for s in ("train", "test")}
+    shapes = stack_splits({0: tmp_path / "shard0", 1: tmp_path / "shard1"},
+                          {"train": [("s3", 0), ("s2", 1)], "test": [("s1", 0)]}, outputs)
+    assert shapes == {"train": (2, 2, 3, 4), "test": (1, 2, 3, 4)}
+    stack = np.load(outputs["train"][0], mmap_mode="r")
+    assert isinstance(stack, np.memmap) and stack.dtype == np.float16
+    assert np.array_equal(stack[0], images["s3"]) and np.array_equal(stack[1], images["s2"])
+    assert list(pd.read_csv(outputs["train"][1])["sample_id"]) == ["s3", "s2"]
+
+
+def test_stack_split_rejects_an_image_of_another_shape(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((1, 3, 4), np.float16))
+    np.save(tmp_path / "b.npy", np.zeros((1, 3, 5), np.float16))
+    with pytest.raises(InputError, match=r"b\.npy.*re-run the render rule"):
+        stack_split([tmp_path / "a.npy", tmp_path / "b.npy"], ["a", "b"],
+                    tmp_path / "s.npy", tmp_path / "s.csv")
+    assert not (tmp_path / "s.npy").exists()
+
+
+# --- real data ---
+
+@pytest.mark.shared_data
+def test_a_real_mars1_run_renders_like_the_reference_on_temperature():
+    meta_path = SHARED_DATA / "mars1-subset" / "metadata.csv"
+    if not meta_path.exists():
+        pytest.skip("../shared/data is absent")
+    meta = pd.read_csv(meta_path)
+    raw = pd.read_csv(SHARED_DATA / "mars1-subset" / meta["features_path"].iloc[0])
+    raw = raw.rename(columns={"m/z": "mass", "abundance": "intensity"})
+    run = reference.clean_like_ingest(raw)
+    spec = RenderSpec(x_axis="temp", n_mass=200, n_x=64, background_subtraction=True,
+                      normalization="mass", dtype="float32")
+    image = render_sample(run, spec)
+    np.testing.assert_allclose(image, reference.reference_image(run, spec), rtol=1e-5, atol=1e-6)
+    assert image.shape == (1, 200, 64) and image.max() == pytest.approx(1.0)
