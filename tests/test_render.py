@@ -4,6 +4,7 @@ with the independent pandas reference (bench/pandas_reference.py)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,76 @@ def test_a_real_mars1_run_renders_like_the_reference_on_temperature():
     image = render_sample(run, spec)
     np.testing.assert_allclose(image, reference.reference_image(run, spec), rtol=1e-5, atol=1e-6)
     assert image.shape == (1, 200, 64) and image.max() == pytest.approx(1.0)
+
+
+# --- workflow ---
+
+def write_workflow_inputs(root: Path, rng) -> pd.DataFrame:
+    """Tiny data folder + config with two representations, and the cached runs ingest
+    would have written (shard folders of Parquet files)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "src"))
+    from spectrovision.datasets import shard_of
+
+    ids = [f"S{i:03d}" for i in range(7)]
+    splits = ["train", "test", "train", "val", "train", "test", "train"]
+    derivatized = [1, None, None, 1, 1, None, None]
+    data = root / "data"
+    data.mkdir()
+    pd.DataFrame({"sample_id": ids, "split": splits, "derivatized": derivatized,
+                  "features_path": [f"f/{s}.csv" for s in ids]}).to_csv(data / "metadata.csv",
+                                                                        index=False)
+    labelled = [s for s, split in zip(ids, splits) if split == "train"]
+    pd.DataFrame({"sample_id": labelled, "x": [0, 1, 0, 1]}).to_csv(data / "train_labels.csv",
+                                                                    index=False)
+    config = {"data": {"dir": "data", "submission_format": None}, "workflow": {"shards": 3},
+              "representations": {"a": {"n_mass": 32, "n_x": 8, "derivatized_channel": True},
+                                  "b": {"n_mass": 16, "n_x": 4, "log": "none"}},
+              "models": {}, "baselines": []}
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    sheet = pd.DataFrame({"sample_id": ids, "split": splits,
+                          "derivatized": [d or 0 for d in derivatized],
+                          "shard": [shard_of(s, 3) for s in ids]})
+    for shard, group in sheet.groupby("shard"):
+        write_runs(root / "results" / "runs" / f"shard{shard}", group["sample_id"], rng)
+    return sheet
+
+
+@pytest.mark.slow
+def test_render_stage_runs_through_snakemake_and_reruns_only_the_edited_representation(
+        tmp_path):
+    import subprocess
+    import sys
+
+    sheet = write_workflow_inputs(tmp_path, np.random.default_rng(6))
+    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
+                 "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "2",
+                 "--allowed-rules", "render_shard", "stack_render", "--"]
+    targets = [f"results/render/{rep}/stack_{split}.npy" for rep in "ab"
+               for split in ("test", "train", "val")]
+    proc = subprocess.run([*snakemake, *targets], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    spec = RenderSpec(n_mass=32, n_x=8, derivatized_channel=True)
+    for split, group in sheet.groupby("split"):
+        stack = np.load(tmp_path / "results/render/a" / f"stack_{split}.npy", mmap_mode="r")
+        ids = list(pd.read_csv(tmp_path / "results/render/a" / f"stack_{split}.csv")["sample_id"])
+        assert ids == list(group["sample_id"])  # sample-sheet order
+        for row, (sid, shard, flag) in enumerate(group[["sample_id", "shard", "derivatized"]]
+                                                 .itertuples(index=False)):
+            run = pd.read_parquet(tmp_path / "results/runs" / f"shard{shard}" / f"{sid}.parquet")
+            assert np.array_equal(stack[row], render_sample(run, spec, flag))
+    assert np.load(tmp_path / "results/render/b/stack_train.npy").shape == (4, 1, 16, 4)
+    assert (tmp_path / "results/render/a/stack_train.npy.provenance.json").exists()
+
+    config = (tmp_path / "config.yaml").read_text().replace("n_x: 4", "n_x: 6")
+    (tmp_path / "config.yaml").write_text(config)
+    dry = subprocess.run([*snakemake[:-1], "--dry-run", "--", *targets], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = dry.stdout + dry.stderr
+    n_shards = sheet["shard"].nunique()
+    assert re.search(rf"render_shard\s+{n_shards}\b", planned), planned
+    assert re.search(r"stack_render\s+1\b", planned), planned
+    assert "rep=a" not in planned and "rep=b, shard=" in planned, planned

@@ -144,3 +144,40 @@ def get_submission_inputs(wildcards):
         fmt = Path(CFG["data"]["dir"]) / CFG["data"]["submission_format"]
         inputs["format"] = str(fmt)
     return inputs
+
+
+# --- render ---
+def get_render_shard_runs(wildcards):
+    """The ingest shard folder (cached Parquet runs) that one render shard reads."""
+    return res("runs", f"shard{wildcards.shard}")
+
+
+def get_rendered_shards(wildcards):
+    """Every rendered shard folder of one representation, in SHARDS order."""
+    return [res("render", wildcards.rep, f"shard{shard}") for shard in SHARDS]
+
+
+def render_settings(rep):
+    """A representation's settings (its own only: editing one re-renders only it)."""
+    return CFG["representations"][rep]
+
+
+def render_shard_samples(shard):
+    """sample_id and derivatized flag (0 when the layout has none) of a shard's samples."""
+    table = SHEET[SHEET["shard"] == int(shard)]
+    flags = table["derivatized"] if "derivatized" in table.columns else [0] * len(table)
+    return [
+        {"sample_id": sample_id, "derivatized": int(flag)}
+        for sample_id, flag in zip(table["sample_id"], flags)
+    ]
+
+
+def stack_members():
+    """Rows of each split's stack: [sample_id, shard] in sample-sheet order."""
+    return {
+        split: [
+            [sample_id, int(shard)]
+            for sample_id, shard in zip(t["sample_id"], t["shard"])
+        ]
+        for split, t in SHEET.groupby("split", sort=True)
+    }

@@ -1,1 +1,43 @@
 # Stage: render (see workflow/rules/common.smk for shared input functions).
+# render_shard: cached runs of one ingest shard -> one NPY image per sample, per representation;
+# stack_render: all shards of a representation -> one memory-mappable stack + id CSV per split.
+
+
+rule render_shard:
+    input:
+        runs=get_render_shard_runs,
+    output:
+        images=directory(res("render", "{rep}", "shard{shard}")),
+    log:
+        "logs/render/{rep}/shard{shard}.log",
+    benchmark:
+        "benchmarks/render/{rep}/shard{shard}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        settings=lambda wildcards: render_settings(wildcards.rep),
+        samples=lambda wildcards: render_shard_samples(wildcards.shard),
+        code=code_version("render", "io"),
+    script:
+        "../scripts/render_shard.py"
+
+
+rule stack_render:
+    input:
+        shards=get_rendered_shards,
+    output:
+        stacks=expand(res("render", "{{rep}}", "stack_{split}.npy"), split=SPLITS),
+        ids=expand(res("render", "{{rep}}", "stack_{split}.csv"), split=SPLITS),
+    log:
+        "logs/render/{rep}/stack.log",
+    benchmark:
+        "benchmarks/render/{rep}/stack.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        splits=SPLITS,
+        shards=SHARDS,
+        members=stack_members(),
+        code=code_version("render", "io"),
+    script:
+        "../scripts/stack_render.py"
