@@ -138,16 +138,18 @@ def run_arrays(run: RunData, spec: RenderSpec, source: PathLike = "run"
     return arrays  # type: ignore[return-value]
 
 
-def x_bins(x: np.ndarray, n_x: int) -> np.ndarray:
-    """Bin index of each x value after min-max scaling into ``n_x`` bins (int64)."""
-    x = np.asarray(x, dtype=np.float64)
+def x_bins(x: np.ndarray, n_x: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """Bin index (int64) of each x value after min-max scaling into ``n_x`` bins; the
+    range is that of all of ``x``, the bins are returned for ``x[keep]`` when given."""
+    x = np.asarray(x)
     if x.size == 0:
         return np.zeros(0, dtype=np.int64)
-    lo = x.min()
-    span = x.max() - lo
+    lo, hi = float(x.min()), float(x.max())
+    chosen = x if keep is None else x.take(keep)
+    span = hi - lo
     if not span > 0:
-        return np.zeros(x.size, dtype=np.int64)
-    bins = ((x - lo) / span * n_x).astype(np.int64)
+        return np.zeros(chosen.size, dtype=np.int64)
+    bins = ((chosen.astype(np.float64) - lo) / span * n_x).astype(np.int64)
     np.minimum(bins, n_x - 1, out=bins)
     return bins
 
@@ -173,11 +175,13 @@ def intensity_image(x: np.ndarray, mass: np.ndarray, intensity: np.ndarray,
                     spec: RenderSpec) -> np.ndarray:
     """The raw (n_mass, n_x) image: binned x, kept masses, optional background
     subtraction, aggregated per cell."""
-    bins = x_bins(x, spec.n_x)
     mass = np.asarray(mass)
-    keep = (mass >= 0) & (mass < spec.n_mass)
-    if not keep.all():
-        bins, mass, intensity = bins[keep], mass[keep], intensity[keep]
+    keep = np.flatnonzero((mass >= 0) & (mass < spec.n_mass))  # take() beats a bool mask
+    if keep.size == mass.size:
+        bins = x_bins(x, spec.n_x)
+    else:
+        bins = x_bins(x, spec.n_x, keep)
+        mass, intensity = mass.take(keep), np.asarray(intensity).take(keep)
     mass = mass.astype(np.int64)
     values = np.asarray(intensity, dtype=np.float64)
     if spec.background_subtraction:
@@ -244,14 +248,15 @@ def read_run(path: PathLike, spec: RenderSpec) -> dict[str, np.ndarray]:
     if not path.exists():
         raise InputError(path, "cached run not found", "re-run ingest for this sample's shard")
     names = [spec.x_axis, "mass", "intensity"]
-    present = pq.read_schema(path).names
+    parquet = pq.ParquetFile(path)
+    present = parquet.schema_arrow.names
     missing = [n for n in names if n not in present]
     if missing:
         raise InputError(path, f"run has no column(s) {missing} (columns: {present})",
                          "set x_axis: time, or ingest runs that have a temperature column"
                          if missing == ["temp"] else "re-run ingest, which writes them",
                          column=missing[0])
-    table = pq.read_table(path, columns=names)
+    table = parquet.read(columns=names)
     return {n: table.column(n).to_numpy() for n in names}
 
 
