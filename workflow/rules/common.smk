@@ -181,3 +181,10 @@ def stack_members():
         ]
         for split, t in SHEET.groupby("split", sort=True)
     }
+
+
+# --- folds ---
+def get_folds_inputs(wildcards):
+    """The metadata (for the split of each sample) and the label files the folds use."""
+    metadata, *labels = get_sample_sheet_files()
+    return {"metadata": metadata, "labels": labels}
