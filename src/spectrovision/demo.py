@@ -250,6 +250,8 @@ def write_run(path: Path, data: bytes) -> str:
 
 
 def sample_splits(n_runs: int, split_sizes: dict[str, int] | None) -> list[str]:
+    if n_runs < 1:
+        raise ValueError(f"n_runs must be at least 1, got {n_runs}")
     sizes = split_sizes or split_sizes_for(n_runs)
     if sum(sizes.values()) != n_runs:
         raise ValueError(f"split_sizes {sizes} add up to {sum(sizes.values())}, not n_runs={n_runs}")

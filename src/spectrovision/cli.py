@@ -1,0 +1,98 @@
+"""Command line: ``spectrovision <command> ...``.
+
+Every subcommand is one :class:`Subcommand` row of :data:`SUBCOMMANDS`: a name, a help
+line, a function that adds its arguments and a function that runs it (returning the exit
+status). To add a command, write those two functions and append a row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# --- demo-data ---
+DEMO_OUTPUTS = ("metadata.csv", "train_labels.csv", "val_labels.csv", "submission_format.csv",
+                "train_features", "val_features", "test_features")
+
+
+def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path,
+                        help="folder to write the data set into (created; must be empty)")
+    parser.add_argument("--n-runs", type=int, default=200,
+                        help="number of runs (default 200; 1584 = Mars-2 scale)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the data set files in a non-empty --out")
+
+
+def run_demo_data(args: argparse.Namespace) -> int:
+    from .demo import generate_demo_dataset, split_sizes_for
+
+    out: Path = args.out
+    if args.n_runs < 1:
+        print(f"error: --n-runs must be at least 1, got {args.n_runs}", file=sys.stderr)
+        return 2
+    if out.exists() and any(out.iterdir()):
+        if not args.force:
+            print(f"error: {out} is not empty; choose an empty folder or add --force to "
+                  "replace the demo data set files in it", file=sys.stderr)
+            return 2
+        remove_demo_outputs(out)
+    generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed)
+    sizes = split_sizes_for(args.n_runs)
+    print(f"wrote {args.n_runs} demo GC-MS runs ({sizes['train']} train, {sizes['val']} val, "
+          f"{sizes['test']} test) to {out}")
+    return 0
+
+
+def remove_demo_outputs(out: Path) -> None:
+    """Remove what a previous demo-data run wrote (and nothing else)."""
+    for name in DEMO_OUTPUTS:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("demo-data", "generate the demo GC-MS data set (Mars-2 layout)",
+               add_demo_data_arguments, run_demo_data),
+]
+
+
+def build_parser(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectrovision",
+        description="Mass-spectrometry runs as images, classified by timm CNN ensembles.")
+    parser.add_argument("--version", action="version", version=f"spectrovision {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for sub in subcommands:
+        sub_parser = commands.add_parser(sub.name, help=sub.help, description=sub.help)
+        sub.add_arguments(sub_parser)
+        sub_parser.set_defaults(run=sub.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
