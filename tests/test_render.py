@@ -102,6 +102,13 @@ def test_an_all_zero_run_stays_zero_without_nan():
             assert np.isfinite(image).all() and image.max() == 0
 
 
+def test_an_empty_run_renders_as_zeros():
+    empty = {"time": np.zeros(0, np.float32), "mass": np.zeros(0, np.int16),
+             "intensity": np.zeros(0, np.float32)}
+    image = render_sample(empty, spec_of(aggregation="max", log="clipped_log10"))
+    assert image.shape == (1, 6, 4) and not image.any()
+
+
 def test_temperature_axis_bins_by_temp_not_time():
     run = run_of([(0, 1, 1), (1, 1, 2), (2, 1, 4)])
     run["temp"] = np.array([100, 500, 90], np.float32)  # temp not monotone in time
