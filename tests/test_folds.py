@@ -1,0 +1,153 @@
+"""Folds: multilabel iterative stratification (own code), multiclass, always-train samples,
+the file-level entry point and the Snakemake rule."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from spectrovision.demo import LABELS, load_spectra_library, plan_run, run_labels
+from spectrovision.errors import InputError
+from spectrovision.folds import (imbalance, iterative_stratification, make_folds,
+                                 refine_by_moves, write_folds)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo_labels() -> pd.DataFrame:
+    """240 label rows drawn as the demo generator draws them (dense, co-occurring labels)."""
+    library = load_spectra_library()
+    rows = [run_labels(plan_run(np.random.default_rng([11, i]), library, (20, 30)), library)
+            for i in range(240)]
+    return pd.DataFrame(rows, index=[f"S{i:04d}" for i in range(240)])[list(LABELS)]
+
+
+def test_same_seed_same_folds_other_seed_other_folds(demo_labels):
+    a = make_folds(demo_labels, 5, seed=1)
+    assert a.equals(make_folds(demo_labels, 5, seed=1))
+    assert (a != make_folds(demo_labels, 5, seed=2)).mean() > 0.3
+    assert list(a.index) == list(demo_labels.index) and a.name == "fold"
+
+
+@pytest.mark.parametrize("n_folds", [3, 5])
+def test_each_label_positives_are_spread_evenly(demo_labels, n_folds):
+    for seed in range(3):
+        folds = make_folds(demo_labels, n_folds, seed)
+        for label in demo_labels.columns:
+            per_fold = demo_labels[label].groupby(folds).sum()
+            ideal = demo_labels[label].sum() / n_folds
+            assert len(per_fold) == n_folds
+            assert (per_fold - ideal).abs().max() <= 1.0, (label, per_fold.tolist(), ideal)
+
+
+@pytest.mark.parametrize("n_folds", [3, 5])
+def test_fold_sizes_are_balanced(demo_labels, n_folds):
+    sizes = make_folds(demo_labels, n_folds, seed=0).value_counts()
+    assert sizes.max() - sizes.min() <= 2, sizes.to_dict()
+
+
+def test_rare_label_lands_in_different_folds():
+    labels = pd.DataFrame({"common": [1, 0] * 30, "rare": [0] * 57 + [1, 1, 1]},
+                          index=[f"s{i}" for i in range(60)])
+    folds = make_folds(labels, 3, seed=4)
+    assert sorted(folds[labels["rare"] == 1]) == [0, 1, 2]
+
+
+def test_refinement_never_worsens_the_greedy_split(demo_labels):
+    matrix = demo_labels.to_numpy()
+    for seed in range(4):
+        greedy = iterative_stratification(matrix, 4, np.random.default_rng(seed))
+        refined = refine_by_moves(matrix, greedy, 4)
+        assert imbalance(matrix, refined, 4) <= imbalance(matrix, greedy, 4)
+
+
+def test_always_train_samples_get_minus_one(demo_labels):
+    always = set(demo_labels.index[:40])
+    folds = make_folds(demo_labels, 4, seed=0, groups_always_train=always | {"unknown"})
+    assert (folds[list(always)] == -1).all()
+    rest = folds.drop(index=list(always))
+    assert set(rest) == {0, 1, 2, 3}
+    sizes = rest.value_counts()
+    assert sizes.max() - sizes.min() <= 2
+
+
+def test_multiclass_class_names_and_one_hot_are_stratified_on_the_class():
+    rng = np.random.default_rng(0)
+    classes = pd.Series(rng.choice(["ice", "dust", "ash", "pollen"], size=90,
+                                   p=[0.5, 0.3, 0.15, 0.05]),
+                        index=[f"p{i}" for i in range(90)], name="class")
+    one_hot = pd.get_dummies(classes).astype(int)
+    for table in (classes.to_frame(), one_hot):
+        folds = make_folds(table, 3, seed=2)
+        for cls in classes.unique():
+            per_fold = folds[classes == cls].value_counts().reindex(range(3), fill_value=0)
+            assert (per_fold - (classes == cls).sum() / 3).abs().max() <= 1.0
+
+
+def test_bad_label_values_are_rejected():
+    labels = pd.DataFrame({"a": [0, 1, 2, 0]}, index=list("wxyz"))
+    with pytest.raises(ValueError, match="0 or 1"):
+        make_folds(labels, 2, seed=0)
+    with pytest.raises(ValueError, match="n_folds"):
+        make_folds(labels.clip(upper=1), 1, seed=0)
+
+
+def test_write_folds_val_in_folds_false_keeps_val_training(tiny_mars2, tmp_path):
+    label_files = [tiny_mars2 / "train_labels.csv", tiny_mars2 / "val_labels.csv"]
+    out = tmp_path / "folds.csv"
+    table = write_folds(tiny_mars2 / "metadata.csv", label_files, out, 2, 3, val_in_folds=False)
+    meta = pd.read_csv(tiny_mars2 / "metadata.csv").set_index("sample_id")
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["sample_id", "fold"]
+    assert written.equals(table)
+    split = meta.loc[written["sample_id"], "split"].to_numpy()
+    assert (written.loc[split == "val", "fold"] == -1).all()
+    assert set(written.loc[split == "train", "fold"]) == {0, 1}
+    assert set(split) == {"train", "val"}  # every labelled sample, no test sample
+    together = write_folds(tiny_mars2 / "metadata.csv", label_files, out, 2, 3)
+    assert set(together["fold"]) == {0, 1}
+
+
+def test_write_folds_names_the_bad_label_cell(tiny_mars2, tmp_path):
+    bad = pd.read_csv(tiny_mars2 / "train_labels.csv")
+    bad.loc[3, "alcohol"] = 7
+    shutil.copy(tiny_mars2 / "metadata.csv", tmp_path / "metadata.csv")
+    bad.to_csv(tmp_path / "train_labels.csv", index=False)
+    with pytest.raises(InputError) as err:
+        write_folds(tmp_path / "metadata.csv", [tmp_path / "train_labels.csv"],
+                    tmp_path / "folds.csv", 2, 0)
+    assert err.value.row == 5 and err.value.column == "alcohol"
+    assert "train_labels.csv" in str(err.value)
+
+
+def test_folds_rule_writes_the_library_folds_and_reruns_on_seed_change(tiny_config, tmp_path):
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    target = Path(tiny_config["results"]) / "folds.csv"
+
+    def run(seed: int) -> str:
+        cfg = dict(tiny_config, folds={**tiny_config["folds"], "seed": seed})
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+        proc = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--configfile",
+                               str(tmp_path / "config.yaml"), "--directory", str(tmp_path),
+                               "--cores", "1", str(target)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    run(7)
+    data = Path(tiny_config["data"]["dir"])
+    expected = write_folds(data / "metadata.csv",
+                           [data / "train_labels.csv", data / "val_labels.csv"],
+                           tmp_path / "expected.csv", 2, 7, True)
+    assert pd.read_csv(target).equals(expected)
+    assert Path(f"{target}.provenance.json").exists()
+    log = run(8)
+    assert "rule folds" in log or "Rule: folds" in log
+    assert not pd.read_csv(target).equals(expected)
