@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .lineage import add_lineage_arguments, run_lineage
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def remove_demo_outputs(out: Path) -> None:
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo-data", "generate the demo GC-MS data set (Mars-2 layout)",
                add_demo_data_arguments, run_demo_data),
+    Subcommand("lineage", "show what an artefact was made from (its provenance, back to "
+               "the raw files)", add_lineage_arguments, run_lineage),
 ]
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import socket
+import sys
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +51,7 @@ def code_version(*modules: str) -> str:
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
+@lru_cache(maxsize=4)
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in names:
@@ -54,62 +62,255 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
     return out
 
 
-def device_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count()}
-    try:
-        import torch
+SUFFIX = ".provenance.json"
 
-        if torch.cuda.is_available():
-            idx = torch.cuda.current_device()
-            info["cuda_device"] = torch.cuda.get_device_name(idx)
-            info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
-        else:
-            info["cuda_device"] = None
-    except ImportError:  # pragma: no cover - torch is a dependency
-        info["cuda_device"] = None
+
+def provenance_path(output: str | os.PathLike[str]) -> Path:
+    """The sidecar of an artefact: ``<output>.provenance.json`` beside it."""
+    return Path(f"{output}{SUFFIX}")
+
+
+def device_info() -> dict[str, Any]:
+    """Platform, Python, CPU count and, when the job has imported torch, its CUDA device.
+
+    torch is never imported here (a 1-2 s import would dominate light jobs); a job that
+    trains or predicts has it loaded already.
+    """
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpu_count": os.cpu_count(), "cuda_device": None}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(torch.cuda.current_device())
+        info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     return info
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+def now_iso(timestamp: float | None = None) -> str:
+    """Local time as ISO 8601 with offset (now, or the given Unix time)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))
 
 
-def write_provenance(output: str | os.PathLike[str], *, inputs: Any = (),
-                     params: dict[str, Any] | None = None, code: str | None = None,
-                     started: str | None = None) -> Path:
-    """Write ``<output>.provenance.json``: inputs with sha256, params, code version,
-    package versions, device, host and start/end time. Returns the JSON's path.
+def current_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
-    ``inputs`` is a list of paths or a mapping name -> path(s); folders are listed, not hashed.
+
+# --- hashing files and folders -------------------------------------------------------------
+def tree_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` in sorted relative-path order, skipping hidden names
+    (atomic-write temporaries, Snakemake's ``.snakemake_timestamp``)."""
+    return sorted((f for f in folder.rglob("*") if f.is_file()
+                   and not any(part.startswith(".") for part in f.relative_to(folder).parts)),
+                  key=lambda f: f.relative_to(folder).as_posix())
+
+
+def stat_signature(path: str | os.PathLike[str]) -> str:
+    """Cheap identity of a file or folder tree: names, sizes and mtimes (no content read)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    for f in tree_files(p) if p.is_dir() else [p]:
+        st = f.stat()
+        h.update(f"{f.relative_to(p).as_posix() if p.is_dir() else ''}\0{st.st_size}\0"
+                 f"{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def sha256_tree(folder: str | os.PathLike[str]) -> str:
+    """Content hash of a folder: sha256 over sorted relative names and each file's sha256.
+
+    Each file is read once; renaming, adding, removing or changing a file changes it.
+    """
+    root = Path(folder)
+    h = hashlib.sha256()
+    for f in tree_files(root):
+        h.update(f"{f.relative_to(root).as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The content hash an upstream job recorded for ``path`` in its sidecar, if the
+    artefact has not changed since (same names, sizes, mtimes): hash each artefact once."""
+    try:
+        record = read_provenance(path)
+    except (FileNotFoundError, ValueError):
+        return None
+    if record.get("output_signature") == stat_signature(path):
+        return record.get("output_sha256")
+    return None
+
+
+def content_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, or of a folder tree (see :func:`sha256_tree`), reusing the hash
+    recorded in the artefact's own up-to-date sidecar when there is one."""
+    p = Path(path)
+    reused = recorded_sha256(p)
+    if reused is not None:
+        return reused
+    return sha256_tree(p) if p.is_dir() else sha256_file(p)
+
+
+def describe_input(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """One input: path, kind, sha256 (files and folders), bytes or file count."""
+    p = Path(path)
+    entry: dict[str, Any] = {"path": str(path)}
+    if p.is_file():
+        entry.update(kind="file", sha256=content_sha256(p), bytes=p.stat().st_size)
+    elif p.is_dir():
+        entry.update(kind="folder", sha256=content_sha256(p), files=len(tree_files(p)))
+    else:
+        entry.update(kind="missing", sha256=None)
+    return entry
+
+
+def describe_inputs(inputs: Any) -> Any:
+    """A list of paths -> list of entries; a mapping name -> path(s) -> name -> entries."""
+    if isinstance(inputs, Mapping):
+        return {str(k): describe_inputs(v) for k, v in inputs.items()}
+    if isinstance(inputs, (str, os.PathLike)):
+        return [describe_input(inputs)]
+    return [describe_input(v) for v in inputs]
+
+
+def iter_input_paths(inputs: Any) -> Iterator[str]:
+    """Every path in a provenance record's ``inputs`` (list or name -> list), in order."""
+    if isinstance(inputs, Mapping):
+        for value in inputs.values():
+            yield from iter_input_paths(value)
+    elif isinstance(inputs, list):
+        for entry in inputs:
+            if isinstance(entry, Mapping):
+                yield str(entry["path"])
+            else:
+                yield from iter_input_paths(entry)
+
+
+# --- writing and reading sidecars ----------------------------------------------------------
+def as_iso(started: float | str | None) -> str:
+    if started is None:
+        return now_iso()
+    return started if isinstance(started, str) else now_iso(started)
+
+
+def write_provenance(output: str | os.PathLike[str], inputs: Any = (),
+                     params: Mapping[str, Any] | None = None, code: str | None = None,
+                     started: float | str | None = None,
+                     extra: Mapping[str, Any] | None = None, *,
+                     outputs: list[str] | None = None) -> Path:
+    """Write ``<output>.provenance.json`` atomically and return its path.
+
+    Records the output's own content hash (reused downstream, so an artefact is hashed
+    once), every input with sha256 (folders: see :func:`sha256_tree`), ``params``, the
+    ``code`` version, package versions, device, host, user and start/end time.
+    ``inputs`` is a list of paths or a mapping name -> path(s). ``started`` is a Unix
+    time (``time.time()``) or an ISO string. ``extra`` may carry ``rule``, ``wildcards``
+    (stored at the top level) and anything else (stored under ``extra``), e.g. ``lineage``.
+    ``outputs`` lists every output of the job (defaults to ``[output]``).
     """
     from .io import write_json
 
-    def describe(path: Any) -> dict[str, Any]:
-        p = Path(path)
-        entry: dict[str, Any] = {"path": str(p)}
-        if p.is_file():
-            entry["sha256"] = sha256_file(p)
-            entry["bytes"] = p.stat().st_size
-        return entry
-
-    def expand(value: Any) -> list[dict[str, Any]]:
-        if isinstance(value, (str, os.PathLike)):
-            return [describe(value)]
-        return [describe(v) for v in value]
-
-    listed = ({k: expand(v) for k, v in inputs.items()} if isinstance(inputs, dict)
-              else expand(inputs))
-    target = Path(f"{output}.provenance.json")
-    write_json(target, {
+    extra = dict(extra or {})
+    out = Path(output)
+    record: dict[str, Any] = {
         "output": str(output),
-        "inputs": listed,
-        "params": params or {},
+        "outputs": [str(o) for o in (outputs or [output])],
+        "output_sha256": content_sha256_fresh(out),
+        "output_signature": stat_signature(out) if out.exists() else None,
+        "rule": extra.pop("rule", None),
+        "wildcards": dict(extra.pop("wildcards", None) or {}),
+        "inputs": describe_inputs(inputs),
+        "params": dict(params or {}),
         "code_version": code,
         "packages": package_versions(),
         "device": device_info(),
         "host": socket.gethostname(),
-        "started": started or now_iso(),
+        "user": current_user(),
+        "started": as_iso(started),
         "finished": now_iso(),
-    })
+    }
+    if isinstance(started, (int, float)):
+        record["duration_s"] = round(time.time() - started, 3)
+    if extra:
+        record["extra"] = extra
+    target = provenance_path(output)
+    write_json(target, record)
     return target
+
+
+def content_sha256_fresh(path: Path) -> str | None:
+    """Hash a just-written output (never trusting an older sidecar of the same path)."""
+    if path.is_dir():
+        return sha256_tree(path)
+    return sha256_file(path) if path.is_file() else None
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read the sidecar of an artefact (give the artefact or the sidecar itself)."""
+    p = Path(path)
+    sidecar = p if p.name.endswith(SUFFIX) else provenance_path(p)
+    try:
+        return json.loads(sidecar.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{sidecar}: not valid provenance JSON ({exc}); delete it and "
+                         "re-run the rule that wrote it") from None
+
+
+# --- two-line use from a Snakemake script ----------------------------------------------------
+@dataclass
+class ProvenanceRecorder:
+    """What :func:`provenance_for` yields: add to ``extra`` (e.g. metrics) while working."""
+
+    output: str
+    outputs: list[str]
+    inputs: Any
+    params: dict[str, Any]
+    code: str | None
+    started: float
+    rule: str | None = None
+    wildcards: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    embed_lineage: bool = False
+
+    def write(self) -> Path:
+        extra = dict(self.extra, rule=self.rule, wildcards=self.wildcards)
+        if self.embed_lineage:
+            from .lineage import build_inputs_lineage
+
+            extra["lineage"] = build_inputs_lineage(self.inputs)
+        return write_provenance(self.output, self.inputs, self.params, self.code,
+                                self.started, extra, outputs=self.outputs)
+
+
+def named_items(namedlist: Any) -> dict[str, Any]:
+    """Named entries of a Snakemake Namedlist (duck-typed), else its positional entries."""
+    items = dict(namedlist.items()) if hasattr(namedlist, "items") else {}
+    if items:
+        return {k: list(v) if isinstance(v, list) else v for k, v in items.items()}
+    return {str(i): v for i, v in enumerate(namedlist)}
+
+
+@contextlib.contextmanager
+def provenance_for(job: Any, output: str | None = None, *, skip_params: tuple[str, ...] = (),
+                   embed_lineage: bool = False) -> Iterator[ProvenanceRecorder]:
+    """Record provenance around a script's work; written only if the work succeeds::
+
+        with provenance_for(snakemake):
+            run_the_step(...)
+
+    ``job`` is the ``snakemake`` object of a script (duck-typed: ``input``, ``output``,
+    ``params``, ``rule``, ``wildcards``); the sidecar goes beside ``output`` (default: the
+    first output). ``params.code`` becomes the code version; ``skip_params`` leaves out
+    bulky params (e.g. long sample lists). ``embed_lineage`` stores the whole upstream
+    lineage of the inputs (used for the submission).
+    """
+    outputs = [str(o) for o in job.output]
+    params = {k: v for k, v in named_items(job.params).items() if k not in skip_params}
+    recorder = ProvenanceRecorder(
+        output=str(output or outputs[0]), outputs=outputs, inputs=named_items(job.input),
+        params={k: v for k, v in params.items() if k != "code"}, code=params.get("code"),
+        started=time.time(), rule=getattr(job, "rule", None),
+        wildcards=dict(job.wildcards.items()) if hasattr(job, "wildcards") else {},
+        embed_lineage=embed_lineage)
+    yield recorder
+    recorder.write()
