@@ -48,6 +48,14 @@ def test_demo_data_rejects_zero_runs(tmp_path, capsys):
     assert "at least 1" in capsys.readouterr().err
 
 
+def test_config_doc_writes_the_schema_markdown(tmp_path):
+    from spectrovision.configdoc import schema_markdown
+
+    out = tmp_path / "README.md"
+    assert main(["config-doc", "--out", str(out)]) == 0
+    assert out.read_text() == schema_markdown()
+
+
 def test_a_row_in_the_subcommand_table_becomes_a_command():
     seen: list[str] = []
 

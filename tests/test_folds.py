@@ -131,9 +131,11 @@ def test_write_folds_names_the_bad_label_cell(tiny_mars2, tmp_path):
 def test_folds_rule_writes_the_library_folds_and_reruns_on_seed_change(tiny_config, tmp_path):
     snakemake = str(Path(sys.executable).parent / "snakemake")
     target = Path(tiny_config["results"]) / "folds.csv"
+    data = Path(tiny_config["data"]["dir"])
 
-    def run(seed: int) -> str:
-        cfg = dict(tiny_config, folds={**tiny_config["folds"], "seed": seed})
+    def run(folds_seed: int | None, global_seed: int) -> str:
+        cfg = dict(tiny_config, seed=global_seed,
+                   folds={**tiny_config["folds"], "seed": folds_seed})
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
         proc = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--configfile",
                                str(tmp_path / "config.yaml"), "--directory", str(tmp_path),
@@ -141,13 +143,15 @@ def test_folds_rule_writes_the_library_folds_and_reruns_on_seed_change(tiny_conf
         assert proc.returncode == 0, proc.stderr
         return proc.stderr
 
-    run(7)
-    data = Path(tiny_config["data"]["dir"])
-    expected = write_folds(data / "metadata.csv",
+    def library_folds(seed: int) -> pd.DataFrame:
+        return write_folds(data / "metadata.csv",
                            [data / "train_labels.csv", data / "val_labels.csv"],
-                           tmp_path / "expected.csv", 2, 7, True)
-    assert pd.read_csv(target).equals(expected)
+                           tmp_path / "expected.csv", 2, seed, True)
+
+    run(folds_seed=7, global_seed=1)
+    assert pd.read_csv(target).equals(library_folds(7))
     assert Path(f"{target}.provenance.json").exists()
-    log = run(8)
+    log = run(folds_seed=None, global_seed=8)  # null = the global seed; params change re-runs
     assert "rule folds" in log or "Rule: folds" in log
-    assert not pd.read_csv(target).equals(expected)
+    assert pd.read_csv(target).equals(library_folds(8))
+    assert not library_folds(8).equals(library_folds(7))

@@ -71,9 +71,26 @@ def remove_demo_outputs(out: Path) -> None:
             target.unlink()
 
 
+# --- config-doc ---
+def add_config_doc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("config") / "README.md",
+                        help="Markdown file to write (default config/README.md)")
+
+
+def run_config_doc(args: argparse.Namespace) -> int:
+    from .configdoc import schema_markdown
+    from .io import write_text
+
+    write_text(args.out, schema_markdown())
+    print(f"wrote {args.out}")
+    return 0
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo-data", "generate the demo GC-MS data set (Mars-2 layout)",
                add_demo_data_arguments, run_demo_data),
+    Subcommand("config-doc", "write config/README.md (every key) from the config schema",
+               add_config_doc_arguments, run_config_doc),
     Subcommand("lineage", "show what an artefact was made from (its provenance, back to "
                "the raw files)", add_lineage_arguments, run_lineage),
 ]

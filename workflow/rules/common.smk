@@ -188,3 +188,9 @@ def get_folds_inputs(wildcards):
     """The metadata (for the split of each sample) and the label files the folds use."""
     metadata, *labels = get_sample_sheet_files()
     return {"metadata": metadata, "labels": labels}
+
+
+def folds_seed():
+    """The folds' own seed, or the global seed when folds.seed is null."""
+    seed = CFG["folds"]["seed"]
+    return CFG["seed"] if seed is None else seed

@@ -13,7 +13,7 @@ rule folds:
         "../../envs/core.yaml"
     params:
         n_folds=CFG["folds"]["n_folds"],
-        seed=CFG["folds"]["seed"],
+        seed=folds_seed(),
         val_in_folds=CFG["folds"]["val_in_folds"],
         code=code_version("folds", "datasets", "io"),
     script:
