@@ -70,6 +70,7 @@ def get_final_outputs():
     )
     if MODELS:
         outputs.append(res("submission.csv"))
+    outputs += get_report_outputs()
     return outputs
 
 
@@ -194,3 +195,51 @@ def folds_seed():
     """The folds' own seed, or the global seed when folds.seed is null."""
     seed = CFG["folds"]["seed"]
     return CFG["seed"] if seed is None else seed
+
+
+# --- report ---
+REPORT_N_EXAMPLES = 6  # example renders per representation
+REPORT_CALIBRATION_BINS = 10  # probability bins of the reliability diagram
+REPORT_SPLIT = "train" if "train" in SPLITS else (SPLITS[0] if SPLITS else None)
+
+
+def get_report_outputs():
+    """Report figures and tables: QC and renders always, model results when models exist."""
+    outputs = [res("report", "qc_summary.html")]
+    if REPORT_SPLIT is not None:
+        outputs += expand(res("report", "renders_{rep}.png"), rep=REPRESENTATIONS)
+    if MODELS:
+        outputs += [
+            res("report", name)
+            for name in (
+                "training_curves.png",
+                "oof_loss_per_label.png",
+                "baseline_comparison.png",
+                "calibration.png",
+                "member_correlation.png",
+                "ensemble_selection.png",
+            )
+        ]
+    return outputs
+
+
+def get_report_stack(ext):
+    """Input function: one representation's stacked renders of the report split."""
+
+    def inputs(wildcards):
+        return res("render", wildcards.rep, f"stack_{REPORT_SPLIT}.{ext}")
+
+    return inputs
+
+
+def report_curve_keys():
+    """[model, fold] of every train job, in the order of get_report_curves()."""
+    return [[model, fold] for model in MODELS for fold in FOLDS]
+
+
+def get_report_curves():
+    """The curve.png of every train job (model x fold)."""
+    return [
+        res("models", model, f"fold{fold}", "curve.png")
+        for model, fold in report_curve_keys()
+    ]

@@ -1,0 +1,125 @@
+"""Report figures and tables: built from small generated tables, checked for content."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import LogNorm
+
+from spectrovision import report
+
+
+def _scores() -> pd.DataFrame:
+    rows = []
+    losses = {"m1": [0.2, 0.4], "prior": [0.6, 0.7], "ensemble": [0.15, 0.35]}
+    for member, (a, b) in losses.items():
+        rows += [{"member": member, "label": "acid", "log_loss": a},
+                 {"member": member, "label": "salt", "log_loss": b},
+                 {"member": member, "label": "mean", "log_loss": (a + b) / 2}]
+    return pd.DataFrame(rows)
+
+
+def test_per_label_table_orders_labels_then_mean_and_members_best_first():
+    table = report.per_label_loss_table(_scores())
+    assert list(table.index) == ["acid", "salt", "mean"]
+    assert list(table.columns) == ["ensemble", "m1", "prior"]
+    assert table.loc["salt", "prior"] == pytest.approx(0.7)
+
+
+def test_baseline_comparison_bars_carry_each_members_mean_and_kind_colour():
+    fig = report.baseline_comparison(report.per_label_loss_table(_scores()), ["prior"])
+    bars = {p.get_y(): p for p in fig.axes[0].patches}
+    widths = sorted(round(p.get_width(), 4) for p in bars.values())
+    assert widths == [0.25, 0.3, 0.65]
+    colours = {round(p.get_width(), 4): p.get_facecolor()[:3] for p in bars.values()}
+    assert colours[0.65] != colours[0.3] != colours[0.25]
+
+
+def test_per_label_bars_one_bar_per_member_and_label_without_the_mean():
+    fig = report.per_label_loss_bars(report.per_label_loss_table(_scores()), ["prior"])
+    heights = sorted(round(p.get_height(), 4) for p in fig.axes[0].patches)
+    assert heights == [0.15, 0.2, 0.35, 0.4, 0.6, 0.7]
+
+
+def test_reliability_table_bins_probabilities_and_observed_rates():
+    y = np.array([[0, 1], [0, 1], [1, 1], [0, 0]])
+    p = np.array([[0.05, 0.95], [0.15, 0.91], [0.95, 0.99], [0.02, 0.5]])
+    table = report.reliability_table(y, p, n_bins=10)
+    assert list(table["bin"]) == [0, 1, 5, 9]
+    assert list(table["count"]) == [2, 1, 1, 4]
+    assert table.set_index("bin").loc[9, "observed_rate"] == pytest.approx(1.0)
+    assert table.set_index("bin").loc[0, "observed_rate"] == 0.0
+    perfect = report.reliability_table(np.array([0, 1]), np.array([0.0, 1.0]), 10)
+    assert report.expected_calibration_error(perfect) == 0.0
+    assert report.expected_calibration_error(table) > 0
+
+
+def test_member_correlation_aligns_samples_by_id():
+    labels = ["a", "b"]
+    base = pd.DataFrame({"sample_id": ["s1", "s2", "s3"], "a": [1.0, 2.0, 3.0],
+                         "b": [0.0, -1.0, 5.0]})
+    shuffled = base.iloc[[2, 0, 1]].reset_index(drop=True)
+    negated = base.assign(a=-base["a"], b=-base["b"])
+    corr = report.member_correlation({"x": base, "y": shuffled, "z": negated}, labels)
+    assert corr.loc["x", "y"] == pytest.approx(1.0)
+    assert corr.loc["x", "z"] == pytest.approx(-1.0)
+
+
+def test_render_grid_labels_axes_and_uses_a_log_scale_for_raw_intensities():
+    rng = np.random.default_rng(0)
+    images = rng.random((4, 2, 12, 8)).astype(np.float32)
+    fig = report.render_grid(images, ["s1", "s2", "s3", "s4"], log_mode="none")
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 4 + 0 and shown[0].get_ylabel() == "m/z"
+    assert "time" in shown[0].get_xlabel() and shown[1].get_title() == "s2"
+    assert isinstance(shown[0].images[0].norm, LogNorm)
+    assert shown[0].images[0].get_array().shape == (12, 8), "channel 0 only"
+    linear = report.render_grid(images[:1], ["s1"], log_mode="log1p1000")
+    assert not isinstance(linear.axes[0].images[0].norm, LogNorm)
+
+
+def test_selection_plot_follows_the_greedy_path():
+    selection = {"selection": "greedy", "members": ["b"],
+                 "greedy_path": [{"step": 1, "action": "add", "member": "a", "loss": 0.5},
+                                 {"step": 2, "action": "add", "member": "b", "loss": 0.4},
+                                 {"step": 3, "action": "remove", "member": "a", "loss": 0.38}]}
+    ax = report.selection_path_plot(selection).axes[0]
+    assert list(ax.lines[0].get_ydata()) == [0.5, 0.4, 0.38]
+    assert [t.get_text() for t in ax.texts] == ["+a", "+b", "-a"]
+
+
+def test_score_report_writes_table_page_and_figures(tmp_path):
+    scores = tmp_path / "scores.csv"
+    _scores().to_csv(scores, index=False)
+    out = {k: tmp_path / "report" / n for k, n in
+           (("table", "t.csv"), ("page", "t.html"), ("bars", "b.png"), ("base", "c.png"))}
+    report.run_score_report(scores, ["prior"], out["table"], out["page"], out["bars"],
+                            out["base"])
+    table = pd.read_csv(out["table"])
+    assert list(table.columns) == ["label", "ensemble", "m1", "prior"]
+    assert "<table" in out["page"].read_text()
+    assert out["bars"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_render_examples_pick_evenly_spaced_rows_of_the_stack(tmp_path):
+    stack = np.zeros((10, 1, 6, 5), dtype=np.float16)
+    stack[:, 0, 0, 0] = np.arange(10)
+    np.save(tmp_path / "stack.npy", stack)
+    pd.DataFrame({"sample_id": [f"S{i}" for i in range(10)]}).to_csv(tmp_path / "s.csv",
+                                                                    index=False)
+    report.run_render_examples(tmp_path / "stack.npy", tmp_path / "s.csv", tmp_path / "r.png",
+                               n_examples=3, log_mode="log1p1000", x_axis="time", title="t")
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    assert list(report.example_rows(10, 3)) == [0, 4, 9]
+    assert list(report.example_rows(2, 6)) == [0, 1]
+
+
+def test_selection_file_entry_point_reads_json(tmp_path):
+    path = tmp_path / "selection.json"
+    path.write_text(json.dumps({"selection": "all", "members": ["a", "b"],
+                                "oof_mean_log_loss": {"a": 0.3, "b": 0.2}}))
+    report.run_selection_plot(path, tmp_path / "sel.png")
+    assert (tmp_path / "sel.png").exists()
