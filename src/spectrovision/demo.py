@@ -277,7 +277,8 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
     out = Path(out_dir)
     splits = sample_splits(n_runs, split_sizes)
     library = load_spectra_library()
-    meta_rows, label_rows = [], []
+    meta_rows: list[dict[str, object]] = []
+    label_rows: list[dict[str, object]] = []
     for i, split in enumerate(splits):
         rng = np.random.default_rng([seed, i])
         sample_id = f"S{i:04d}"
