@@ -9,6 +9,7 @@ Layouts (config ``data.layout``):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,56 +56,147 @@ def shard_of(sample_id: str, n_shards: int) -> int:
     return int.from_bytes(digest, "little") % n_shards
 
 
+SAFE_SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+TRAIN_SPLIT = "train"
+
+
 def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
     """One row per sample: ``sample_id, split, features_path (absolute), md5, labelled, shard``
-    plus the layout's metadata columns. ``sheet.attrs['labels']`` lists the label names and
-    ``sheet.attrs['label_table']`` holds the labels (index sample_id).
+    plus the layout's metadata columns. ``sheet.attrs['labels']`` lists the label names,
+    ``sheet.attrs['label_table']`` holds the labels (index sample_id) and
+    ``sheet.attrs['findings']`` the tolerated sample-sheet problems (kind -> sample ids),
+    which the QC summary lists.
+
+    Checked here, at parse time, each naming file, row and column: the metadata file and
+    its required columns exist; sample_id is unique and usable as a file name; split and
+    features_path are filled in; ``derivatized`` is 1, 0 or empty; label files have unique
+    sample ids, only known samples and numeric, filled-in labels.
+
+    Unlabelled samples: a sample in split ``train`` without labels is an error (it is
+    meant to be trained on; a missing label row is a data bug). A sample of any other split
+    without labels is predicted like a test sample; when its split is *partly* labelled
+    (e.g. a val split with some label rows missing) that is recorded as a finding rather
+    than an error, since real data sets ship such splits.
     """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
     meta_path = root / data_cfg.get("metadata_file", "metadata.csv")
-    if not meta_path.exists():
-        raise InputError(meta_path, "metadata file not found",
-                         "point data.dir at the data folder, or run `spectrovision demo-data "
-                         f"--out {root}` to generate the demo data set")
-    meta = pd.read_csv(meta_path, dtype={"sample_id": str, "split": str})
-    for col in ("sample_id", "split", "features_path"):
-        if col not in meta.columns:
-            raise InputError(meta_path, f"required column '{col}' is missing (columns: "
-                             f"{list(meta.columns)})", f"add a '{col}' column", column=col)
-    dup = meta["sample_id"].duplicated(keep=False)
-    if dup.any():
-        first = int(dup.to_numpy().nonzero()[0][0])
-        raise InputError(meta_path, f"duplicate sample_id '{meta['sample_id'].iloc[first]}' "
-                         f"({int(dup.sum())} rows share an id)",
-                         "give every sample a unique sample_id", row=first + 2,
-                         column="sample_id")
+    meta = read_metadata(meta_path, root)
     labels = load_labels(config, set(meta["sample_id"]))
     sheet = pd.DataFrame({
         "sample_id": meta["sample_id"],
         "split": meta["split"],
         "features_path": [str((root / p).resolve()) for p in meta["features_path"]],
-        "md5": meta["features_md5_hash"] if "features_md5_hash" in meta.columns else None,
+        "md5": pd.Series(md5_column(meta), dtype=object),
     })
     meta_cols = data_cfg.get("metadata_columns")
     if meta_cols is None:
         meta_cols = LAYOUT_METADATA.get(data_cfg.get("layout", "mars2"), [])
     for col in meta_cols:
         if col not in meta.columns:
-            raise InputError(meta_path, f"metadata column '{col}' is missing",
-                             "add it, or set data.metadata_columns", column=col)
+            raise InputError(meta_path, f"metadata column '{col}' is missing (columns: "
+                             f"{list(meta.columns)})", "add it, or set data.metadata_columns",
+                             column=col)
         sheet[col] = meta[col].to_numpy()
     if "derivatized" in sheet.columns:
-        sheet["derivatized"] = sheet["derivatized"].fillna(0).astype(int)
+        sheet["derivatized"] = derivatized_flags(meta_path, sheet["derivatized"])
     sheet["labelled"] = sheet["sample_id"].isin(labels.index)
     sheet["shard"] = [shard_of(s, int(config["workflow"]["shards"])) for s in sheet["sample_id"]]
+    findings = unlabelled_findings(meta_path, sheet)
+    sheet = sheet.reset_index(drop=True)
     sheet.attrs["labels"] = list(labels.columns)
     sheet.attrs["label_table"] = labels
-    return sheet.reset_index(drop=True)
+    sheet.attrs["findings"] = findings
+    return sheet
+
+
+def read_metadata(meta_path: Path, root: Path) -> pd.DataFrame:
+    """The metadata table, with its sample-level checks done."""
+    if not meta_path.exists():
+        raise InputError(meta_path, "metadata file not found",
+                         "point data.dir at the data folder, or run `spectrovision demo-data "
+                         f"--out {root}` to generate the demo data set")
+    meta = pd.read_csv(meta_path, dtype={"sample_id": str, "split": str, "features_path": str,
+                                         "features_md5_hash": str})
+    for col in ("sample_id", "split", "features_path"):
+        if col not in meta.columns:
+            raise InputError(meta_path, f"required column '{col}' is missing (columns: "
+                             f"{list(meta.columns)})", f"add a '{col}' column", column=col)
+        require_filled(meta_path, meta[col], col)
+    safe = meta["sample_id"].map(lambda s: SAFE_SAMPLE_ID.fullmatch(s) is not None)
+    if not safe.all():
+        row = int((~safe).to_numpy().nonzero()[0][0])
+        raise InputError(meta_path, f"sample_id {meta['sample_id'].iloc[row]!r} cannot be a "
+                         "file name", "use letters, digits, '_', '.' and '-' only",
+                         row=row + 2, column="sample_id")
+    require_unique(meta_path, meta["sample_id"], "give every sample a unique sample_id")
+    return meta
+
+
+def require_filled(path: Path, values: pd.Series, column: str) -> None:
+    """Every value of a column is present, else an InputError naming the first empty row."""
+    empty = values.isna() | (values.astype(str).str.strip() == "")
+    if empty.any():
+        row = int(empty.to_numpy().nonzero()[0][0])
+        raise InputError(path, f"empty '{column}' ({int(empty.sum())} such rows)",
+                         f"fill in '{column}' for every sample", row=row + 2, column=column)
+
+
+def require_unique(path: Path, ids: pd.Series, fix: str) -> None:
+    """No sample_id appears twice, else an InputError naming the first repeated row."""
+    dup = ids.duplicated(keep="first")
+    if dup.any():
+        row = int(dup.to_numpy().nonzero()[0][0])
+        raise InputError(path, f"duplicate sample_id '{ids.iloc[row]}' "
+                         f"({int(ids.duplicated(keep=False).sum())} rows share an id)",
+                         fix, row=row + 2, column="sample_id")
+
+
+def md5_column(meta: pd.DataFrame) -> list[str | None]:
+    """features_md5_hash per sample (None where absent or empty)."""
+    if "features_md5_hash" not in meta.columns:
+        return [None] * len(meta)
+    return [h.strip().lower() if isinstance(h, str) and h.strip() else None
+            for h in meta["features_md5_hash"]]
+
+
+def derivatized_flags(path: Path, values: pd.Series) -> pd.Series:
+    """The derivatized column as 0/1 integers (empty = 0); other values are an InputError."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = (numeric.isna() & values.notna()) | ~numeric.fillna(0).isin([0, 1])
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise InputError(path, f"derivatized value {values.iloc[row]!r} is not 1, 0 or empty",
+                         "write 1 for derivatized samples and leave it empty (or 0) otherwise",
+                         row=row + 2, column="derivatized")
+    return numeric.fillna(0).astype(int)
+
+
+def unlabelled_findings(meta_path: Path, sheet: pd.DataFrame) -> dict[str, list[str]]:
+    """Train samples without labels raise; partly labelled other splits become findings."""
+    unlabelled = ~sheet["labelled"]
+    in_train = unlabelled & (sheet["split"] == TRAIN_SPLIT)
+    if in_train.any():
+        row = int(in_train.to_numpy().nonzero()[0][0])
+        raise InputError(meta_path, f"{int(in_train.sum())} sample(s) of split 'train' have no "
+                         f"labels, the first is '{sheet['sample_id'].iloc[row]}'",
+                         "add their rows to the label file, or give them another split (e.g. "
+                         "test) so that they are predicted", row=row + 2, column="split")
+    findings: dict[str, list[str]] = {}
+    for split, part in sheet.groupby("split", sort=True):
+        missing = part.loc[~part["labelled"], "sample_id"]
+        if part["labelled"].any() and len(missing):
+            key = f"split '{split}' samples without labels (predicted, not trained on)"
+            findings[key] = list(missing)
+    return findings
 
 
 def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
-    """Concatenate the label files that exist; the first file fixes label names and order."""
+    """Concatenate the label files that exist; the first file fixes label names and order.
+
+    Each file needs a ``sample_id`` column, the same label columns, numeric filled-in
+    values, and only sample ids of the metadata; no sample may have two label rows.
+    """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
     tables: list[pd.DataFrame] = []
@@ -113,25 +205,47 @@ def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
         path = root / fname
         if not path.exists():
             continue
-        table = pd.read_csv(path, dtype={"sample_id": str})
-        if "sample_id" not in table.columns:
-            raise InputError(path, "no 'sample_id' column", "name the id column sample_id",
-                             column="sample_id")
-        cols = [c for c in table.columns if c != "sample_id"]
+        table = read_label_file(path, known)
+        cols = list(table.columns)
         if names is None:
             names = cols
         elif cols != names:
             raise InputError(path, f"label columns {cols} differ from {names} in the first "
-                             "label file", "use the same label columns, in the same order")
-        unknown = ~table["sample_id"].isin(known)
-        if unknown.any():
-            row = int(unknown.to_numpy().nonzero()[0][0])
-            raise InputError(path, f"labels for unknown sample '{table['sample_id'].iloc[row]}' "
-                             f"({int(unknown.sum())} such rows)",
-                             "remove those rows or add the samples to the metadata",
-                             row=row + 2, column="sample_id")
-        tables.append(table.set_index("sample_id"))
+                             "label file", "use the same label columns, in the same order",
+                             row=1)
+        tables.append(table)
     if names is None:
         raise InputError(root / data_cfg.get("labels_files", ["train_labels.csv"])[0],
                          "no label file found", "provide train_labels.csv in data.dir")
-    return pd.concat(tables)
+    labels = pd.concat(tables)
+    again = labels.index.duplicated()
+    if again.any():
+        raise InputError(root, f"sample '{labels.index[again][0]}' has label rows in more "
+                         "than one label file", "keep one label row per sample",
+                         column="sample_id")
+    return labels
+
+
+def read_label_file(path: Path, known: set[str]) -> pd.DataFrame:
+    """One label file, indexed by sample_id, with its checks done."""
+    table = pd.read_csv(path, dtype={"sample_id": str})
+    if "sample_id" not in table.columns:
+        raise InputError(path, f"no 'sample_id' column (columns: {list(table.columns)})",
+                         "name the id column sample_id", row=1, column="sample_id")
+    require_unique(path, table["sample_id"], "keep one label row per sample")
+    unknown = ~table["sample_id"].isin(known)
+    if unknown.any():
+        row = int(unknown.to_numpy().nonzero()[0][0])
+        raise InputError(path, f"labels for unknown sample '{table['sample_id'].iloc[row]}' "
+                         f"({int(unknown.sum())} such rows)",
+                         "remove those rows or add the samples to the metadata",
+                         row=row + 2, column="sample_id")
+    for col in table.columns.drop("sample_id"):
+        values = pd.to_numeric(table[col], errors="coerce")
+        if values.isna().any():
+            row = int(values.isna().to_numpy().nonzero()[0][0])
+            raise InputError(path, f"label value {table[col].iloc[row]!r} is empty or not a "
+                             "number", "write 0 or 1 (or the class value) in every label cell",
+                             row=row + 2, column=col)
+        table[col] = values
+    return table.set_index("sample_id")

@@ -1,5 +1,6 @@
 # Shared by every stage: config validation, the sample sheet, paths and input functions.
 # Functions live here only; the stage files hold rules.
+import dataclasses
 import os
 import re
 import sys
@@ -15,7 +16,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 sys.path.insert(0, _SRC)
 
 from spectrovision.config import resolve_model, validate_config
-from spectrovision.datasets import load_sample_sheet
+from spectrovision.datasets import load_sample_sheet, run_columns
 from spectrovision.provenance import code_version
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -243,3 +244,9 @@ def get_report_curves():
         res("models", model, f"fold{fold}", "curve.png")
         for model, fold in report_curve_keys()
     ]
+
+
+# --- ingest ---
+def ingest_columns():
+    """The run-file column names of the layout (data.layout, data.columns) as a plain dict."""
+    return dataclasses.asdict(run_columns(CFG["data"]))

@@ -1,1 +1,45 @@
 # Stage: ingest (see workflow/rules/common.smk for shared input functions).
+# ingest_shard: raw run files of one shard -> validated, typed Parquet runs + the shard's QC table;
+# qc_summary: every shard's QC table -> one QC table and a readable Markdown summary.
+
+
+rule ingest_shard:
+    input:
+        raw=get_shard_raw_runs,
+    output:
+        runs=directory(res("runs", "shard{shard}")),
+        qc=res("qc", "shard{shard}.parquet"),
+    log:
+        "logs/ingest/shard{shard}.log",
+    benchmark:
+        "benchmarks/ingest/shard{shard}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        samples=lambda wildcards: sheet_records(wildcards.shard),
+        columns=ingest_columns(),
+        qc=CFG["qc"],
+        code=code_version("ingest", "datasets", "io"),
+    script:
+        "../scripts/ingest_shard.py"
+
+
+rule qc_summary:
+    input:
+        shards=expand(res("qc", "shard{shard}.parquet"), shard=SHARDS),
+    output:
+        qc=res("qc", "qc.parquet"),
+        summary=report(
+            res("qc", "qc_summary.md"),
+            category="1. Data quality",
+            labels={"table": "QC summary (Markdown)"},
+        ),
+    log:
+        "logs/ingest/qc_summary.log",
+    conda:
+        "../../envs/core.yaml"
+    params:
+        findings=SHEET.attrs["findings"],
+        code=code_version("ingest", "io"),
+    script:
+        "../scripts/qc_summary.py"

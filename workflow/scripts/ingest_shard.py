@@ -1,0 +1,17 @@
+"""Ingest the raw runs of one shard: validated Parquet runs + the shard's QC table (thin adapter)."""
+
+import logging
+
+from spectrovision.datasets import RunColumns
+from spectrovision.ingest import ingest_shard
+from spectrovision.provenance import provenance_for
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+p = snakemake.params
+with provenance_for(snakemake, skip_params=("samples",)) as record:
+    qc = ingest_shard(p.samples, snakemake.output.runs, snakemake.output.qc,
+                      RunColumns(**p.columns), p.qc)
+    record.extra["n_samples"] = len(qc)
+    record.extra["n_rows"] = int(qc["n_rows"].sum())
+logging.info("ingested %d runs, %d rows kept", len(qc), int(qc["n_rows"].sum()))
