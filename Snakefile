@@ -12,6 +12,7 @@ include: "workflow/rules/render.smk"
 include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/tabular.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/report.smk"
 

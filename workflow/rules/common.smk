@@ -18,6 +18,7 @@ sys.path.insert(0, _SRC)
 from spectrovision.config import resolve_model, validate_config
 from spectrovision.datasets import load_sample_sheet, run_columns
 from spectrovision.provenance import code_version
+from spectrovision.tabular import resolve_tabular
 
 validate(config, schema="../schemas/config.schema.yaml")
 CFG = validate_config(config)
@@ -31,6 +32,7 @@ REPRESENTATIONS = sorted(CFG["representations"])
 MODELS = {name: resolve_model(CFG, name) for name in sorted(CFG["models"])}
 FOLDS = list(range(CFG["folds"]["n_folds"]))
 BASELINES = list(CFG["baselines"])
+TABULAR = sorted(CFG["tabular"])
 ENVS = str(Path(workflow.basedir) / "envs")
 
 
@@ -69,7 +71,7 @@ def get_final_outputs():
     outputs += expand(
         res("render", "{rep}", "stack_{split}.npy"), rep=REPRESENTATIONS, split=SPLITS
     )
-    if MODELS:
+    if MODELS or TABULAR:
         outputs.append(res("submission.csv"))
     outputs += get_report_outputs()
     return outputs
@@ -82,7 +84,12 @@ if set(MODELS) & (set(BASELINES) | MEMBER_RESERVED):
         f"model names {sorted(set(MODELS) & (set(BASELINES) | MEMBER_RESERVED))} clash "
         "with baseline names or 'ensemble'; rename the models under 'models:'"
     )
-MEMBERS = list(MODELS) + BASELINES
+if set(TABULAR) & (set(MODELS) | set(BASELINES) | MEMBER_RESERVED):
+    raise ValueError(
+        f"tabular names {sorted(set(TABULAR) & (set(MODELS) | set(BASELINES) | MEMBER_RESERVED))}"
+        " clash with model or baseline names or 'ensemble'; rename them under 'tabular:'"
+    )
+MEMBERS = list(MODELS) + BASELINES + TABULAR
 MODEL_PATTERN = "|".join(map(re.escape, MODELS)) or "(?!)"
 BASELINE_PATTERN = "|".join(map(re.escape, BASELINES)) or "(?!)"
 UNLABELLED = list(SHEET.loc[~SHEET["labelled"], "sample_id"])
@@ -123,7 +130,11 @@ def baseline_representation(baseline):
 
 def get_baseline_inputs(wildcards):
     """Folds and sheet files; benchmark_lr also the stacked renders of every split."""
-    rep = baseline_representation(wildcards.baseline)
+    return fitted_member_inputs(baseline_representation(wildcards.baseline))
+
+
+def fitted_member_inputs(rep):
+    """Folds, sheet files and the stacked renders (every split) of ``rep`` (None = none)."""
     stacks = [res("render", rep, f"stack_{s}.npy") for s in SPLITS] if rep else []
     return {
         "folds": res("folds.csv"),
@@ -134,9 +145,10 @@ def get_baseline_inputs(wildcards):
 
 
 def ensemble_candidates():
-    """Members the selection may choose from: models, plus baselines when asked."""
+    """Members the selection may choose from: models and tabular members, plus baselines
+    when asked."""
     extra = BASELINES if CFG["ensemble"]["include_baselines"] else []
-    return list(MODELS) + extra
+    return list(MODELS) + TABULAR + extra
 
 
 def get_submission_inputs(wildcards):
@@ -221,6 +233,7 @@ def get_report_outputs():
                 "ensemble_selection.png",
             )
         ]
+    outputs += expand(res("members", "{tabular}", "shap_summary.png"), tabular=TABULAR)
     return outputs
 
 
@@ -250,3 +263,20 @@ def get_report_curves():
 def ingest_columns():
     """The run-file column names of the layout (data.layout, data.columns) as a plain dict."""
     return dataclasses.asdict(run_columns(CFG["data"]))
+
+
+# --- tabular ---
+TABULAR_SETTINGS = {
+    name: resolve_tabular(CFG, name, list(SHEET.columns)) for name in TABULAR
+}
+TABULAR_PATTERN = "|".join(map(re.escape, TABULAR)) or "(?!)"
+
+
+def tabular_settings(name):
+    """A tabular member's resolved settings (representation and seed filled in)."""
+    return TABULAR_SETTINGS[name]
+
+
+def get_tabular_inputs(wildcards):
+    """Folds, sheet files and the stacked renders (every split) of the member's representation."""
+    return fitted_member_inputs(tabular_settings(wildcards.tabular)["representation"])

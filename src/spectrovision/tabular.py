@@ -1,0 +1,323 @@
+"""Tabular members: per-label LightGBM on coarse render features plus metadata columns.
+
+Features are the ones of the ``benchmark_lr`` baseline (channel 0 of a representation's
+stacked renders max-pooled into ``time_bins`` bins per mass row, named ``m{mass}_t{bin}``)
+plus chosen numeric or categorical metadata columns of the sample sheet. One binary
+LightGBM per label is fitted per fold with :func:`spectrovision.baselines.cross_fit`, so the
+member files (OOF logits of every fold, test = logit of the mean clipped probability over
+folds) have exactly the format of the other members. A label with a single class in a
+training fold is predicted by its training prevalence.
+
+Feature contributions: LightGBM's TreeSHAP (``pred_contrib=True``) on the out-of-fold rows
+of each fold; the mean absolute contribution per feature and label is written as a table
+and drawn as a summary plot. Training is deterministic (fixed seed, ``deterministic=True``,
+``force_row_wise=True``, a fixed thread count): same inputs, same outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .baselines import FitPredict, cross_fit, load_stack_features
+from .config import derive_seed
+from .errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+TOP_FEATURES = 20  # features drawn in the summary plot
+SHEET_INTERNAL = ("split", "features_path", "md5", "labelled", "shard")
+
+
+# --- settings ----------------------------------------------------------------------------
+
+def resolve_tabular(cfg: Mapping[str, Any], name: str,
+                    sheet_columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """A tabular member's settings with the representation (null = first by name) and the
+    seed (null = derived from the global seed and the name) filled in; metadata columns are
+    checked against ``sheet_columns`` when given."""
+    if name not in cfg.get("tabular", {}):
+        raise ConfigError(f"tabular member '{name}' is not defined under 'tabular:'")
+    settings = dict(cfg["tabular"][name])
+    reps = sorted(cfg.get("representations", {}))
+    rep = settings.get("representation")
+    if rep is None:
+        if not reps:
+            raise ConfigError(f"config key 'tabular/{name}/representation': no representation "
+                              "is defined. Fix: define one under 'representations:'.")
+        rep = reps[0]
+    elif rep not in reps:
+        raise ConfigError(f"config key 'tabular/{name}/representation': '{rep}' is not one of "
+                          f"the representations {reps}. Fix: name a representation defined "
+                          "under 'representations:'.")
+    settings["representation"] = rep
+    if settings.get("seed") is None:
+        settings["seed"] = derive_seed(int(cfg.get("seed", 42)), "tabular", name)
+    settings["metadata_columns"] = list(settings.get("metadata_columns", []))
+    if sheet_columns is not None:
+        missing = [c for c in settings["metadata_columns"] if c not in sheet_columns]
+        if missing:
+            raise ConfigError(f"config key 'tabular/{name}/metadata_columns': column "
+                              f"'{missing[0]}' is not in the sample sheet (it has "
+                              f"{[c for c in sheet_columns if c not in SHEET_INTERNAL]}). "
+                              "Fix: add it to data.metadata_columns, or drop it here.")
+    return settings
+
+
+@dataclass(frozen=True)
+class GBMSettings:
+    """LightGBM settings of one tabular member (one binary model per label and fold)."""
+
+    n_estimators: int = 200
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_child_samples: int = 5
+    feature_fraction: float = 0.8
+    seed: int = 0
+    num_threads: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], num_threads: int = 1) -> GBMSettings:
+        known = {k: settings[k] for k in cls.__dataclass_fields__ if k in settings}
+        known["num_threads"] = int(num_threads)
+        return cls(**known)
+
+    def params(self) -> dict[str, Any]:
+        """LightGBM parameters: binary objective, deterministic, quiet."""
+        return {
+            "objective": "binary",
+            "learning_rate": float(self.learning_rate),
+            "num_leaves": int(self.num_leaves),
+            "min_child_samples": int(self.min_child_samples),
+            "min_data_per_group": int(self.min_child_samples),
+            "feature_fraction": float(self.feature_fraction),
+            "seed": int(self.seed),
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": max(1, int(self.num_threads)),
+            "verbosity": -1,
+        }
+
+
+# --- features ----------------------------------------------------------------------------
+
+@dataclass
+class Features:
+    """Feature matrix (rows = samples in sheet order), names, categorical columns; the
+    first ``n_image`` columns are render features, the rest metadata."""
+
+    values: np.ndarray
+    names: list[str]
+    categorical: list[int] = field(default_factory=list)
+    n_image: int = 0
+
+
+def image_feature_names(n_mass: int, time_bins: int) -> list[str]:
+    """``m{mass}_t{bin}`` in the column order of :func:`baselines.coarse_time_features`."""
+    return [f"m{m}_t{t}" for m in range(n_mass) for t in range(time_bins)]
+
+
+def metadata_features(sheet: pd.DataFrame, columns: Sequence[str]) -> Features:
+    """Metadata columns as features: numbers (and booleans) as floats, anything else as
+    integer codes of its sorted distinct values (a LightGBM categorical); missing = NaN."""
+    values = np.full((len(sheet), len(columns)), np.nan)
+    categorical = []
+    for k, col in enumerate(columns):
+        if col not in sheet.columns:
+            raise InputError("sample sheet", f"metadata column '{col}' is missing (columns: "
+                             f"{[c for c in sheet.columns if c not in SHEET_INTERNAL]})",
+                             "add it to data.metadata_columns, or drop it from the tabular "
+                             "member's metadata_columns", column=col)
+        series = sheet[col]
+        numeric = pd.to_numeric(series.astype(object).where(series.notna(), None),
+                                errors="coerce")
+        if series.dtype == bool or numeric.notna().sum() == series.notna().sum():
+            values[:, k] = numeric.to_numpy(dtype=np.float64)
+        else:
+            text = series.astype(object).where(series.notna(), None)
+            levels = sorted({str(v) for v in text if v is not None})
+            code = {v: i for i, v in enumerate(levels)}
+            values[:, k] = [np.nan if v is None else code[str(v)] for v in text]
+            categorical.append(k)
+    return Features(values, list(columns), categorical)
+
+
+def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
+                   time_bins: int, metadata_columns: Sequence[str] = ()) -> Features:
+    """Render features (reused from the benchmark baseline) then metadata, sheet row order."""
+    meta = metadata_features(sheet, metadata_columns)
+    image = load_stack_features(list(map(str, stacks)), list(map(str, stack_ids)), time_bins,
+                                list(sheet["sample_id"])).astype(np.float64)
+    names = image_feature_names(image.shape[1] // time_bins, time_bins)
+    offset = image.shape[1]
+    return Features(np.hstack([image, meta.values]), names + meta.names,
+                    [offset + k for k in meta.categorical], n_image=offset)
+
+
+# --- fitting -----------------------------------------------------------------------------
+
+def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
+                feature_names: Sequence[str] | None = None,
+                categorical: Sequence[int] = ()) -> Any:
+    """One binary LightGBM booster on ``x`` (rows) and 0/1 targets ``y``."""
+    import lightgbm as lgb
+
+    names = list(feature_names) if feature_names is not None else "auto"
+    data = lgb.Dataset(x, label=y, feature_name=names,
+                       categorical_feature=list(categorical) or "auto",
+                       params={"verbosity": -1, "feature_pre_filter": False}, free_raw_data=True)
+    return lgb.train(settings.params(), data, num_boost_round=int(settings.n_estimators))
+
+
+def contributions(booster: Any, x: np.ndarray) -> np.ndarray:
+    """TreeSHAP values ``(n_rows, n_features + 1)``; the last column is the expected value,
+    and each row sums to the booster's raw score (log-odds)."""
+    return np.asarray(booster.predict(x, pred_contrib=True), dtype=np.float64)
+
+
+@dataclass
+class ShapAccumulator:
+    """Running sums of |SHAP| per label and feature over out-of-fold rows."""
+
+    n_labels: int
+    n_features: int
+    abs_sum: np.ndarray = field(init=False)
+    n_rows: int = 0
+
+    def __post_init__(self) -> None:
+        self.abs_sum = np.zeros((self.n_labels, self.n_features))
+
+    def mean_abs(self) -> np.ndarray:
+        """``(n_labels, n_features)`` mean |SHAP| (zeros before any row)."""
+        return self.abs_sum / max(self.n_rows, 1)
+
+
+def gbm_fit_predict(features: Features, settings: GBMSettings, explain_rows: np.ndarray,
+                    shap: ShapAccumulator | None = None) -> FitPredict:
+    """Per-label LightGBM as a :func:`cross_fit` function. SHAP values are accumulated in
+    ``shap`` for the predicted rows where ``explain_rows`` (bool per sheet row) is set, i.e.
+    the held-out rows; a label with one class in the training rows gets its prevalence (and
+    zero contributions)."""
+    x_all = features.values
+
+    def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        out = np.tile(y.mean(axis=0), (len(predict), 1))
+        explain = predict[explain_rows[predict]]
+        for j in range(y.shape[1]):
+            if np.unique(y[:, j]).size < 2:
+                log.info("label %d has one class in %d training rows: prevalence", j, len(train))
+                continue
+            booster = fit_booster(x_all[train], y[:, j], settings, features.names,
+                                  features.categorical)
+            out[:, j] = booster.predict(x_all[predict])
+            if shap is not None and len(explain):
+                shap.abs_sum[j] += np.abs(contributions(booster, x_all[explain])[:, :-1]).sum(0)
+        if shap is not None:
+            shap.n_rows += len(explain)
+        return out
+    return fit_predict
+
+
+@dataclass
+class TabularResult:
+    """What a tabular member writes."""
+
+    oof: pd.DataFrame
+    test: pd.DataFrame
+    importance: pd.DataFrame
+
+
+def importance_table(mean_abs: np.ndarray, names: Sequence[str], labels: Sequence[str],
+                     n_image: int) -> pd.DataFrame:
+    """``feature, kind, mean_abs_shap, <label>...``: mean |SHAP| per feature, averaged over
+    labels and per label, most important first (ties by name)."""
+    table = pd.DataFrame(mean_abs.T, columns=list(labels))
+    table.insert(0, "mean_abs_shap", mean_abs.mean(axis=0))
+    table.insert(0, "kind", ["image"] * n_image + ["metadata"] * (len(names) - n_image))
+    table.insert(0, "feature", list(names))
+    return (table.sort_values(["mean_abs_shap", "feature"], ascending=[False, True],
+                              kind="mergesort").reset_index(drop=True))
+
+
+def fit_tabular(features: Features, sample_ids: Sequence[str], label_table: pd.DataFrame,
+                folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
+                settings: GBMSettings, clip: float) -> TabularResult:
+    """Cross-fit the member on the folds; OOF/test logit tables and the SHAP importance."""
+    held = set(folds.loc[folds["fold"] >= 0, "sample_id"].astype(str))
+    explain_rows = np.array([s in held for s in sample_ids])
+    shap = ShapAccumulator(len(labels), len(features.names))
+    oof, test = cross_fit(gbm_fit_predict(features, settings, explain_rows, shap), sample_ids,
+                          label_table, folds, test_ids, labels, clip)
+    return TabularResult(oof, test, importance_table(shap.mean_abs(), features.names, labels,
+                                                     features.n_image))
+
+
+# --- summary plot --------------------------------------------------------------------------
+
+def shap_summary_plot(importance: pd.DataFrame, labels: Sequence[str], title: str = "",
+                      top: int = TOP_FEATURES) -> Any:
+    """Top features by label-averaged mean |SHAP|: bars (left) and per-label heatmap (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    head = importance.head(top).iloc[::-1]
+    n = max(len(head), 1)
+    fig, (bars, heat) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.3 * n), sharey=True,
+                                     gridspec_kw={"width_ratios": [1, max(1, len(labels)) * 0.35]})
+    colours = ["tab:orange" if k == "metadata" else "tab:blue" for k in head["kind"]]
+    rows = np.arange(len(head))
+    bars.barh(rows, head["mean_abs_shap"], color=colours)
+    bars.set_yticks(rows, head["feature"], fontsize=8)
+    bars.set_xlabel("mean |SHAP| (log-odds), label average")
+    bars.set_ylim(-0.5, n - 0.5)
+    matrix = head[list(labels)].to_numpy(dtype=float) if len(head) else np.zeros((1, len(labels)))
+    im = heat.imshow(matrix, aspect="auto", cmap="viridis", origin="lower",
+                     extent=(-0.5, len(labels) - 0.5, -0.5, n - 0.5))
+    heat.set_xticks(range(len(labels)), list(labels), rotation=60, ha="right", fontsize=8)
+    heat.set_title("per label", fontsize=9)
+    fig.colorbar(im, ax=heat, label="mean |SHAP|")
+    fig.suptitle(title or f"top {min(top, len(importance))} features (blue = image "
+                 "m{mass}_t{bin}, orange = metadata)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --- file-level entry point (called by workflow/scripts) -----------------------------------
+
+def run_tabular(name: str, data_cfg: Mapping[str, Any], folds_path: PathLike,
+                labels: Sequence[str], settings: Mapping[str, Any], clip: float,
+                stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
+                outputs: Mapping[str, PathLike], num_threads: int = 1) -> TabularResult:
+    """Fit a tabular member on the folds of ``folds_path`` and write ``oof``, ``test``
+    (member tables), ``importance`` (CSV) and ``summary`` (PNG)."""
+    from .ensemble import read_folds, sample_sheet
+    from .io import save_figure, write_csv, write_parquet
+
+    sheet = sample_sheet(data_cfg)
+    time_bins = int(settings.get("time_bins", 16))
+    features = build_features(sheet, stacks, stack_ids, time_bins,
+                              settings.get("metadata_columns", []))
+    gbm = GBMSettings.from_settings(settings, num_threads)
+    test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
+    result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
+                         read_folds(folds_path), test_ids, labels, gbm, clip)
+    log.info("%s: %d features, %d OOF rows, %d test rows", name, len(features.names),
+             len(result.oof), len(result.test))
+    write_parquet(outputs["oof"], result.oof)
+    write_parquet(outputs["test"], result.test)
+    write_csv(outputs["importance"], result.importance)
+    fig = shap_summary_plot(result.importance, labels, title=f"{name}: mean |SHAP| on "
+                            "out-of-fold rows, top features")
+    save_figure(outputs["summary"], fig, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return result

@@ -1,0 +1,212 @@
+"""Tabular members: per-label LightGBM on render + metadata features, fitted per fold like
+the baselines; deterministic; SHAP contributions summed into an importance table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spectrovision.baselines import cross_fit, prior_fit_predict
+from spectrovision.config import derive_seed, validate_config
+from spectrovision.errors import ConfigError, InputError
+from spectrovision.metrics import mean_log_loss, sigmoid
+from spectrovision.tabular import (Features, GBMSettings, build_features, contributions,
+                                   fit_booster, fit_tabular, image_feature_names,
+                                   metadata_features, resolve_tabular, run_tabular,
+                                   shap_summary_plot)
+
+pytest.importorskip("lightgbm")
+
+LABELS = ["a", "b", "c"]
+CLIP = 1e-4
+FAST = GBMSettings(n_estimators=40, learning_rate=0.1, num_leaves=7, min_child_samples=5,
+                   feature_fraction=0.8, seed=3, num_threads=1)
+
+
+def _data(n=300, n_labelled=240, seed=0):
+    """Features with a planted signal: label a = feature 0 > 0, label b = metadata group,
+    label c = noise."""
+    rng = np.random.default_rng(seed)
+    ids = [f"S{i:03d}" for i in range(n)]
+    x = rng.normal(size=(n, 8))
+    group = rng.integers(0, 2, n)
+    y = np.column_stack([x[:, 0] > 0, rng.random(n) < np.where(group == 1, 0.85, 0.15),
+                         rng.random(n) < 0.3]).astype(float)
+    features = Features(np.column_stack([x, group]), [*image_feature_names(2, 4), "grp"],
+                        n_image=8)
+    labelled = ids[:n_labelled]
+    labels = pd.DataFrame(y[:n_labelled], columns=LABELS,
+                          index=pd.Index(labelled, name="sample_id"))
+    folds = pd.DataFrame({"sample_id": labelled, "fold": np.arange(n_labelled) % 3})
+    folds.loc[:4, "fold"] = -1  # always trains
+    return ids, features, labels, folds, ids[n_labelled:]
+
+
+def _label_loss(oof, labels, label):
+    y = labels.loc[oof["sample_id"], [label]].to_numpy()
+    return mean_log_loss(y, sigmoid(oof[[label]].to_numpy()))
+
+
+def test_learns_a_planted_signal_and_gathers_like_the_other_members():
+    ids, features, labels, folds, test_ids = _data()
+    result = fit_tabular(features, ids, labels, folds, test_ids, LABELS, FAST, CLIP)
+    prior, _ = cross_fit(prior_fit_predict(), ids, labels, folds, test_ids, LABELS, CLIP)
+    assert list(result.oof.columns) == ["sample_id", "fold", *LABELS]
+    assert len(result.oof) == int((folds["fold"] >= 0).sum())
+    assert list(result.test["sample_id"]) == test_ids
+    for label in ("a", "b"):
+        assert _label_loss(result.oof, labels, label) < _label_loss(prior, labels, label) - 0.2
+    imp = result.importance.set_index("feature")
+    assert imp.loc["m0_t0", "a"] == imp["a"].max()  # feature 0 carries label a
+    assert imp.loc["grp", "b"] == imp["b"].max()  # metadata carries label b
+    assert imp.loc["grp", "kind"] == "metadata" and imp.loc["m0_t0", "kind"] == "image"
+
+
+def test_same_inputs_give_identical_outputs():
+    ids, features, labels, folds, test_ids = _data(seed=4)
+    first = fit_tabular(features, ids, labels, folds, test_ids, LABELS, FAST, CLIP)
+    second = fit_tabular(features, ids, labels, folds, test_ids, LABELS, FAST, CLIP)
+    pd.testing.assert_frame_equal(first.oof, second.oof, check_exact=True)
+    pd.testing.assert_frame_equal(first.test, second.test, check_exact=True)
+    pd.testing.assert_frame_equal(first.importance, second.importance, check_exact=True)
+    other = fit_tabular(features, ids, labels, folds, test_ids, LABELS,
+                        GBMSettings(**{**FAST.__dict__, "seed": 99}), CLIP)
+    assert not np.array_equal(first.oof[LABELS].to_numpy(), other.oof[LABELS].to_numpy())
+
+
+def test_a_label_with_one_class_in_a_training_fold_gets_the_fold_prior():
+    ids, features, labels, folds, test_ids = _data(seed=2)
+    labels = labels.copy()
+    fold0 = folds.loc[folds["fold"] == 0, "sample_id"]
+    labels["c"] = 0.0
+    labels.loc[fold0[:3], "c"] = 1.0  # positives only in fold 0: other training folds are all 0
+    result = fit_tabular(features, ids, labels, folds, test_ids, LABELS, FAST, CLIP)
+    in_fold0 = result.oof["fold"] == 0
+    train0 = folds.loc[folds["fold"] != 0, "sample_id"]
+    assert labels.loc[train0, "c"].sum() == 0
+    np.testing.assert_allclose(sigmoid(result.oof.loc[in_fold0, "c"].to_numpy()), CLIP,
+                               rtol=1e-6)  # prior 0, clipped
+    assert np.isfinite(result.test[LABELS].to_numpy()).all()
+
+
+def test_contributions_sum_to_the_raw_score_and_the_table_is_sane():
+    ids, features, labels, folds, test_ids = _data(seed=5)
+    y = labels["a"].to_numpy()
+    x = features.values[: len(y)]
+    booster = fit_booster(x, y, FAST, features.names)
+    contrib = contributions(booster, x)
+    assert contrib.shape == (len(y), len(features.names) + 1)
+    np.testing.assert_allclose(contrib.sum(axis=1), booster.predict(x, raw_score=True),
+                               atol=1e-9)
+    result = fit_tabular(features, ids, labels, folds, test_ids, LABELS, FAST, CLIP)
+    imp = result.importance
+    assert list(imp.columns) == ["feature", "kind", "mean_abs_shap", *LABELS]
+    assert sorted(imp["feature"]) == sorted(features.names)
+    assert (imp[LABELS].to_numpy() >= 0).all()
+    np.testing.assert_allclose(imp["mean_abs_shap"], imp[LABELS].mean(axis=1))
+    assert imp["mean_abs_shap"].is_monotonic_decreasing
+    fig = shap_summary_plot(imp, LABELS)
+    assert len(fig.axes[0].patches) == len(features.names)  # fewer than 20: all drawn
+
+
+def test_metadata_columns_numbers_text_and_missing():
+    sheet = pd.DataFrame({"sample_id": ["A", "B", "C"], "derivatized": [1.0, None, 0.0],
+                          "instrument_type": ["sam", "commercial", None]})
+    meta = metadata_features(sheet, ["derivatized", "instrument_type"])
+    np.testing.assert_array_equal(meta.values[:, 0], [1.0, np.nan, 0.0])
+    np.testing.assert_array_equal(meta.values[:, 1], [1.0, 0.0, np.nan])
+    assert meta.categorical == [1]
+    with pytest.raises(InputError, match="'pressure'"):
+        metadata_features(sheet, ["pressure"])
+
+
+def test_build_features_adds_metadata_after_the_render_features(tmp_path):
+    ids = ["A", "B", "C"]
+    stack = np.arange(3 * 1 * 2 * 4, dtype=np.float32).reshape(3, 1, 2, 4)
+    np.save(tmp_path / "s.npy", stack)
+    pd.DataFrame({"sample_id": ids[::-1]}).to_csv(tmp_path / "s.csv", index=False)
+    sheet = pd.DataFrame({"sample_id": ids, "derivatized": [0, 1, 1]})
+    feats = build_features(sheet, [tmp_path / "s.npy"], [tmp_path / "s.csv"], 2,
+                           ["derivatized"])
+    assert feats.names == ["m0_t0", "m0_t1", "m1_t0", "m1_t1", "derivatized"]
+    assert feats.n_image == 4 and feats.categorical == []
+    np.testing.assert_array_equal(feats.values[0], [17, 19, 21, 23, 0])  # A = last stacked row
+
+
+def test_resolve_tabular_fills_representation_and_seed_and_checks_columns():
+    cfg = validate_config({"seed": 5, "representations": {"r2": {}, "r1": {}},
+                           "tabular": {"gbm": {"metadata_columns": ["derivatized"]}}})
+    settings = resolve_tabular(cfg, "gbm", ["sample_id", "derivatized"])
+    assert settings["representation"] == "r1" and settings["time_bins"] == 16
+    assert settings["seed"] == derive_seed(5, "tabular", "gbm")
+    with pytest.raises(ConfigError, match="derivatized"):
+        resolve_tabular(cfg, "gbm", ["sample_id", "instrument_type"])
+    cfg["tabular"]["gbm"]["representation"] = "nope"
+    with pytest.raises(ConfigError, match="nope"):
+        resolve_tabular(cfg, "gbm")
+
+
+def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
+    from spectrovision.ensemble import sample_sheet
+
+    data_cfg = {"layout": "mars2", "dir": str(tiny_mars2)}
+    sheet = sample_sheet(data_cfg)
+    labels = sheet.attrs["labels"]
+    labelled = list(sheet.loc[sheet["labelled"], "sample_id"])
+    folds = tmp_path / "folds.csv"
+    pd.DataFrame({"sample_id": labelled, "fold": np.arange(len(labelled)) % 2}).to_csv(
+        folds, index=False)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "stack.npy", rng.random((len(sheet), 1, 8, 8)).astype(np.float16))
+    sheet[["sample_id"]].to_csv(tmp_path / "stack.csv", index=False)
+    outputs = {k: tmp_path / "out" / f for k, f in (
+        ("oof", "oof_logits.parquet"), ("test", "test_logits.parquet"),
+        ("importance", "shap_importance.csv"), ("summary", "shap_summary.png"))}
+    settings = {"time_bins": 4, "metadata_columns": ["derivatized"], "n_estimators": 10,
+                "min_child_samples": 2, "seed": 1}
+    run_tabular("gbm", data_cfg, folds, labels, settings, CLIP, [tmp_path / "stack.npy"],
+                [tmp_path / "stack.csv"], outputs)
+    oof = pd.read_parquet(outputs["oof"])
+    assert list(oof.columns) == ["sample_id", "fold", *labels] and len(oof) == len(labelled)
+    assert len(pd.read_parquet(outputs["test"])) == int((~sheet["labelled"]).sum())
+    imp = pd.read_csv(outputs["importance"])
+    assert len(imp) == 8 * 4 + 1 and "derivatized" in set(imp["feature"])
+    assert outputs["summary"].read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_tabular_member_runs_through_snakemake_into_the_ensemble(tiny_config, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    config = {**tiny_config, "models": {}, "baselines": ["prior"],
+              "tabular": {"gbm": {"time_bins": 4, "metadata_columns": ["derivatized"],
+                                  "n_estimators": 20, "min_child_samples": 2}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
+                 "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "2",
+                 "--quiet", "all", "--"]
+    results = Path(config["results"])
+    proc = subprocess.run([*snakemake, str(results / "ensemble" / "scores.csv")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    member = results / "members" / "gbm"
+    for name in ("oof_logits.parquet", "test_logits.parquet", "shap_importance.csv",
+                 "shap_summary.png"):
+        assert (member / name).stat().st_size > 0, name
+    scores = pd.read_csv(results / "ensemble" / "scores.csv")
+    gbm = scores[scores["member"] == "gbm"]
+    labels = [c for c in pd.read_parquet(member / "oof_logits.parquet").columns
+              if c not in ("sample_id", "fold")]
+    assert set(gbm["label"]) == {*labels, "mean"}
+    assert np.isfinite(gbm["log_loss"]).all()
+    # the ensemble chose among the tabular member (the only candidate)
+    import json
+
+    selection = json.loads((results / "ensemble" / "selection.json").read_text())
+    assert selection["members"] == ["gbm"]

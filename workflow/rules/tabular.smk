@@ -1,0 +1,36 @@
+# Stage: tabular members (see workflow/rules/common.smk for shared input functions).
+# tabular: stacked renders + metadata + folds -> members/{tabular} (per-label LightGBM per
+# fold, scored and selected by the ensemble like any model) with SHAP feature importance.
+
+
+rule tabular:
+    input:
+        unpack(get_tabular_inputs),
+    output:
+        oof=res("members", "{tabular}", "oof_logits.parquet"),
+        test=res("members", "{tabular}", "test_logits.parquet"),
+        importance=res("members", "{tabular}", "shap_importance.csv"),
+        summary=report(
+            res("members", "{tabular}", "shap_summary.png"),
+            category="6. Tabular members",
+            subcategory="{tabular}",
+            caption="../report/tabular_shap.rst",
+        ),
+    log:
+        "logs/tabular/{tabular}.log",
+    benchmark:
+        "benchmarks/tabular/{tabular}.tsv"
+    wildcard_constraints:
+        tabular=TABULAR_PATTERN,
+    conda:
+        "../../envs/core.yaml"
+    threads: CFG["workflow"]["train_threads"]
+    params:
+        data=CFG["data"],
+        labels=LABELS,
+        settings=lambda wildcards: tabular_settings(wildcards.tabular),
+        num_threads=CFG["workflow"]["train_threads"],
+        clip=CFG["ensemble"]["clip"],
+        code=code_version("tabular", "baselines", "ensemble", "metrics", "datasets"),
+    script:
+        "../scripts/run_tabular.py"
