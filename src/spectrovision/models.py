@@ -1,0 +1,213 @@
+"""Networks: a timm backbone behind a 1x1 input adapter, with one of three heads.
+
+Images are ``(batch, channels, mass, time)``: height is the mass axis, width the time
+(or temperature) axis. Backbones come from timm by name and are never downloaded:
+``pretrained=False`` always, and a model may name a local weights file instead.
+
+Heads (the registry :data:`HEADS`, chosen by name like timm's ``create_model``):
+
+- ``pool``: global average over mass and time, dropout, linear.
+- ``time_avg``: average over time only, keep the mass axis, flatten, linear (a
+  mass-resolved classifier, the Mars-2 2nd-place recipe).
+- ``sed``: sound-event-detection attention head: per-time-bin logits (after averaging
+  over mass) weighted by a softmax attention over time give the clip logit; the per-time
+  logits are returned too so the loss can use both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class InputAdapter(nn.Module):
+    """Trainable 1x1 convolution mapping the image's channels to the backbone's."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=True)
+        with torch.no_grad():  # start as "copy the intensity channel to every input"
+            self.conv.weight.zero_()
+            self.conv.weight[:, 0] = 1.0
+            self.conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class PoolHead(nn.Module):
+    def __init__(self, n_features: int, fmap_height: int, n_outputs: int, drop_rate: float,
+                 n_extra: int = 0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(n_features + n_extra, n_outputs)
+
+    def embed(self, fmap: torch.Tensor) -> torch.Tensor:
+        return fmap.mean(dim=(2, 3))
+
+    def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.fc(self.drop(embedding))}
+
+
+class TimeAvgHead(PoolHead):
+    def __init__(self, n_features: int, fmap_height: int, n_outputs: int, drop_rate: float,
+                 n_extra: int = 0) -> None:
+        super().__init__(n_features * fmap_height, fmap_height, n_outputs, drop_rate, n_extra)
+
+    def embed(self, fmap: torch.Tensor) -> torch.Tensor:
+        return fmap.mean(dim=3).flatten(1)
+
+
+class SedHead(nn.Module):
+    def __init__(self, n_features: int, fmap_height: int, n_outputs: int, drop_rate: float,
+                 n_extra: int = 0) -> None:
+        super().__init__()
+        if n_extra:
+            raise ValueError("the sed head takes no metadata branch; use head 'pool'")
+        self.drop = nn.Dropout(drop_rate)
+        self.attention = nn.Conv1d(n_features, n_outputs, kernel_size=1)
+        self.classifier = nn.Conv1d(n_features, n_outputs, kernel_size=1)
+
+    def embed(self, fmap: torch.Tensor) -> torch.Tensor:
+        return fmap.mean(dim=2)  # (batch, features, time)
+
+    def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        frames = self.drop(embedding)
+        weights = torch.softmax(torch.tanh(self.attention(frames)), dim=-1)
+        frame_logits = self.classifier(frames)
+        return {"logits": (weights * frame_logits).sum(dim=-1), "frame_logits": frame_logits}
+
+
+HEADS: dict[str, Callable[..., nn.Module]] = {
+    "pool": PoolHead, "time_avg": TimeAvgHead, "sed": SedHead,
+}
+
+
+class MetadataBranch(nn.Module):
+    """A small MLP over numeric metadata whose output joins the pooled image features."""
+
+    def __init__(self, n_inputs: int, width: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_inputs, width), nn.ReLU(),
+                                 nn.Linear(width, width), nn.ReLU())
+        self.width = width
+
+    def forward(self, meta: torch.Tensor) -> torch.Tensor:
+        return self.net(meta)
+
+
+class SpectroNet(nn.Module):
+    """Input adapter -> timm backbone (feature map) -> head, optionally fused with metadata."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, adapter: nn.Module | None,
+                 meta_branch: MetadataBranch | None = None) -> None:
+        super().__init__()
+        self.adapter = adapter if adapter is not None else nn.Identity()
+        self.backbone = backbone
+        self.head = head
+        self.meta_branch = meta_branch
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_features(self.adapter(x))
+
+    def embed(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        """Penultimate features: what the head's last linear layer sees."""
+        embedding = self.head.embed(self.feature_map(x))
+        if self.meta_branch is not None:
+            if meta is None:
+                raise ValueError("this model fuses metadata: pass meta")
+            embedding = torch.cat([embedding, self.meta_branch(meta)], dim=1)
+        return embedding
+
+    def forward_heads(self, x: torch.Tensor,
+                      meta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.head(self.embed(x, meta))
+
+    def forward(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_heads(x, meta)["logits"]
+
+
+def backbone_channels(settings: Mapping[str, Any], image_channels: int) -> int:
+    """Channels the backbone sees: ``in_chans``, else 3 with extra channels, else the image's."""
+    if settings.get("in_chans"):
+        return int(settings["in_chans"])
+    return 3 if image_channels > 1 else image_channels
+
+
+def create_model(settings: Mapping[str, Any], image_shape: tuple[int, int, int],
+                 n_outputs: int, n_meta: int = 0) -> SpectroNet:
+    """Build the network a model's settings describe (resolved config, see ``resolve_model``).
+
+    ``image_shape`` is ``(channels, mass, time)`` of the rendered images; the head's size
+    depends on the mass axis only, so any time width works at training and prediction.
+    """
+    channels, height, width = image_shape
+    head_name = settings.get("head", "pool")
+    if head_name not in HEADS:
+        raise ValueError(f"unknown head '{head_name}'; choose one of {sorted(HEADS)}")
+    k = backbone_channels(settings, channels)
+    name = settings["backbone"]
+    try:
+        backbone = timm.create_model(name, pretrained=False, num_classes=0, in_chans=k,
+                                     drop_rate=float(settings.get("drop_rate", 0.0)))
+    except RuntimeError as exc:  # timm: "Unknown model (...)"
+        raise ValueError(f"backbone '{name}': {exc}. Pick a name from timm.list_models().") \
+            from None
+    if settings.get("weights"):
+        load_backbone_weights(backbone, settings["weights"])
+    adapter = InputAdapter(channels, k) if channels != k else None
+    with torch.no_grad():
+        was_training = backbone.training
+        backbone.eval()
+        probe = torch.zeros(1, k, height, max(width, 32))
+        fmap = backbone.forward_features(probe)
+        backbone.train(was_training)
+    if fmap.ndim != 4:
+        raise ValueError(f"backbone '{name}' gives {fmap.ndim}-d features; a CNN with a 4-d "
+                         "feature map (batch, features, mass, time) is needed")
+    meta_branch = MetadataBranch(n_meta) if n_meta else None
+    head = HEADS[head_name](fmap.shape[1], fmap.shape[2], n_outputs,
+                            float(settings.get("drop_rate", 0.0)),
+                            meta_branch.width if meta_branch else 0)
+    return SpectroNet(backbone, head, adapter, meta_branch)
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a local weights file (a state dict, or a checkpoint holding one) into the backbone.
+
+    Classifier weights and input layers of another shape are skipped and logged; nothing
+    is ever downloaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file not found",
+                         "give a local file under models.<name>.weights, or null to train "
+                         "from scratch (weights are never downloaded)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(state) - set(usable))
+    if not usable:
+        raise InputError(path, "no tensor matches the backbone's parameters",
+                         "use weights of the same timm architecture")
+    backbone.load_state_dict(usable, strict=False)
+    log.info("loaded %d tensors from %s (skipped %d: %s)", len(usable), path, len(skipped),
+             skipped[:5])
+
+
+def model_summary(model: nn.Module) -> dict[str, int]:
+    return {"parameters": sum(p.numel() for p in model.parameters()),
+            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}

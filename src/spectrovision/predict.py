@@ -1,0 +1,96 @@
+"""Predict with one trained model x fold: time-width TTA, logits averaged.
+
+Writes the fold's out-of-fold logits (its validation samples, with a ``fold`` column) and
+logits for every sample without labels. Tables: ``sample_id`` + one column per label.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .augment import resize_time, tta_time_sizes
+from .train import fold_split, load_image_set, load_trained
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+
+
+def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int],
+                   batch_size: int, device: str = "cpu", amp: bool = False,
+                   channels_last: bool = False) -> np.ndarray:
+    """Logits averaged over time widths ``widths`` (each image resized along time)."""
+    dev = torch.device(device)
+    out = np.zeros((len(images), 0))
+    model.eval()
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            xb = images[start:start + batch_size].to(dev).float()
+            total = None
+            for width in widths:
+                xw = resize_time(xb, width)
+                if channels_last:
+                    xw = xw.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = model(xw).float()
+                total = logits if total is None else total + logits
+            chunks.append((total / len(widths)).cpu().numpy().astype(np.float64))
+    return np.concatenate(chunks) if chunks else out
+
+
+def logit_frame(ids: Sequence[str], logits: np.ndarray, labels: Sequence[str],
+                fold: int | None = None) -> pd.DataFrame:
+    table = pd.DataFrame(logits, columns=list(labels))
+    table.insert(0, "sample_id", list(ids))
+    if fold is not None:
+        table.insert(1, "fold", fold)
+    return table
+
+
+def run_predict(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
+                folds_path: PathLike, unlabelled: Sequence[str], fold: int, n_widths: int,
+                step: int, batch_size: int, outputs: Mapping[str, PathLike], *,
+                threads: int = 1) -> dict[str, Any]:
+    """Write ``oof`` (fold's validation samples) and ``test`` (unlabelled samples) logits."""
+    from .io import write_json, write_parquet
+    from .lease import lease_device
+
+    torch.set_num_threads(max(int(threads), 1))
+    folds = pd.read_csv(folds_path, dtype={"sample_id": str})
+    _, oof_ids = fold_split(folds, fold)
+    test_ids = sorted(map(str, unlabelled))
+    images = load_image_set(stacks, stack_ids, keep=set(oof_ids) | set(test_ids))
+    with lease_device() as lease:
+        model, bundle = load_trained(weights, lease.device)
+        if bundle["fold"] != fold:
+            raise ValueError(f"{weights} was trained on fold {bundle['fold']}, not {fold}")
+        widths = tta_time_sizes(int(bundle["train_width"]), n_widths, step)
+        on_cuda = lease.device.startswith("cuda")
+        settings = bundle["settings"]
+        amp = bool(settings.get("amp", True)) and on_cuda
+        channels_last = bool(settings.get("channels_last", True)) and on_cuda
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        labels = bundle["labels"]
+        oof = predict_logits(model, images.select(oof_ids), widths, batch_size, lease.device,
+                             amp, channels_last)
+        test = (predict_logits(model, images.select(test_ids), widths, batch_size,
+                               lease.device, amp, channels_last)
+                if test_ids else np.zeros((0, len(labels))))
+    write_parquet(outputs["oof"], logit_frame(oof_ids, oof, labels, fold))
+    write_parquet(outputs["test"], logit_frame(test_ids, test, labels))
+    info = {"fold": fold, "tta_widths": widths, "n_oof": len(oof_ids), "n_test": len(test_ids),
+            "device": lease.device}
+    if "info" in outputs:
+        write_json(outputs["info"], info)
+    log.info("predicted %d out-of-fold and %d test samples with widths %s", len(oof_ids),
+             len(test_ids), widths)
+    return info

@@ -1,0 +1,253 @@
+"""Training and prediction of one model x fold on generated stacks (CPU)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from spectrovision import train as train_mod
+from spectrovision.predict import predict_logits, run_predict
+from spectrovision.train import load_trained, run_train, train_model
+
+LABELS = ["a", "b", "c"]
+SETTINGS = {"name": "toy", "backbone": "resnet10t", "head": "pool", "weights": None,
+            "in_chans": None, "epochs": 3, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.01,
+            "warmup_epochs": 1, "grad_clip": 1.0, "loss": "bce", "focal_gamma": 2.0,
+            "label_smoothing": 0.0, "mixup_p": 0.0, "time_resize": [20, 28], "time_warp": None,
+            "amp": True, "channels_last": True, "drop_rate": 0.0, "seed": 3}
+
+
+def write_toy_data(root: Path, n_train: int = 24, n_test: int = 6, seed: int = 0) -> dict:
+    """Two splits of (2, 16, 24) images; label j lights up mass row 3j; 2 folds."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    ids = {"train": [f"T{i:03d}" for i in range(n_train)],
+           "test": [f"X{i:03d}" for i in range(n_test)]}
+    y = (rng.random((n_train, 3)) < 0.5).astype(float)
+    stacks, csvs = [], []
+    for split, names in ids.items():
+        images = rng.random((len(names), 2, 16, 24)).astype(np.float16) * 0.2
+        if split == "train":
+            for j in range(3):
+                images[y[:, j] == 1, 0, 3 * j, 8:16] += 1.0
+        np.save(root / f"stack_{split}.npy", images)
+        pd.DataFrame({"sample_id": names}).to_csv(root / f"stack_{split}.csv", index=False)
+        stacks.append(str(root / f"stack_{split}.npy"))
+        csvs.append(str(root / f"stack_{split}.csv"))
+    folds = pd.DataFrame({"sample_id": ids["train"], "fold": [i % 2 for i in range(n_train)]})
+    folds.to_csv(root / "folds.csv", index=False)
+    labels = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids["train"], name="sample_id"))
+    return {"stacks": stacks, "stack_ids": csvs, "folds": str(root / "folds.csv"),
+            "labels": labels, "test_ids": ids["test"]}
+
+
+def outputs(root: Path) -> dict[str, str]:
+    return {k: str(root / n) for k, n in (("weights", "model.pt"), ("metrics", "metrics.json"),
+                                          ("history", "history.csv"), ("curve", "curve.png"))}
+
+
+def train(data: dict, root: Path, settings: dict | None = None, fold: int = 0) -> dict:
+    return run_train(data["stacks"], data["stack_ids"], data["folds"], data["labels"], LABELS,
+                     settings or SETTINGS, fold, "multilabel", outputs(root),
+                     checkpoint=root / "ckpt" / "last.pt", threads=1)
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=False)["state_dict"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    sa, sb = state(a), state(b)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> dict:
+    return write_toy_data(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="module")
+def trained(toy, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    train(toy, root)
+    return root
+
+
+def test_outputs_hold_the_best_validation_epoch(trained):
+    history = pd.read_csv(trained / "history.csv")
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert metrics["best_epoch"] == int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    assert metrics["best_val_loss"] == pytest.approx(history["val_loss"].min())
+    assert metrics["n_train"] == 12 and metrics["n_val"] == 12 and metrics["device"] == "cpu"
+    assert metrics["train_width"] == 24
+    assert (trained / "curve.png").stat().st_size > 1000
+    assert not (trained / "ckpt" / "last.pt").exists()  # removed once the outputs exist
+    model, bundle = load_trained(trained / "model.pt")
+    assert bundle["labels"] == LABELS and bundle["fold"] == 0
+    assert model(torch.zeros(1, 2, 16, 24)).shape == (1, 3)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(toy, trained, tmp_path):
+    train(toy, tmp_path / "again")
+    assert same_weights(trained / "model.pt", tmp_path / "again" / "model.pt")
+    train(toy, tmp_path / "other", {**SETTINGS, "seed": 4})
+    assert not same_weights(trained / "model.pt", tmp_path / "other" / "model.pt")
+
+
+DRIVER = """
+import sys, pickle
+from spectrovision.train import run_train
+data, out, settings = pickle.load(open(sys.argv[1], "rb"))
+run_train(data["stacks"], data["stack_ids"], data["folds"], data["labels"], {labels!r},
+          settings, 0, "multilabel", out, checkpoint=sys.argv[2], threads=1)
+"""
+
+
+def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path):
+    import pickle
+
+    out = outputs(tmp_path / "run")
+    ckpt = tmp_path / "outside" / "last.pt"
+    args = tmp_path / "args.pkl"
+    args.write_bytes(pickle.dumps((toy, out, SETTINGS)))
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(labels=LABELS))
+    env = {**os.environ, "PYTHONPATH": str(Path(train_mod.__file__).parents[1])}
+    killed = subprocess.run([sys.executable, str(driver), str(args), str(ckpt)],
+                            env={**env, train_mod.STOP_AFTER_EPOCH_ENV: "2"},
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert ckpt.exists() and not Path(out["weights"]).exists()
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # two epochs done
+    resumed = subprocess.run([sys.executable, str(driver), str(args), str(ckpt)], env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads(Path(out["metrics"]).read_text())
+    assert metrics["resumed_from_epoch"] == 2 and metrics["epochs"] == 3
+    assert same_weights(trained / "model.pt", Path(out["weights"]))
+    uninterrupted = pd.read_csv(trained / "history.csv")
+    again = pd.read_csv(out["history"])
+    np.testing.assert_allclose(again["val_loss"], uninterrupted["val_loss"], rtol=0, atol=0)
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(toy, tmp_path, caplog):
+    root = tmp_path / "a"
+    torch.save({"fingerprint": "stale", "epoch": 1}, _mk(root / "ckpt" / "last.pt"))
+    with caplog.at_level(logging.INFO, logger="spectrovision.train"):
+        metrics = train(toy, root, {**SETTINGS, "epochs": 1})
+    assert metrics["resumed_from_epoch"] is None
+    assert "starting over" in caplog.text
+
+
+def _mk(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_not_on_a_tty_each_epoch_is_one_plain_log_line(toy, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="spectrovision.train"):
+        train(toy, tmp_path, {**SETTINGS, "epochs": 2})
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()
+             and "val loss" in r.getMessage()]
+    assert len(lines) == 2 and "epoch 1/2" in lines[0] and "epoch 2/2" in lines[1]
+
+
+def _widths_seen(toy, monkeypatch, settings) -> list[int]:
+    seen: list[int] = []
+    original = train_mod.create_model
+
+    def spy(*args, **kwargs):
+        model = original(*args, **kwargs)
+        model.adapter.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].shape[-1])
+                                                if m.training else None)
+        return model
+
+    monkeypatch.setattr(train_mod, "create_model", spy)
+    data = toy
+    x = torch.from_numpy(np.load(data["stacks"][0]).astype(np.float32))
+    y = torch.tensor(data["labels"].to_numpy(np.float32))
+    train_model(x[:16], y[:16], x[16:], y[16:], {**settings, "epochs": 3, "batch_size": 4},
+                "multilabel")
+    return seen
+
+
+def test_time_resize_switch_varies_the_training_width(toy, monkeypatch):
+    on = _widths_seen(toy, monkeypatch, SETTINGS)
+    assert min(on) >= 20 and max(on) <= 28 and len(set(on)) > 2
+    off = _widths_seen(toy, monkeypatch, {**SETTINGS, "time_resize": None})
+    assert set(off) == {24}
+
+
+def test_grad_clip_switch_clips_at_the_configured_norm(toy, monkeypatch):
+    calls: list[float] = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda params, max_norm: calls.append(max_norm) or real(params, max_norm))
+    x = torch.from_numpy(np.load(toy["stacks"][0]).astype(np.float32))
+    y = torch.tensor(toy["labels"].to_numpy(np.float32))
+    short = {**SETTINGS, "epochs": 1, "batch_size": 8}
+    train_model(x[:16], y[:16], x[16:], y[16:], {**short, "grad_clip": 0.5}, "multilabel")
+    assert calls == [0.5, 0.5]
+    calls.clear()
+    train_model(x[:16], y[:16], x[16:], y[16:], {**short, "grad_clip": None}, "multilabel")
+    assert calls == []
+
+
+@pytest.mark.parametrize("switch", [{"mixup_p": 1.0}, {"time_warp": [0.5, 2.0]},
+                                    {"label_smoothing": 0.2}, {"loss": "focal"},
+                                    {"head": "sed"}, {"weight_decay": 0.5}])
+def test_each_recipe_switch_changes_the_trained_weights(toy, trained, tmp_path, switch):
+    train(toy, tmp_path, {**SETTINGS, **switch})
+    assert not same_weights(trained / "model.pt", tmp_path / "model.pt")
+
+
+def test_multiclass_trains_with_cross_entropy(toy, tmp_path):
+    one_hot = pd.DataFrame(np.eye(3)[np.arange(len(toy["labels"])) % 3], columns=LABELS,
+                           index=toy["labels"].index)
+    metrics = run_train(toy["stacks"], toy["stack_ids"], toy["folds"], one_hot, LABELS,
+                        {**SETTINGS, "epochs": 1}, 1, "multiclass", outputs(tmp_path),
+                        checkpoint=tmp_path / "c.pt")
+    assert 0 < metrics["best_val_loss"] < 5  # cross-entropy of 3 classes starts near ln 3
+
+
+def test_a_planted_signal_is_learned(tmp_path):
+    data = write_toy_data(tmp_path / "data", n_train=64, seed=1)
+    metrics = train(data, tmp_path, {**SETTINGS, "epochs": 8, "lr": 3e-3})
+    assert metrics["best_val_loss"] < 0.55  # prior log loss of 3 balanced labels: ~0.69
+
+
+def test_tta_averages_logits_over_widths(trained):
+    model, _ = load_trained(trained / "model.pt")
+    x = torch.rand(5, 2, 16, 24)
+    both = predict_logits(model, x, [20, 28], batch_size=2)
+    each = [predict_logits(model, x, [w], batch_size=5) for w in (20, 28)]
+    np.testing.assert_allclose(both, (each[0] + each[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(each[0], each[1])
+
+
+def test_predict_writes_fold_oof_and_unlabelled_test_logits(toy, trained, tmp_path):
+    out = {"oof": str(tmp_path / "oof.parquet"), "test": str(tmp_path / "test.parquet"),
+           "info": str(tmp_path / "tta.json")}
+    info = run_predict(trained / "model.pt", toy["stacks"], toy["stack_ids"], toy["folds"],
+                       toy["test_ids"], 0, 3, 4, 16, out)
+    assert info["tta_widths"] == [20, 24, 28]
+    oof, test = pd.read_parquet(out["oof"]), pd.read_parquet(out["test"])
+    folds = pd.read_csv(toy["folds"])
+    assert sorted(oof["sample_id"]) == sorted(folds.loc[folds["fold"] == 0, "sample_id"])
+    assert (oof["fold"] == 0).all() and list(oof.columns) == ["sample_id", "fold", *LABELS]
+    assert sorted(test["sample_id"]) == sorted(toy["test_ids"])
+    assert np.isfinite(test[LABELS].to_numpy()).all()
+    with pytest.raises(ValueError, match="fold 0, not 1"):
+        run_predict(trained / "model.pt", toy["stacks"], toy["stack_ids"], toy["folds"],
+                    toy["test_ids"], 1, 3, 4, 16, out)
