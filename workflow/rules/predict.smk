@@ -1,1 +1,35 @@
 # Stage: predict (see workflow/rules/common.smk for shared input functions).
+# predict: trained model x fold -> predictions/{model}/fold{fold}/ (TTA-averaged logits of
+# the fold's out-of-fold samples and of every unlabelled sample). Never re-trains.
+
+
+rule predict:
+    input:
+        weights=res("models", "{model}", "fold{fold}", "model.pt"),
+        stacks=get_model_stacks("npy"),
+        stack_ids=get_model_stacks("csv"),
+        folds=res("folds.csv"),
+    output:
+        oof=res("predictions", "{model}", "fold{fold}", "oof_logits.parquet"),
+        test=res("predictions", "{model}", "fold{fold}", "test_logits.parquet"),
+        info=res("predictions", "{model}", "fold{fold}", "tta.json"),
+    log:
+        "logs/predict/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/predict/{model}/fold{fold}.tsv"
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../../envs/torch.yaml"
+    threads: CFG["workflow"]["train_threads"]
+    resources:
+        gpu=1,
+    params:
+        fold=lambda wildcards: int(wildcards.fold),
+        unlabelled=UNLABELLED,
+        tta_n_widths=CFG["predict"]["tta_n_widths"],
+        tta_step=CFG["predict"]["tta_step"],
+        batch_size=CFG["predict"]["batch_size"],
+        code=code_version("predict", "train", "models", "augment"),
+    script:
+        "../scripts/predict.py"

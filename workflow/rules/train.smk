@@ -1,1 +1,44 @@
 # Stage: train (see workflow/rules/common.smk for shared input functions).
+# train: stacked renders + folds + labels -> models/{model}/fold{fold}/ (best validation-loss
+# weights, metrics, history, curve). One GPU per job; per-epoch checkpoint under checkpoints/.
+
+
+rule train:
+    input:
+        stacks=get_model_stacks("npy"),
+        stack_ids=get_model_stacks("csv"),
+        folds=res("folds.csv"),
+        sheet=get_sample_sheet_files(),
+    output:
+        weights=res("models", "{model}", "fold{fold}", "model.pt"),
+        metrics=res("models", "{model}", "fold{fold}", "metrics.json"),
+        history=res("models", "{model}", "fold{fold}", "history.csv"),
+        curve=report(
+            res("models", "{model}", "fold{fold}", "curve.png"),
+            category="3. Training",
+            subcategory="{model}",
+            caption="../report/training_curves.rst",
+        ),
+    log:
+        "logs/train/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/train/{model}/fold{fold}.tsv"
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../../envs/torch.yaml"
+    threads: CFG["workflow"]["train_threads"]
+    resources:
+        gpu=1,
+        mem_mb=CFG["workflow"]["train_mem_mb"],
+        runtime=CFG["workflow"]["train_runtime"],
+    params:
+        settings=lambda wildcards: model_settings(wildcards.model),
+        fold=lambda wildcards: int(wildcards.fold),
+        data=CFG["data"],
+        labels=LABELS,
+        task=CFG["task"],
+        checkpoint=checkpoint_path,
+        code=code_version("train", "models", "augment", "losses", "lease"),
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,18 @@
+"""Train one model x fold (thin adapter)."""
+
+import logging
+
+from spectrovision.ensemble import sample_sheet
+from spectrovision.provenance import provenance_for
+from spectrovision.train import run_train
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+p = snakemake.params
+with provenance_for(snakemake) as record:
+    label_table = sample_sheet(p.data).attrs["label_table"]
+    metrics = run_train(list(snakemake.input.stacks), list(snakemake.input.stack_ids),
+                        snakemake.input.folds, label_table, p.labels, dict(p.settings), p.fold,
+                        p.task, dict(snakemake.output.items()), checkpoint=p.checkpoint,
+                        threads=snakemake.threads)
+    record.extra["metrics"] = metrics
