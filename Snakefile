@@ -3,10 +3,24 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# config/config.yaml is the default run; a config given with --configfile replaces it
+# (instead of being merged into it, which would mix the default's models into yours).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    fold=r"\d+",
+    model=r"[A-Za-z0-9_-]+",
+    rep=r"[A-Za-z0-9_-]+",
+    split=r"[A-Za-z0-9_-]+",
+
+
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/folds.smk"
@@ -18,6 +32,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

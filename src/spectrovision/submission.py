@@ -81,13 +81,23 @@ def build_submission(test_probs: pd.DataFrame, submission_format: pd.DataFrame,
 def run_submission(test_logits_path: str | os.PathLike[str], labels: Sequence[str],
                    format_path: str | os.PathLike[str] | None,
                    unlabelled_ids: Sequence[str], clip: float,
-                   out: str | os.PathLike[str]) -> pd.DataFrame:
+                   out: str | os.PathLike[str],
+                   oof_logits_path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Write the submission from the ensemble's test logits: the template's layout when
-    ``format_path`` is given, else every unlabelled sample in sheet order."""
+    ``format_path`` is given, else every unlabelled sample in sheet order.
+
+    Template samples that have labels (Mars-2's val split is in its submission format and
+    has ``val_labels.csv``) take their out-of-fold ensemble prediction from
+    ``oof_logits_path``: predicted by models that never trained on them.
+    """
     from .ensemble import read_logit_table
     from .io import write_csv
 
     probs = probabilities(read_logit_table(test_logits_path, labels), labels)
+    if oof_logits_path is not None:
+        oof = probabilities(read_logit_table(oof_logits_path, labels), labels)
+        oof = oof[~oof["sample_id"].isin(set(probs["sample_id"]))]
+        probs = pd.concat([probs, oof[probs.columns]], ignore_index=True)
     if format_path is None:
         template, source = unlabelled_format(unlabelled_ids, labels), "unlabelled samples"
     else:

@@ -8,12 +8,9 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-# The workflow always runs its own library (also on cluster nodes), whatever is installed.
-_SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p
-)
-sys.path.insert(0, _SRC)
+# The workflow reads its own library (the package is installed editable, `make install`,
+# so scripts and cluster jobs import the same code from src/).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from spectrovision.config import resolve_model, validate_config
 from spectrovision.datasets import load_sample_sheet, run_columns
@@ -34,14 +31,6 @@ FOLDS = list(range(CFG["folds"]["n_folds"]))
 BASELINES = list(CFG["baselines"])
 TABULAR = sorted(CFG["tabular"])
 ENVS = str(Path(workflow.basedir) / "envs")
-
-
-wildcard_constraints:
-    shard=r"\d+",
-    fold=r"\d+",
-    model=r"[A-Za-z0-9_-]+",
-    rep=r"[A-Za-z0-9_-]+",
-    split=r"[A-Za-z0-9_-]+",
 
 
 def res(*parts):
@@ -153,7 +142,10 @@ def ensemble_candidates():
 
 def get_submission_inputs(wildcards):
     """The ensemble's test logits, and the submission template when one is configured."""
-    inputs = {"test": res("ensemble", "test_logits.parquet")}
+    inputs = {
+        "test": res("ensemble", "test_logits.parquet"),
+        "oof": res("ensemble", "oof_logits.parquet"),
+    }
     if CFG["data"]["submission_format"] is not None:
         fmt = Path(CFG["data"]["dir"]) / CFG["data"]["submission_format"]
         inputs["format"] = str(fmt)
@@ -280,3 +272,25 @@ def tabular_settings(name):
 def get_tabular_inputs(wildcards):
     """Folds, sheet files and the stacked renders (every split) of the member's representation."""
     return fitted_member_inputs(tabular_settings(wildcards.tabular)["representation"])
+
+
+# --- train / predict ---
+def model_settings(model):
+    """A model's resolved settings (schema defaults < model_defaults < its own keys)."""
+    return MODELS[model]
+
+
+def get_model_stacks(ext):
+    """Input function: the stacked renders (ext npy) or their id lists (csv) of every split,
+    for the representation the model reads."""
+
+    def inputs(wildcards):
+        rep = MODELS[wildcards.model]["representation"]
+        return [res("render", rep, f"stack_{split}.{ext}") for split in SPLITS]
+
+    return inputs
+
+
+def checkpoint_path(wildcards):
+    """Per-epoch training state, outside the declared outputs (a killed job resumes)."""
+    return res("checkpoints", wildcards.model, f"fold{wildcards.fold}", "last.pt")
