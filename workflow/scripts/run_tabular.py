@@ -1,8 +1,13 @@
 """Fit one tabular member per fold and write members/{tabular}/ (thin adapter)."""
 
 import logging
+import os
 
-from spectrovision.tabular import run_tabular
+# LightGBM's OpenMP threads busy-wait by default: on a busy machine that makes 2 threads
+# ~6x slower than 1 (demo, bench in docs/benchmarks.md); passive waiting avoids it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from spectrovision.tabular import run_tabular  # noqa: E402
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
