@@ -17,7 +17,8 @@ from spectrovision.datasets import load_sample_sheet, run_columns
 from spectrovision.provenance import code_version
 from spectrovision.tabular import resolve_tabular
 
-validate(config, schema="../schemas/config.schema.yaml")
+# set_default=False: model defaults merge in resolve_model (schema < model_defaults < model)
+validate(config, schema="../schemas/config.schema.yaml", set_default=False)
 CFG = validate_config(config)
 RESULTS = CFG["results"]
 SHEET = load_sample_sheet(CFG)
