@@ -56,7 +56,7 @@ def sheet_records(shard=None):
 
 
 def get_final_outputs():
-    """What `rule all` builds: everything that exists as a stage so far."""
+    """What the default target (all) builds, i.e. everything that exists as a stage so far."""
     outputs = [res("qc", "qc_summary.md"), res("folds.csv")]
     outputs += expand(
         res("render", "{rep}", "stack_{split}.npy"), rep=REPRESENTATIONS, split=SPLITS
