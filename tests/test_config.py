@@ -51,6 +51,17 @@ def test_every_schema_key_has_description_and_default():
     assert problems == []
 
 
+@pytest.mark.parametrize("name", ["mars1.yaml", "mars1-cpu.yaml", "mars2.yaml"])
+def test_ready_made_configs_validate_and_every_model_resolves(name):
+    with open(REPO / "config" / name) as fh:
+        cfg = validate_config(yaml.safe_load(fh))
+    for model in cfg["models"]:
+        settings = resolve_model(cfg, model)
+        # model_defaults reach every model (schema defaults only fill what neither sets)
+        for key, value in cfg["model_defaults"].items():
+            assert settings[key] == cfg["models"][model].get(key, value)
+
+
 def test_default_config_file_validates():
     with open(REPO / "config" / "config.yaml") as fh:
         cfg = validate_config(yaml.safe_load(fh))
