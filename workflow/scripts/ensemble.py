@@ -3,12 +3,14 @@
 import logging
 
 from spectrovision.ensemble import run_ensemble
+from spectrovision.provenance import provenance_for
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 p = snakemake.params
-result = run_ensemble(p.members, list(snakemake.input.oof), list(snakemake.input.test), p.data,
-                      p.labels, p.candidates, p.selection, p.listed, p.per_label_weights,
-                      p.clip, dict(snakemake.output.items()))
+with provenance_for(snakemake):
+    result = run_ensemble(p.members, list(snakemake.input.oof), list(snakemake.input.test), p.data,
+                          p.labels, p.candidates, p.selection, p.listed, p.per_label_weights,
+                          p.clip, dict(snakemake.output.items()))
 logging.info("members %s, OOF mean log loss %.5f (optimistic: chosen on OOF)",
              result.selection["members"], result.selection["oof_mean_log_loss"]["ensemble"])

@@ -3,9 +3,11 @@
 import logging
 
 from spectrovision.ensemble import run_gather
+from spectrovision.provenance import provenance_for
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-run_gather(list(snakemake.input.oof), list(snakemake.input.test), snakemake.input.folds,
-           snakemake.params.labels, snakemake.params.clip, snakemake.output.oof,
-           snakemake.output.test)
+with provenance_for(snakemake):
+    run_gather(list(snakemake.input.oof), list(snakemake.input.test), snakemake.input.folds,
+               snakemake.params.labels, snakemake.params.clip, snakemake.output.oof,
+               snakemake.output.test)

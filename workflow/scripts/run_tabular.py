@@ -8,10 +8,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from spectrovision.tabular import run_tabular  # noqa: E402
+from spectrovision.provenance import provenance_for  # noqa: E402
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-run_tabular(snakemake.wildcards.tabular, snakemake.params.data, snakemake.input.folds,
-            snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
-            list(snakemake.input.stacks), list(snakemake.input.stack_ids),
-            dict(snakemake.output.items()), num_threads=snakemake.params.num_threads)
+with provenance_for(snakemake):
+    run_tabular(snakemake.wildcards.tabular, snakemake.params.data, snakemake.input.folds,
+                snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
+                list(snakemake.input.stacks), list(snakemake.input.stack_ids),
+                dict(snakemake.output.items()), num_threads=snakemake.params.num_threads)
