@@ -1,0 +1,76 @@
+"""Input pipeline vs training step, and training throughput, for one model on the CPU.
+
+The pipeline is what train.py does per batch before the model sees it: index the
+in-memory float16 images, convert to float32, random batch-wise time resize (and time
+warp, mixup when on). The step is forward + backward + AdamW on an already prepared batch.
+Both are timed in the same process on the same batches. Target: pipeline <= 5% of a step.
+
+Usage: .venv/bin/python bench/bench_train.py [backbone] [n_mass] [n_x] [batch] [n_batches]
+(defaults: resnet18 256 192 32 6). Numbers go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from spectrovision.augment import mixup, random_time_width, resize_time, time_warp  # noqa: E402
+from spectrovision.losses import bce_loss  # noqa: E402
+from spectrovision.models import create_model  # noqa: E402
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    backbone = args[0] if args else "resnet18"
+    n_mass, n_x, batch, n_batches = (int(a) for a in (args[1:5] + ["256", "192", "32", "6"][len(args[1:5]):]))
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    images = (torch.rand(batch * n_batches, 2, n_mass, n_x) * 0.5).half()
+    labels = (torch.rand(batch * n_batches, 9) > 0.7).float()
+    gen = torch.Generator().manual_seed(0)
+    model = create_model({"backbone": backbone, "head": "time_avg"}, (2, n_mass, n_x), 9)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = bce_loss()
+    lo, hi = int(n_x * 2 / 3), int(n_x * 4 / 3)
+
+    def pipeline(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randperm(len(images), generator=gen)[:batch]
+        xb, yb = images[idx].float(), labels[idx]
+        xb = resize_time(xb, random_time_width(lo, hi, gen))
+        xb = time_warp(xb, [0.5, 2.0], gen)
+        xb, yb, _ = mixup(xb, yb, 0.2, gen)
+        return xb, yb
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
+        out = model.forward_heads(xb)
+        loss = loss_fn(out["logits"], yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    step(*pipeline(0))  # warm-up
+    pipe_t, step_t = [], []
+    for i in range(n_batches):
+        t0 = time.perf_counter()
+        xb, yb = pipeline(i)
+        t1 = time.perf_counter()
+        step(xb, yb)
+        t2 = time.perf_counter()
+        pipe_t.append(t1 - t0)
+        step_t.append(t2 - t1)
+    p, s = statistics.median(pipe_t), statistics.median(step_t)
+    print(f"{backbone} {n_mass}x{n_x} batch {batch}, {threads} threads, {n_batches} batches")
+    print(f"input pipeline {p * 1e3:.1f} ms/batch, step {s * 1e3:.0f} ms/batch, "
+          f"pipeline/step = {100 * p / s:.2f}% (target <= 5%)")
+    print(f"training throughput {batch / (p + s):.1f} samples/s")
+
+
+if __name__ == "__main__":
+    main()
