@@ -29,6 +29,7 @@ include: "workflow/rules/predict.smk"
 include: "workflow/rules/tabular.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:

@@ -73,6 +73,10 @@ def tiny_config(data_dir: Path) -> dict[str, Any]:
         },
         "predict": {"tta_n_widths": 2, "tta_step": 8, "batch_size": 16},
         "baseline_settings": {"benchmark_lr": {"time_bins": 4}},
+        # the analysis stages have their own test (tests/test_analysis.py)
+        "explain": {"enabled": False},
+        "embed": {"enabled": False},
+        "novelty": {"enabled": False},
     }
 
 

@@ -64,6 +64,7 @@ def get_final_outputs():
     if MODELS or TABULAR:
         outputs.append(res("submission.csv"))
     outputs += get_report_outputs()
+    outputs += get_analysis_outputs()
     return outputs
 
 
@@ -295,3 +296,68 @@ def get_model_stacks(ext):
 def checkpoint_path(wildcards):
     """Per-epoch training state, outside the declared outputs (a killed job resumes)."""
     return res("checkpoints", wildcards.model, f"fold{wildcards.fold}", "last.pt")
+
+
+# --- analysis (explain, embed, novelty) ---
+def analysis_model(stage):
+    """The model (name, fold) explain or embed reads; name None when there are no models."""
+    chosen, fold = CFG[stage]["model"], int(CFG[stage]["fold"])
+    if chosen is not None and chosen not in MODELS:
+        raise ValueError(
+            f"{stage}.model '{chosen}' is not one of the models {sorted(MODELS)}; "
+            "name a model defined under 'models:' (null = the first by name)"
+        )
+    if fold not in FOLDS:
+        raise ValueError(
+            f"{stage}.fold {fold} is not one of the folds {FOLDS}; lower it below "
+            "folds.n_folds"
+        )
+    return (chosen or (sorted(MODELS)[0] if MODELS else None)), fold
+
+
+def novelty_representation():
+    """The representation the novelty autoencoder reads (null = the first by name)."""
+    chosen = CFG["novelty"]["representation"]
+    if chosen is not None and chosen not in REPRESENTATIONS:
+        raise ValueError(
+            f"novelty.representation '{chosen}' is not one of {REPRESENTATIONS}; name a "
+            "representation defined under 'representations:'"
+        )
+    return chosen or REPRESENTATIONS[0]
+
+
+def get_analysis_outputs():
+    """Grad-CAM++ grid, UMAP plot and novelty scores: each when enabled and models exist
+    (novelty also needs unlabelled samples)."""
+    if not MODELS:
+        return []
+    outputs = []
+    for stage, name in (("explain", "gradcam.png"), ("embed", "umap.png")):
+        if CFG[stage]["enabled"]:
+            model, fold = analysis_model(stage)
+            outputs.append(res(stage, model, f"fold{fold}", name))
+    if CFG["novelty"]["enabled"] and UNLABELLED:
+        outputs += [
+            res("novelty", "novelty_scores.csv"),
+            res("novelty", "top_novel.png"),
+        ]
+    return outputs
+
+
+def get_novelty_inputs(wildcards):
+    """The novelty representation's stacks, the ensemble's test logits and selection, and
+    the test logits of every candidate member (the script keeps the selected ones)
+    """
+    rep = novelty_representation()
+    return {
+        "stacks": [res("render", rep, f"stack_{s}.npy") for s in SPLITS],
+        "stack_ids": [res("render", rep, f"stack_{s}.csv") for s in SPLITS],
+        "ensemble": res("ensemble", "test_logits.parquet"),
+        "selection": res("ensemble", "selection.json"),
+        "members": [
+            res("members", m, "test_logits.parquet") for m in ensemble_candidates()
+        ],
+    }
+
+
+LABELLED = list(SHEET.loc[SHEET["labelled"], "sample_id"])

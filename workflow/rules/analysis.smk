@@ -1,0 +1,112 @@
+# Stage: analysis (see workflow/rules/common.smk for shared input functions).
+# explain: Grad-CAM++ of one model x fold over its held-out renders -> explain/{model}/fold{fold}/
+# embed: UMAP of one model x fold's penultimate features (every split) -> embed/{model}/fold{fold}/
+# novelty: autoencoder reconstruction error + ensemble entropy/disagreement of unlabelled
+# samples -> novelty/
+
+
+rule explain:
+    input:
+        weights=res("models", "{model}", "fold{fold}", "model.pt"),
+        stacks=get_model_stacks("npy"),
+        stack_ids=get_model_stacks("csv"),
+        folds=res("folds.csv"),
+        sheet=get_sample_sheet_files(),
+    output:
+        figure=report(
+            res("explain", "{model}", "fold{fold}", "gradcam.png"),
+            category="7. Explanations",
+            subcategory="{model}",
+            caption="../report/gradcam.rst",
+        ),
+        table=res("explain", "{model}", "fold{fold}", "gradcam.csv"),
+    log:
+        "logs/explain/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/explain/{model}/fold{fold}.tsv"
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../../envs/torch.yaml"
+    threads: CFG["workflow"]["train_threads"]
+    params:
+        data=CFG["data"],
+        samples_per_label=CFG["explain"]["samples_per_label"],
+        labels=CFG["explain"]["labels"],
+        log_mode=lambda wildcards: render_settings(
+            model_settings(wildcards.model)["representation"]
+        )["log"],
+        x_axis=lambda wildcards: render_settings(
+            model_settings(wildcards.model)["representation"]
+        )["x_axis"],
+        code=code_version("explain", "train", "models", "augment", "report"),
+    script:
+        "../scripts/explain.py"
+
+
+rule embed:
+    input:
+        weights=res("models", "{model}", "fold{fold}", "model.pt"),
+        stacks=get_model_stacks("npy"),
+        stack_ids=get_model_stacks("csv"),
+        sheet=get_sample_sheet_files(),
+    output:
+        table=res("embed", "{model}", "fold{fold}", "umap.parquet"),
+        plot=report(
+            res("embed", "{model}", "fold{fold}", "umap.png"),
+            category="8. Embedding",
+            subcategory="{model}",
+            caption="../report/umap.rst",
+        ),
+    log:
+        "logs/embed/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/embed/{model}/fold{fold}.tsv"
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../../envs/torch.yaml"
+    threads: CFG["workflow"]["train_threads"]
+    params:
+        data=CFG["data"],
+        splits=SPLITS,
+        color_label=CFG["embed"]["color_label"],
+        n_neighbors=CFG["embed"]["n_neighbors"],
+        min_dist=CFG["embed"]["min_dist"],
+        seed=CFG["seed"],
+        code=code_version("embed", "explain", "train", "models", "augment"),
+    script:
+        "../scripts/embed.py"
+
+
+rule novelty:
+    input:
+        unpack(get_novelty_inputs),
+    output:
+        scores=res("novelty", "novelty_scores.csv"),
+        gallery=report(
+            res("novelty", "top_novel.png"),
+            category="9. Novelty",
+            caption="../report/novelty.rst",
+        ),
+    log:
+        "logs/novelty/novelty.log",
+    benchmark:
+        "benchmarks/novelty/novelty.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: CFG["workflow"]["train_threads"]
+    params:
+        representation=novelty_representation(),
+        train_ids=LABELLED,
+        unlabelled=UNLABELLED,
+        members=ensemble_candidates(),
+        labels=LABELS,
+        epochs=CFG["novelty"]["epochs"],
+        top_k=CFG["novelty"]["top_k"],
+        seed=CFG["seed"],
+        log_mode=render_settings(novelty_representation())["log"],
+        x_axis=render_settings(novelty_representation())["x_axis"],
+        code=code_version("novelty", "train", "metrics", "report"),
+    script:
+        "../scripts/novelty.py"

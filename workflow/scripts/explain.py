@@ -1,0 +1,18 @@
+"""Grad-CAM++ grid of one model x fold over its held-out renders (thin adapter)."""
+
+import logging
+
+from spectrovision.ensemble import sample_sheet
+from spectrovision.explain import run_explain
+from spectrovision.provenance import provenance_for
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+p = snakemake.params
+with provenance_for(snakemake) as record:
+    label_table = sample_sheet(p.data).attrs["label_table"]
+    record.extra["explain"] = run_explain(
+        snakemake.input.weights, list(snakemake.input.stacks), list(snakemake.input.stack_ids),
+        snakemake.input.folds, label_table, samples_per_label=p.samples_per_label,
+        labels=p.labels, log_mode=p.log_mode, x_axis=p.x_axis,
+        outputs=dict(snakemake.output.items()), threads=snakemake.threads)
