@@ -39,18 +39,30 @@ def res(*parts):
     return os.path.join(RESULTS, *parts)
 
 
+# Each shard's rows, split once and without SHEET.attrs: filtering SHEET itself makes pandas
+# deep-copy its attrs (label table included) on every call, seconds over 1,000 shards.
+_PLAIN_SHEET = SHEET.copy(deep=False)
+_PLAIN_SHEET.attrs = {}
+_SHARD_TABLES = {int(s): t for s, t in _PLAIN_SHEET.groupby("shard", sort=True)}
+
+
+def shard_table(shard):
+    """One shard's rows of the sample sheet (empty for an unknown shard)."""
+    return _SHARD_TABLES.get(int(shard), _PLAIN_SHEET.iloc[:0])
+
+
 def shard_samples(shard):
-    return list(SHEET.loc[SHEET["shard"] == int(shard), "sample_id"])
+    return list(shard_table(shard)["sample_id"])
 
 
 def get_shard_raw_runs(wildcards):
     """Raw run files of one ingest shard."""
-    return list(SHEET.loc[SHEET["shard"] == int(wildcards.shard), "features_path"])
+    return list(shard_table(wildcards.shard)["features_path"])
 
 
 def sheet_records(shard=None):
     """Sample-sheet rows (as dicts) that ingest needs, for one shard or all."""
-    table = SHEET if shard is None else SHEET[SHEET["shard"] == int(shard)]
+    table = _PLAIN_SHEET if shard is None else shard_table(shard)
     cols = [c for c in table.columns if c not in ("labelled", "shard")]
     return table[cols].to_dict(orient="records")
 
@@ -172,7 +184,7 @@ def render_settings(rep):
 
 def render_shard_samples(shard):
     """sample_id and derivatized flag (0 when the layout has none) of a shard's samples."""
-    table = SHEET[SHEET["shard"] == int(shard)]
+    table = shard_table(shard)
     flags = table["derivatized"] if "derivatized" in table.columns else [0] * len(table)
     return [
         {"sample_id": sample_id, "derivatized": int(flag)}
