@@ -74,10 +74,21 @@ def mixup(x: torch.Tensor, y: torch.Tensor, p: float, generator: torch.Generator
     """With probability ``p`` mix the batch with a shuffled copy of itself, fraction
     U(0.4, 0.6); labels become the elementwise max (multilabel) or the same mixture of
     class distributions (multiclass). Returns ``(x, y, mixed)``."""
+    x, y, _, mixed = mixup_with_meta(x, y, None, p, generator, multiclass)
+    return x, y, mixed
+
+
+def mixup_with_meta(x: torch.Tensor, y: torch.Tensor, meta: torch.Tensor | None, p: float,
+                    generator: torch.Generator, multiclass: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, bool]:
+    """:func:`mixup` that mixes each sample's metadata vector (``meta``, or None) with the
+    same partner and fraction as its image. Returns ``(x, y, meta, mixed)``."""
     if p <= 0 or float(torch.rand(1, generator=generator)) >= p:
-        return x, y, False
+        return x, y, meta, False
     lam = 0.4 + 0.2 * float(torch.rand(1, generator=generator))
     perm = torch.randperm(x.shape[0], generator=generator)
     x = lam * x + (1 - lam) * x[perm]
     y = lam * y + (1 - lam) * y[perm] if multiclass else torch.maximum(y, y[perm])
-    return x, y, True
+    if meta is not None:
+        meta = lam * meta + (1 - lam) * meta[perm]
+    return x, y, meta, True

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .ensemble import gather_member, label_matrix
 from .errors import InputError
+from .metrics import clip_class_probs
 
 log = logging.getLogger(__name__)
 BASELINES = ("prior", "conditional_prior", "benchmark_lr")
@@ -38,9 +39,10 @@ FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 def cross_fit(fit_predict: FitPredict, sample_ids: Sequence[str], label_table: pd.DataFrame,
               folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
-              clip: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+              clip: float, task: str = "multilabel") -> tuple[pd.DataFrame, pd.DataFrame]:
     """OOF and test tables of a baseline fitted per fold on the training rows of folds.csv
-    (every row whose fold differs from the held-out one, fold -1 included)."""
+    (every row whose fold differs from the held-out one, fold -1 included). Multiclass:
+    each row of probabilities is clipped, renormalised and stored as log-probabilities."""
     row_of = {s: i for i, s in enumerate(sample_ids)}
     fold_ids = folds["sample_id"].astype(str).to_numpy()
     unknown = [s for s in [*fold_ids, *test_ids] if s not in row_of]
@@ -56,15 +58,21 @@ def cross_fit(fit_predict: FitPredict, sample_ids: Sequence[str], label_table: p
         train_rows = np.array([row_of[s] for s in fold_ids[~held]], dtype=int)
         held_rows = np.array([row_of[s] for s in fold_ids[held]], dtype=int)
         probs = fit_predict(train_rows, y_all[~held], np.concatenate([held_rows, test_rows]))
-        oof_by_fold[fold] = _logit_table(fold_ids[held], probs[: len(held_rows)], labels, clip)
-        test_by_fold[fold] = _logit_table(list(test_ids), probs[len(held_rows):], labels, clip)
-    return gather_member(oof_by_fold, test_by_fold, folds, labels, clip)
+        oof_by_fold[fold] = _logit_table(fold_ids[held], probs[: len(held_rows)], labels, clip,
+                                         task)
+        test_by_fold[fold] = _logit_table(list(test_ids), probs[len(held_rows):], labels, clip,
+                                          task)
+    return gather_member(oof_by_fold, test_by_fold, folds, labels, clip, task)
 
 
 def _logit_table(ids: Sequence[str], probs: np.ndarray, labels: Sequence[str],
-                 clip: float) -> pd.DataFrame:
-    p = np.clip(probs, clip, 1.0 - clip)
-    table = pd.DataFrame(np.log(p) - np.log1p(-p), columns=list(labels))
+                 clip: float, task: str = "multilabel") -> pd.DataFrame:
+    if task == "multiclass":
+        scores = np.log(clip_class_probs(probs, clip))
+    else:
+        p = np.clip(probs, clip, 1.0 - clip)
+        scores = np.log(p) - np.log1p(-p)
+    table = pd.DataFrame(scores, columns=list(labels))
     table.insert(0, "sample_id", list(ids))
     return table
 
@@ -206,7 +214,7 @@ def baseline_fit_predict(name: str, sheet: pd.DataFrame, settings: dict[str, Any
 def run_baseline(name: str, data_cfg: dict[str, Any], folds_path: str, labels: Sequence[str],
                  settings: dict[str, Any], clip: float, oof_out: str, test_out: str,
                  stacks: Sequence[str] = (), stack_ids: Sequence[str] = (),
-                 seed: int = 0) -> None:
+                 seed: int = 0, task: str = "multilabel") -> None:
     """Fit a baseline on the folds of ``folds_path``; write its member OOF and test tables
     (test = every unlabelled sample of the sheet, in sheet order)."""
     from .ensemble import read_folds, sample_sheet
@@ -216,7 +224,7 @@ def run_baseline(name: str, data_cfg: dict[str, Any], folds_path: str, labels: S
     fit_predict = baseline_fit_predict(name, sheet, settings, stacks, stack_ids, seed)
     test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
     oof, test = cross_fit(fit_predict, list(sheet["sample_id"]), sheet.attrs["label_table"],
-                          read_folds(folds_path), test_ids, labels, clip)
+                          read_folds(folds_path), test_ids, labels, clip, task)
     log.info("%s: %d OOF rows, %d test rows", name, len(oof), len(test))
     write_parquet(oof_out, oof)
     write_parquet(test_out, test)

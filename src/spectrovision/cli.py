@@ -48,12 +48,8 @@ def run_demo_data(args: argparse.Namespace) -> int:
     if args.n_runs < 1:
         print(f"error: --n-runs must be at least 1, got {args.n_runs}", file=sys.stderr)
         return 2
-    if out.exists() and any(out.iterdir()):
-        if not args.force:
-            print(f"error: {out} is not empty; choose an empty folder or add --force to "
-                  "replace the demo data set files in it", file=sys.stderr)
-            return 2
-        remove_demo_outputs(out)
+    if not clear_outputs(out, args.force, DEMO_OUTPUTS, "demo"):
+        return 2
     generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed)
     sizes = split_sizes_for(args.n_runs)
     print(f"wrote {args.n_runs} demo GC-MS runs ({sizes['train']} train, {sizes['val']} val, "
@@ -61,9 +57,55 @@ def run_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def remove_demo_outputs(out: Path) -> None:
-    """Remove what a previous demo-data run wrote (and nothing else)."""
-    for name in DEMO_OUTPUTS:
+# --- particles-data ---
+PARTICLE_OUTPUTS = ("metadata.csv", "train_labels.csv", "submission_format.csv", "images")
+
+
+def add_particles_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path,
+                        help="folder to write the data set into (created; must be empty)")
+    parser.add_argument("--n-images", type=int, default=300,
+                        help="number of particle images (default 300)")
+    parser.add_argument("--size", type=int, default=64,
+                        help="typical image side in pixels; sides vary from 3/4 to 3/2 of it "
+                             "(default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the data set files in a non-empty --out")
+
+
+def run_particles_data(args: argparse.Namespace) -> int:
+    from .particles import CLASSES, generate_particle_dataset
+
+    out: Path = args.out
+    if args.n_images < 1 or args.size < 16:
+        print(f"error: --n-images must be at least 1 and --size at least 16, got "
+              f"{args.n_images} and {args.size}", file=sys.stderr)
+        return 2
+    if not clear_outputs(out, args.force, PARTICLE_OUTPUTS, "particle"):
+        return 2
+    generate_particle_dataset(out, n_images=args.n_images, seed=args.seed, size=args.size)
+    print(f"wrote {args.n_images} particle images ({len(CLASSES)} classes: "
+          f"{', '.join(CLASSES)}) with metadata to {out}")
+    return 0
+
+
+def clear_outputs(out: Path, force: bool, names: Sequence[str], what: str) -> bool:
+    """True when ``out`` is empty or absent, or (``force``) once the named files of a previous
+    run are removed; False (an error printed) for a non-empty ``out`` without ``force``."""
+    if not (out.exists() and any(out.iterdir())):
+        return True
+    if not force:
+        print(f"error: {out} is not empty; choose an empty folder or add --force to "
+              f"replace the {what} data set files in it", file=sys.stderr)
+        return False
+    remove_outputs(out, names)
+    return True
+
+
+def remove_outputs(out: Path, names: Sequence[str]) -> None:
+    """Remove what a previous data-set command wrote (only the named files and folders)."""
+    for name in names:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -89,6 +131,8 @@ def run_config_doc(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo-data", "generate the demo GC-MS data set (Mars-2 layout)",
                add_demo_data_arguments, run_demo_data),
+    Subcommand("particles-data", "generate the demo particle image data set (layout images, "
+               "5 classes, numeric metadata)", add_particles_data_arguments, run_particles_data),
     Subcommand("config-doc", "write config/README.md (every key) from the config schema",
                add_config_doc_arguments, run_config_doc),
     Subcommand("lineage", "show what an artefact was made from (its provenance, back to "

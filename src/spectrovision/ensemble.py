@@ -17,7 +17,9 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from .errors import InputError
-from .metrics import clip_probs, clipped_logits, log_loss_per_label, logit, sigmoid
+from .metrics import (accuracy, clip_probs, clipped_logits, clipped_probs, clipped_scores,
+                      log_loss_per_class, log_loss_per_label, recall_per_class,
+                      scores_of_probs, sigmoid, task_log_loss, to_probs)
 
 SELECTIONS = ("all", "greedy", "list")
 OPTIMISM_NOTE = ("The ensemble's out-of-fold score is optimistically biased when members "
@@ -76,8 +78,9 @@ def label_matrix(label_table: pd.DataFrame, sample_ids: Sequence[str],
 # --- gather: folds -> one member ---------------------------------------------------------
 
 def mean_clipped_logit(tables: Sequence[pd.DataFrame], labels: Sequence[str],
-                       clip: float) -> pd.DataFrame:
-    """``logit(mean_k clip(sigmoid(x_k)))`` over tables with the same samples, first's order."""
+                       clip: float, task: str = "multilabel") -> pd.DataFrame:
+    """``logit(mean_k clip(sigmoid(x_k)))`` over tables with the same samples, first's order;
+    multiclass: ``log(mean_k renormalised clip(softmax(x_k)))`` (log-probabilities)."""
     if not tables:
         raise ValueError("no tables to average")
     ids = tables[0]["sample_id"].astype(str)
@@ -87,8 +90,8 @@ def mean_clipped_logit(tables: Sequence[pd.DataFrame], labels: Sequence[str],
         if aligned[list(labels)].isna().to_numpy().any() or len(table) != len(ids):
             raise InputError(f"table {k}", "holds other sample ids than the first table",
                              "predict the same test samples in every fold")
-        probs += clip_probs(sigmoid(aligned[list(labels)].to_numpy(np.float64)), clip)
-    out = pd.DataFrame(logit(probs / len(tables)), columns=list(labels))
+        probs += clipped_probs(aligned[list(labels)].to_numpy(np.float64), clip, task)
+    out = pd.DataFrame(scores_of_probs(probs / len(tables), task), columns=list(labels))
     out.insert(0, "sample_id", ids.to_numpy())
     return out
 
@@ -123,20 +126,27 @@ def gather_oof(oof_by_fold: Mapping[int, pd.DataFrame], folds: pd.DataFrame,
 
 def gather_member(oof_by_fold: Mapping[int, pd.DataFrame],
                   test_by_fold: Mapping[int, pd.DataFrame], folds: pd.DataFrame,
-                  labels: Sequence[str], clip: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  labels: Sequence[str], clip: float,
+                  task: str = "multilabel") -> tuple[pd.DataFrame, pd.DataFrame]:
     """A member's OOF table (all folds) and test table (mean clipped probability over folds)."""
     oof = gather_oof(oof_by_fold, folds, labels)
-    test = mean_clipped_logit([test_by_fold[k] for k in sorted(test_by_fold)], labels, clip)
+    test = mean_clipped_logit([test_by_fold[k] for k in sorted(test_by_fold)], labels, clip,
+                              task)
     return oof, test
 
 
 # --- combining and scoring ---------------------------------------------------------------
 
 def combine_logits(member_logits: Sequence[np.ndarray], clip: float,
-                   weights: np.ndarray | None = None) -> np.ndarray:
+                   weights: np.ndarray | None = None, task: str = "multilabel") -> np.ndarray:
     """Weighted mean of the members' clipped logits; ``weights`` is (n_members, n_labels),
-    non-negative, normalised per label here (``None`` = equal weights)."""
-    stacked = np.stack([clipped_logits(x, clip) for x in member_logits])
+    non-negative, normalised per label here (``None`` = equal weights). Multiclass: the
+    weighted mean of clipped log-probabilities, renormalised to log-probabilities."""
+    stacked = np.stack([clipped_scores(x, clip, task) for x in member_logits])
+    if task == "multiclass":
+        mean = (stacked.mean(axis=0) if weights is None else
+                np.einsum("mnl,ml->nl", stacked, normalise_weights(np.asarray(weights, float))))
+        return mean - np.log(np.exp(mean).sum(axis=1, keepdims=True))
     if weights is None:
         return stacked.mean(axis=0)
     w = np.asarray(weights, dtype=np.float64)
@@ -154,14 +164,24 @@ def normalise_weights(weights: np.ndarray) -> np.ndarray:
     return np.where(total > 0, w / np.where(total > 0, total, 1.0), equal)
 
 
-def ensemble_loss(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float) -> float:
-    """Mean log loss (over labels) of the equal-weight logit average."""
+def ensemble_loss(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float,
+                  task: str = "multilabel") -> float:
+    """Mean log loss (over labels; multiclass log loss) of the equal-weight logit average."""
+    if task == "multiclass":
+        combined = combine_logits(member_logits, clip, task=task)
+        return task_log_loss(y, to_probs(combined, task), clip, task)
     return float(log_loss_per_label(y, sigmoid(combine_logits(member_logits, clip)), clip).mean())
 
 
 def score_members(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
-                  labels: Sequence[str], clip: float) -> pd.DataFrame:
-    """``member,label,log_loss`` for every member and label, plus a ``mean`` row per member."""
+                  labels: Sequence[str], clip: float, task: str = "multilabel") -> pd.DataFrame:
+    """``member,label,log_loss`` for every member and label, plus a ``mean`` row per member.
+
+    Multiclass adds an ``accuracy`` column: per class, log loss = mean ``-log p(class)`` over
+    that class's samples and accuracy = its recall; the ``mean`` row holds the multiclass
+    log loss and the accuracy over all samples."""
+    if task == "multiclass":
+        return score_members_multiclass(member_logits, y, labels, clip)
     rows: list[dict[str, Any]] = []
     for name, x in member_logits.items():
         losses = log_loss_per_label(y, clip_probs(sigmoid(x), clip), clip)
@@ -171,10 +191,26 @@ def score_members(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
     return pd.DataFrame(rows, columns=["member", "label", "log_loss"])
 
 
+def score_members_multiclass(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
+                             labels: Sequence[str], clip: float) -> pd.DataFrame:
+    """``member,label,log_loss,accuracy`` of task multiclass (see :func:`score_members`)."""
+    rows: list[dict[str, Any]] = []
+    for name, x in member_logits.items():
+        probs = clipped_probs(x, clip, "multiclass")
+        per_class = log_loss_per_class(y, probs, clip)
+        recall = recall_per_class(y, probs)
+        rows += [{"member": name, "label": lab, "log_loss": float(v), "accuracy": float(r)}
+                 for lab, v, r in zip(labels, per_class, recall)]
+        rows.append({"member": name, "label": "mean",
+                     "log_loss": task_log_loss(y, probs, clip, "multiclass"),
+                     "accuracy": accuracy(y, probs)})
+    return pd.DataFrame(rows, columns=["member", "label", "log_loss", "accuracy"])
+
+
 # --- selection ---------------------------------------------------------------------------
 
 def greedy_select(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
-                  clip: float) -> tuple[list[str], list[dict[str, Any]]]:
+                  clip: float, task: str = "multilabel") -> tuple[list[str], list[dict[str, Any]]]:
     """Forward selection without replacement on mean OOF log loss, then backward elimination.
 
     Each step takes the strictly best move (ties broken by member name); forward stops when
@@ -188,7 +224,7 @@ def greedy_select(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
     path: list[dict[str, Any]] = []
     best = np.inf
     while len(chosen) < len(names):
-        trials = [(ensemble_loss([member_logits[m] for m in chosen + [n]], y, clip), n)
+        trials = [(ensemble_loss([member_logits[m] for m in chosen + [n]], y, clip, task), n)
                   for n in names if n not in chosen]
         loss, name = min(trials)
         if loss >= best:
@@ -197,7 +233,8 @@ def greedy_select(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
         best = loss
         path.append({"step": len(path) + 1, "action": "add", "member": name, "loss": loss})
     while len(chosen) > 1:
-        trials = [(ensemble_loss([member_logits[m] for m in chosen if m != n], y, clip), n)
+        trials = [(ensemble_loss([member_logits[m] for m in chosen if m != n], y, clip, task),
+                   n)
                   for n in sorted(chosen)]
         loss, name = min(trials)
         if loss >= best:
@@ -267,7 +304,7 @@ def aligned_oof(members: Mapping[str, pd.DataFrame], labels: Sequence[str]) -> t
 
 def choose_members(selection: str, candidates: Sequence[str], listed: Sequence[str],
                    oof: Mapping[str, np.ndarray], y: np.ndarray,
-                   clip: float) -> tuple[list[str], list[dict[str, Any]]]:
+                   clip: float, task: str = "multilabel") -> tuple[list[str], list[dict[str, Any]]]:
     """Members by ``all`` (every candidate), ``list`` (``listed``) or ``greedy``."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got '{selection}'")
@@ -283,22 +320,24 @@ def choose_members(selection: str, candidates: Sequence[str], listed: Sequence[s
                          "ensemble.include_baselines: true")
     if selection == "all":
         return list(candidates), []
-    return greedy_select({m: oof[m] for m in candidates}, y, clip)
+    return greedy_select({m: oof[m] for m in candidates}, y, clip, task)
 
 
 def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
                    test_tables: Mapping[str, pd.DataFrame], label_table: pd.DataFrame,
                    labels: Sequence[str], candidates: Sequence[str], selection: str,
                    listed: Sequence[str] = (), per_label_weights: bool = False,
-                   clip: float = 1e-4) -> EnsembleResult:
+                   clip: float = 1e-4, task: str = "multilabel") -> EnsembleResult:
     """Select members among ``candidates``, combine them, and score every member of
     ``oof_tables`` (models and baselines) and the ensemble on the same OOF samples."""
     ref, oof = aligned_oof(oof_tables, labels)
     y = label_matrix(label_table, list(ref["sample_id"]), labels)
-    chosen, path = choose_members(selection, candidates, listed, oof, y, clip)
+    if per_label_weights and task == "multiclass":
+        raise ValueError("per-label weights do not apply to task multiclass")
+    chosen, path = choose_members(selection, candidates, listed, oof, y, clip, task)
     weights = (fit_label_weights([oof[m] for m in chosen], y, clip) if per_label_weights
                else np.full((len(chosen), len(labels)), 1.0 / len(chosen)))
-    ens_oof = combine_logits([oof[m] for m in chosen], clip, weights)
+    ens_oof = combine_logits([oof[m] for m in chosen], clip, weights, task)
     test_ids = test_tables[chosen[0]]["sample_id"]
     for m in chosen:
         if set(test_tables[m]["sample_id"]) != set(test_ids):
@@ -307,8 +346,8 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
                              "re-run prediction of every member on the current sample sheet")
     test_logits = [test_tables[m].set_index("sample_id").loc[test_ids, list(labels)]
                    .to_numpy(np.float64) for m in chosen]
-    ens_test = combine_logits(test_logits, clip, weights)
-    scores = score_members({**oof, "ensemble": ens_oof}, y, labels, clip)
+    ens_test = combine_logits(test_logits, clip, weights, task)
+    scores = score_members({**oof, "ensemble": ens_oof}, y, labels, clip, task)
     oof_out = pd.concat([ref, pd.DataFrame(ens_oof, columns=list(labels))], axis=1)
     test_out = pd.DataFrame(ens_test, columns=list(labels))
     test_out.insert(0, "sample_id", test_ids.to_numpy())
@@ -323,6 +362,7 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
         "clip": clip,
         "n_oof_samples": int(len(ref)),
         "oof_mean_log_loss": {m: float(v) for m, v in mean.items()},
+        "task": task,
         "note": OPTIMISM_NOTE,
     }
     return EnsembleResult(oof=oof_out, test=test_out, scores=scores, selection=info)
@@ -347,13 +387,14 @@ def read_folds(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def run_gather(oof_paths: Sequence[str], test_paths: Sequence[str], folds_path: str,
-               labels: Sequence[str], clip: float, oof_out: str, test_out: str) -> None:
+               labels: Sequence[str], clip: float, oof_out: str, test_out: str,
+               task: str = "multilabel") -> None:
     """Gather one model's per-fold prediction files (fold k = k-th path) into member files."""
     from .io import write_parquet
 
     oofs = {k: read_logit_table(p, labels) for k, p in enumerate(oof_paths)}
     tests = {k: read_logit_table(p, labels) for k, p in enumerate(test_paths)}
-    oof, test = gather_member(oofs, tests, read_folds(folds_path), labels, clip)
+    oof, test = gather_member(oofs, tests, read_folds(folds_path), labels, clip, task)
     write_parquet(oof_out, oof)
     write_parquet(test_out, test)
 
@@ -361,7 +402,7 @@ def run_gather(oof_paths: Sequence[str], test_paths: Sequence[str], folds_path: 
 def run_ensemble(members: Sequence[str], oof_paths: Sequence[str], test_paths: Sequence[str],
                  data_cfg: Mapping[str, Any], labels: Sequence[str], candidates: Sequence[str],
                  selection: str, listed: Sequence[str], per_label_weights: bool, clip: float,
-                 outputs: Mapping[str, str]) -> EnsembleResult:
+                 outputs: Mapping[str, str], task: str = "multilabel") -> EnsembleResult:
     """Read member files, build the ensemble, write ``scores``, ``selection``, ``oof``, ``test``."""
     from .io import write_csv, write_json, write_parquet
 
@@ -372,7 +413,7 @@ def run_ensemble(members: Sequence[str], oof_paths: Sequence[str], test_paths: S
     tests = {m: read_logit_table(p, labels) for m, p in zip(members, test_paths)}
     label_table = sample_sheet(data_cfg).attrs["label_table"]
     result = build_ensemble(oofs, tests, label_table, labels, candidates, selection, listed,
-                            per_label_weights, clip)
+                            per_label_weights, clip, task)
     write_csv(outputs["scores"], result.scores)
     write_json(outputs["selection"], result.selection)
     write_parquet(outputs["oof"], result.oof)

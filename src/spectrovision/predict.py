@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from .augment import resize_time, tta_time_sizes
+from .errors import InputError
+from .metadata import Standardizer, metadata_values
 from .train import fold_split, load_image_set, load_trained
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,9 @@ PathLike = str | os.PathLike[str]
 
 def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int],
                    batch_size: int, device: str = "cpu", amp: bool = False,
-                   channels_last: bool = False) -> np.ndarray:
-    """Logits averaged over time widths ``widths`` (each image resized along time)."""
+                   channels_last: bool = False, meta: torch.Tensor | None = None) -> np.ndarray:
+    """Logits averaged over time widths ``widths`` (each image resized along time);
+    ``meta``: the standardised metadata rows of a fused model."""
     dev = torch.device(device)
     out = np.zeros((len(images), 0))
     model.eval()
@@ -34,13 +37,14 @@ def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int]
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             xb = images[start:start + batch_size].to(dev).float()
+            mb = None if meta is None else meta[start:start + batch_size].to(dev)
             total = None
             for width in widths:
                 xw = resize_time(xb, width)
                 if channels_last:
                     xw = xw.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(xw).float()
+                    logits = model(xw, mb).float()
                 total = logits if total is None else total + logits
             chunks.append((total / len(widths)).cpu().numpy().astype(np.float64))
     return np.concatenate(chunks) if chunks else out
@@ -58,8 +62,10 @@ def logit_frame(ids: Sequence[str], logits: np.ndarray, labels: Sequence[str],
 def run_predict(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
                 folds_path: PathLike, unlabelled: Sequence[str], fold: int, n_widths: int,
                 step: int, batch_size: int, outputs: Mapping[str, PathLike], *,
-                threads: int = 1) -> dict[str, Any]:
-    """Write ``oof`` (fold's validation samples) and ``test`` (unlabelled samples) logits."""
+                threads: int = 1, metadata: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Write ``oof`` (fold's validation samples) and ``test`` (unlabelled samples) logits.
+    A fused model reads its metadata columns from ``metadata`` (the sample sheet),
+    standardised with the statistics stored at training."""
     from .io import write_json, write_parquet
     from .lease import lease_device
 
@@ -80,10 +86,12 @@ def run_predict(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequen
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         labels = bundle["labels"]
+        scaler = Standardizer.from_bundle(bundle)
         oof = predict_logits(model, images.select(oof_ids), widths, batch_size, lease.device,
-                             amp, channels_last)
+                             amp, channels_last, bundle_meta(scaler, metadata, oof_ids))
         test = (predict_logits(model, images.select(test_ids), widths, batch_size,
-                               lease.device, amp, channels_last)
+                               lease.device, amp, channels_last,
+                               bundle_meta(scaler, metadata, test_ids))
                 if test_ids else np.zeros((0, len(labels))))
     write_parquet(outputs["oof"], logit_frame(oof_ids, oof, labels, fold))
     write_parquet(outputs["test"], logit_frame(test_ids, test, labels))
@@ -94,3 +102,14 @@ def run_predict(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequen
     log.info("predicted %d out-of-fold and %d test samples with widths %s", len(oof_ids),
              len(test_ids), widths)
     return info
+
+
+def bundle_meta(scaler: Standardizer | None, metadata: pd.DataFrame | None,
+                ids: Sequence[str]) -> torch.Tensor | None:
+    """Standardised metadata rows of ``ids`` for a fused model (None for an image-only one)."""
+    if scaler is None:
+        return None
+    if metadata is None:
+        raise InputError("sample sheet", f"the model reads metadata columns {list(scaler.columns)}"
+                         " but no sample sheet was passed", "pass run_predict(metadata=...)")
+    return torch.from_numpy(scaler.transform(metadata_values(metadata, ids, scaler.columns)))

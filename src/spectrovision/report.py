@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .metrics import sigmoid  # noqa: E402
+from .metrics import to_probs  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 LOG_LABELS = {"log1p1000": "log10(1 + 1000 a)", "clipped_log10": "log10(max(a, floor))",
@@ -296,14 +296,15 @@ def markdown_free_table(table: pd.DataFrame, title: str) -> str:
 
 
 def run_calibration(oof_parquet: PathLike, data_cfg: Mapping[str, Any], labels: Sequence[str],
-                    n_bins: int, out_png: PathLike, out_csv: PathLike) -> None:
+                    n_bins: int, out_png: PathLike, out_csv: PathLike,
+                    task: str = "multilabel") -> None:
     from .ensemble import label_matrix, read_logit_table, sample_sheet
     from .io import save_figure, write_csv
 
     oof = read_logit_table(oof_parquet, labels)
     label_table = sample_sheet(data_cfg).attrs["label_table"]
     y = label_matrix(label_table, list(oof["sample_id"]), labels)
-    table = reliability_table(y, sigmoid(oof[list(labels)].to_numpy(float)), n_bins)
+    table = reliability_table(y, to_probs(oof[list(labels)].to_numpy(float), task), n_bins)
     write_csv(out_csv, table)
     fig = calibration_plot(table)
     save_figure(out_png, fig, dpi=110)

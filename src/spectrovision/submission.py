@@ -10,14 +10,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .metrics import sigmoid
+from .metrics import to_probs
 
 log = logging.getLogger(__name__)
 
 
-def probabilities(test_logits: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
-    """``sample_id`` + the sigmoid of each label's logit."""
-    out = pd.DataFrame(sigmoid(test_logits[list(labels)].to_numpy(np.float64)),
+def probabilities(test_logits: pd.DataFrame, labels: Sequence[str],
+                  task: str = "multilabel") -> pd.DataFrame:
+    """``sample_id`` + the sigmoid of each label's logit (multiclass: the softmax over the
+    classes, i.e. class probabilities summing to 1)."""
+    out = pd.DataFrame(to_probs(test_logits[list(labels)].to_numpy(np.float64), task),
                        columns=list(labels))
     out.insert(0, "sample_id", test_logits["sample_id"].astype(str).to_numpy())
     return out
@@ -82,7 +84,8 @@ def run_submission(test_logits_path: str | os.PathLike[str], labels: Sequence[st
                    format_path: str | os.PathLike[str] | None,
                    unlabelled_ids: Sequence[str], clip: float,
                    out: str | os.PathLike[str],
-                   oof_logits_path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+                   oof_logits_path: str | os.PathLike[str] | None = None,
+                   task: str = "multilabel") -> pd.DataFrame:
     """Write the submission from the ensemble's test logits: the template's layout when
     ``format_path`` is given, else every unlabelled sample in sheet order.
 
@@ -93,9 +96,9 @@ def run_submission(test_logits_path: str | os.PathLike[str], labels: Sequence[st
     from .ensemble import read_logit_table
     from .io import write_csv
 
-    probs = probabilities(read_logit_table(test_logits_path, labels), labels)
+    probs = probabilities(read_logit_table(test_logits_path, labels), labels, task)
     if oof_logits_path is not None:
-        oof = probabilities(read_logit_table(oof_logits_path, labels), labels)
+        oof = probabilities(read_logit_table(oof_logits_path, labels), labels, task)
         oof = oof[~oof["sample_id"].isin(set(probs["sample_id"]))]
         probs = pd.concat([probs, oof[probs.columns]], ignore_index=True)
     if format_path is None:

@@ -1,5 +1,9 @@
 """Tabular members: per-label LightGBM on coarse render features plus metadata columns.
 
+Task multiclass: one softmax LightGBM (objective ``multiclass``) over the classes instead,
+its member tables holding log-probabilities. ``image_features: false`` makes a
+metadata-only member (no render is read).
+
 Features are the ones of the ``benchmark_lr`` baseline (channel 0 of a representation's
 stacked renders max-pooled into ``time_bins`` bins per mass row, named ``m{mass}_t{bin}``)
 plus chosen numeric or categorical metadata columns of the sample sheet. One binary
@@ -47,7 +51,12 @@ def resolve_tabular(cfg: Mapping[str, Any], name: str,
     settings = dict(cfg["tabular"][name])
     reps = sorted(cfg.get("representations", {}))
     rep = settings.get("representation")
-    if rep is None:
+    if not settings.get("image_features", True):
+        settings["representation"] = None  # metadata only: no render is read
+        if not settings.get("metadata_columns"):
+            raise ConfigError(f"config key 'tabular/{name}/image_features': false needs "
+                              "metadata_columns. Fix: list metadata columns, or set it true.")
+    elif rep is None:
         if not reps:
             raise ConfigError(f"config key 'tabular/{name}/representation': no representation "
                               "is defined. Fix: define one under 'representations:'.")
@@ -56,7 +65,8 @@ def resolve_tabular(cfg: Mapping[str, Any], name: str,
         raise ConfigError(f"config key 'tabular/{name}/representation': '{rep}' is not one of "
                           f"the representations {reps}. Fix: name a representation defined "
                           "under 'representations:'.")
-    settings["representation"] = rep
+    if settings.get("image_features", True):
+        settings["representation"] = rep
     if settings.get("seed") is None:
         settings["seed"] = derive_seed(int(cfg.get("seed", 42)), "tabular", name)
     settings["metadata_columns"] = list(settings.get("metadata_columns", []))
@@ -88,10 +98,13 @@ class GBMSettings:
         known["num_threads"] = int(num_threads)
         return cls(**known)
 
-    def params(self) -> dict[str, Any]:
-        """LightGBM parameters: binary objective, deterministic, quiet."""
+    def params(self, num_class: int | None = None) -> dict[str, Any]:
+        """LightGBM parameters: binary objective (softmax ``multiclass`` over ``num_class``
+        classes when given), deterministic, quiet."""
+        objective = {"objective": "binary"} if num_class is None else {
+            "objective": "multiclass", "num_class": int(num_class)}
         return {
-            "objective": "binary",
+            **objective,
             "learning_rate": float(self.learning_rate),
             "num_leaves": int(self.num_leaves),
             "min_child_samples": int(self.min_child_samples),
@@ -150,8 +163,11 @@ def metadata_features(sheet: pd.DataFrame, columns: Sequence[str]) -> Features:
 
 def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
                    time_bins: int, metadata_columns: Sequence[str] = ()) -> Features:
-    """Render features (reused from the benchmark baseline) then metadata, sheet row order."""
+    """Render features (reused from the benchmark baseline) then metadata, sheet row order;
+    no stacks (``image_features: false``) = metadata only."""
     meta = metadata_features(sheet, metadata_columns)
+    if not stacks:
+        return meta
     image = load_stack_features(list(map(str, stacks)), list(map(str, stack_ids)), time_bins,
                                 list(sheet["sample_id"])).astype(np.float64)
     names = image_feature_names(image.shape[1] // time_bins, time_bins)
@@ -164,15 +180,17 @@ def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: S
 
 def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
                 feature_names: Sequence[str] | None = None,
-                categorical: Sequence[int] = ()) -> Any:
-    """One binary LightGBM booster on ``x`` (rows) and 0/1 targets ``y``."""
+                categorical: Sequence[int] = (), num_class: int | None = None) -> Any:
+    """One binary LightGBM booster on ``x`` (rows) and 0/1 targets ``y`` (``num_class``
+    given: one softmax booster, ``y`` = class indices)."""
     import lightgbm as lgb
 
     names = list(feature_names) if feature_names is not None else "auto"
     data = lgb.Dataset(x, label=y, feature_name=names,
                        categorical_feature=list(categorical) or "auto",
                        params={"verbosity": -1, "feature_pre_filter": False}, free_raw_data=True)
-    return lgb.train(settings.params(), data, num_boost_round=int(settings.n_estimators))
+    return lgb.train(settings.params(num_class), data,
+                     num_boost_round=int(settings.n_estimators))
 
 
 def contributions(booster: Any, x: np.ndarray) -> np.ndarray:
@@ -199,12 +217,14 @@ class ShapAccumulator:
 
 
 def gbm_fit_predict(features: Features, settings: GBMSettings, explain_rows: np.ndarray,
-                    shap: ShapAccumulator | None = None) -> FitPredict:
+                    shap: ShapAccumulator | None = None, task: str = "multilabel") -> FitPredict:
     """Per-label LightGBM as a :func:`cross_fit` function. SHAP values are accumulated in
     ``shap`` for the predicted rows where ``explain_rows`` (bool per sheet row) is set, i.e.
     the held-out rows; a label with one class in the training rows gets its prevalence (and
     zero contributions)."""
     x_all = features.values
+    if task == "multiclass":
+        return gbm_multiclass_fit_predict(features, settings, explain_rows, shap)
 
     def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
         out = np.tile(y.mean(axis=0), (len(predict), 1))
@@ -218,6 +238,34 @@ def gbm_fit_predict(features: Features, settings: GBMSettings, explain_rows: np.
             out[:, j] = booster.predict(x_all[predict])
             if shap is not None and len(explain):
                 shap.abs_sum[j] += np.abs(contributions(booster, x_all[explain])[:, :-1]).sum(0)
+        if shap is not None:
+            shap.n_rows += len(explain)
+        return out
+    return fit_predict
+
+
+def gbm_multiclass_fit_predict(features: Features, settings: GBMSettings,
+                               explain_rows: np.ndarray,
+                               shap: ShapAccumulator | None = None) -> FitPredict:
+    """One softmax LightGBM over the classes (one-hot ``y``) as a :func:`cross_fit`
+    function; |SHAP| per class is accumulated like per label. A training fold with a single
+    class predicts the class frequencies."""
+    x_all = features.values
+
+    def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        out = np.tile(y.mean(axis=0), (len(predict), 1))
+        explain = predict[explain_rows[predict]]
+        classes = np.argmax(y, axis=1)
+        if np.unique(classes).size >= 2:
+            booster = fit_booster(x_all[train], classes, settings, features.names,
+                                  features.categorical, num_class=y.shape[1])
+            out = np.asarray(booster.predict(x_all[predict]), dtype=np.float64)
+            if shap is not None and len(explain):
+                width = len(features.names) + 1
+                contrib = contributions(booster, x_all[explain])
+                for j in range(y.shape[1]):
+                    block = contrib[:, j * width:(j + 1) * width - 1]
+                    shap.abs_sum[j] += np.abs(block).sum(0)
         if shap is not None:
             shap.n_rows += len(explain)
         return out
@@ -247,13 +295,13 @@ def importance_table(mean_abs: np.ndarray, names: Sequence[str], labels: Sequenc
 
 def fit_tabular(features: Features, sample_ids: Sequence[str], label_table: pd.DataFrame,
                 folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
-                settings: GBMSettings, clip: float) -> TabularResult:
+                settings: GBMSettings, clip: float, task: str = "multilabel") -> TabularResult:
     """Cross-fit the member on the folds; OOF/test logit tables and the SHAP importance."""
     held = set(folds.loc[folds["fold"] >= 0, "sample_id"].astype(str))
     explain_rows = np.array([s in held for s in sample_ids])
     shap = ShapAccumulator(len(labels), len(features.names))
-    oof, test = cross_fit(gbm_fit_predict(features, settings, explain_rows, shap), sample_ids,
-                          label_table, folds, test_ids, labels, clip)
+    oof, test = cross_fit(gbm_fit_predict(features, settings, explain_rows, shap, task),
+                          sample_ids, label_table, folds, test_ids, labels, clip, task)
     return TabularResult(oof, test, importance_table(shap.mean_abs(), features.names, labels,
                                                      features.n_image))
 
@@ -295,7 +343,8 @@ def shap_summary_plot(importance: pd.DataFrame, labels: Sequence[str], title: st
 def run_tabular(name: str, data_cfg: Mapping[str, Any], folds_path: PathLike,
                 labels: Sequence[str], settings: Mapping[str, Any], clip: float,
                 stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-                outputs: Mapping[str, PathLike], num_threads: int = 1) -> TabularResult:
+                outputs: Mapping[str, PathLike], num_threads: int = 1,
+                task: str = "multilabel") -> TabularResult:
     """Fit a tabular member on the folds of ``folds_path`` and write ``oof``, ``test``
     (member tables), ``importance`` (CSV) and ``summary`` (PNG)."""
     from .ensemble import read_folds, sample_sheet
@@ -308,7 +357,7 @@ def run_tabular(name: str, data_cfg: Mapping[str, Any], folds_path: PathLike,
     gbm = GBMSettings.from_settings(settings, num_threads)
     test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
     result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
-                         read_folds(folds_path), test_ids, labels, gbm, clip)
+                         read_folds(folds_path), test_ids, labels, gbm, clip, task)
     log.info("%s: %d features, %d OOF rows, %d test rows", name, len(features.names),
              len(result.oof), len(result.test))
     write_parquet(outputs["oof"], result.oof)

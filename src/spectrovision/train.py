@@ -33,9 +33,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .augment import mixup, random_time_width, resize_time, time_warp, training_width
+from .augment import mixup_with_meta, random_time_width, resize_time, time_warp, training_width
 from .errors import InputError
 from .losses import eval_loss, make_loss, sed_frame_loss
+from .metadata import Standardizer, metadata_values
 from .models import create_model, model_summary
 
 log = logging.getLogger(__name__)
@@ -170,16 +171,18 @@ def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, width: int, batch_size: int,
-             task: str, device: torch.device, amp: bool, channels_last: bool) -> float:
-    """Mean validation log loss at the training width."""
+             task: str, device: torch.device, amp: bool, channels_last: bool,
+             meta: torch.Tensor | None = None) -> float:
+    """Mean validation log loss at the training width (``meta``: standardised metadata)."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
             xb = _to_device(x[start:start + batch_size], device, channels_last)
             yb = y[start:start + batch_size].to(device)
+            mb = None if meta is None else meta[start:start + batch_size].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(resize_time(xb, width))
+                logits = model(resize_time(xb, width), mb)
             total += float(eval_loss(logits, yb, task)) * len(xb)
             count += len(xb)
     return total / max(count, 1)
@@ -193,8 +196,10 @@ def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> to
 def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                 val_y: torch.Tensor, settings: Mapping[str, Any], task: str, *,
                 checkpoint: PathLike | None = None, device: str = "cpu",
-                fingerprint: str = "", label: str = "") -> TrainResult:
-    """Train with the model's recipe; return the best-validation-loss weights and history."""
+                fingerprint: str = "", label: str = "", train_meta: torch.Tensor | None = None,
+                val_meta: torch.Tensor | None = None) -> TrainResult:
+    """Train with the model's recipe; return the best-validation-loss weights and history.
+    ``train_meta``/``val_meta``: standardised metadata rows for a fused model (else None)."""
     started = time.time()
     dev = torch.device(device)
     on_cuda = dev.type == "cuda"
@@ -204,7 +209,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     generator = seed_everything(seed)
     n_x = train_x.shape[-1]
     width = training_width(settings.get("time_resize"), n_x)
-    model = create_model(settings, tuple(train_x.shape[1:]), train_y.shape[1]).to(dev)
+    n_meta = 0 if train_meta is None else int(train_meta.shape[1])
+    model = create_model(settings, tuple(train_x.shape[1:]), train_y.shape[1], n_meta).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(settings["lr"]),
@@ -259,12 +265,13 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 xb = resize_time(xb, width)
             if settings.get("time_warp"):
                 xb = time_warp(xb, settings["time_warp"], generator)
-            xb, yb, _ = mixup(xb, yb, float(settings.get("mixup_p", 0.0)), generator,
-                              multiclass=task == "multiclass")
+            mb = None if train_meta is None else train_meta[idx].to(dev)
+            xb, yb, mb, _ = mixup_with_meta(xb, yb, mb, float(settings.get("mixup_p", 0.0)),
+                                            generator, multiclass=task == "multiclass")
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                out = model.forward_heads(xb)
+                out = model.forward_heads(xb, mb)
                 loss = loss_fn(out["logits"], yb)
                 if "frame_logits" in out:
                     loss = loss + 0.5 * sed_frame_loss(loss_fn, out["frame_logits"], yb)
@@ -279,7 +286,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
         bar.close()
         train_seconds = time.time() - t0
         val_loss = evaluate(model, val_x, val_y, width, 2 * batch_size, task, dev, amp,
-                            channels_last)
+                            channels_last, val_meta)
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), "val_loss": val_loss,
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - t0,
                "samples_per_s": seen / max(train_seconds, 1e-9)}
@@ -329,8 +336,12 @@ def curve_figure(history: pd.DataFrame, title: str) -> Any:
 def run_train(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike], folds_path: PathLike,
               label_table: pd.DataFrame, labels: Sequence[str], settings: Mapping[str, Any],
               fold: int, task: str, outputs: Mapping[str, PathLike], *,
-              checkpoint: PathLike, threads: int = 1) -> dict[str, Any]:
-    """Train one model x fold and write ``weights``, ``metrics``, ``history``, ``curve``."""
+              checkpoint: PathLike, threads: int = 1,
+              metadata: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Train one model x fold and write ``weights``, ``metrics``, ``history``, ``curve``.
+
+    A model with ``metadata_columns`` reads them from ``metadata`` (the sample sheet),
+    standardised with the training rows' statistics (stored in the weights bundle)."""
     import matplotlib.pyplot as plt
 
     from .io import atomic_path, save_figure, write_csv, write_json
@@ -344,9 +355,11 @@ def run_train(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike], folds_p
     train_y = label_tensor(label_table, train_ids, labels)
     val_y = label_tensor(label_table, val_ids, labels)
     name = f"{settings.get('name', 'model')}/fold{fold}"
-    fingerprint = settings_fingerprint(settings, fold, train_ids,
-                                       {"task": task, "labels": list(labels),
-                                        "shape": list(train_x.shape[1:])})
+    scaler, train_meta, val_meta = fold_metadata(metadata, settings, train_ids, val_ids)
+    extra = {"task": task, "labels": list(labels), "shape": list(train_x.shape[1:])}
+    if scaler is not None:
+        extra["metadata"] = scaler.to_bundle()
+    fingerprint = settings_fingerprint(settings, fold, train_ids, extra)
     with lease_device() as lease:
         if lease.device == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -354,12 +367,15 @@ def run_train(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike], folds_p
                  len(train_ids), len(val_ids), tuple(train_x.shape[1:]), lease.device)
         result = train_model(train_x, train_y, val_x, val_y, settings, task,
                              checkpoint=checkpoint, device=lease.device,
-                             fingerprint=fingerprint, label=name)
+                             fingerprint=fingerprint, label=name, train_meta=train_meta,
+                             val_meta=val_meta)
     history = pd.DataFrame(result.history)
     width = training_width(settings.get("time_resize"), train_x.shape[-1])
     bundle = {"state_dict": result.state_dict, "settings": dict(settings), "task": task,
               "labels": list(labels), "image_shape": tuple(train_x.shape[1:]),
-              "train_width": width, "fold": fold, "n_meta": 0}
+              "train_width": width, "fold": fold,
+              "n_meta": 0 if train_meta is None else int(train_meta.shape[1]),
+              **(scaler.to_bundle() if scaler is not None else {})}
     with atomic_path(outputs["weights"]) as tmp:
         torch.save(bundle, tmp)
     write_csv(outputs["history"], history)
@@ -375,6 +391,25 @@ def run_train(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike], folds_p
     plt.close(fig)
     Path(checkpoint).unlink(missing_ok=True)
     return metrics
+
+
+def fold_metadata(metadata: pd.DataFrame | None, settings: Mapping[str, Any],
+                  train_ids: Sequence[str], val_ids: Sequence[str]
+                  ) -> tuple[Standardizer | None, torch.Tensor | None, torch.Tensor | None]:
+    """The standardiser fitted on the training rows and the standardised training and
+    validation metadata of a model with ``metadata_columns`` (all None without)."""
+    columns = list(settings.get("metadata_columns") or [])
+    if not columns:
+        return None, None, None
+    if metadata is None:
+        raise InputError("sample sheet", f"model '{settings.get('name')}' reads metadata "
+                         f"columns {columns} but no sample sheet was passed",
+                         "pass the sample sheet (run_train(metadata=...))")
+    raw = metadata_values(metadata, train_ids, columns)
+    scaler = Standardizer.fit(raw, columns)
+    val = metadata_values(metadata, val_ids, columns)
+    return (scaler, torch.from_numpy(scaler.transform(raw)),
+            torch.from_numpy(scaler.transform(val)))
 
 
 def load_trained(path: PathLike, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:

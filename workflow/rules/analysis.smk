@@ -33,10 +33,10 @@ rule explain:
         data=CFG["data"],
         samples_per_label=CFG["explain"]["samples_per_label"],
         labels=CFG["explain"]["labels"],
-        log_mode=lambda wildcards: render_settings(
+        log_mode=lambda wildcards: render_view(
             model_settings(wildcards.model)["representation"]
         )["log"],
-        x_axis=lambda wildcards: render_settings(
+        x_axis=lambda wildcards: render_view(
             model_settings(wildcards.model)["representation"]
         )["x_axis"],
         code=code_version("explain", "train", "models", "augment", "report"),
@@ -105,8 +105,8 @@ rule novelty:
         epochs=CFG["novelty"]["epochs"],
         top_k=CFG["novelty"]["top_k"],
         seed=CFG["seed"],
-        log_mode=render_settings(novelty_representation())["log"],
-        x_axis=render_settings(novelty_representation())["x_axis"],
+        log_mode=render_view(novelty_representation())["log"],
+        x_axis=render_view(novelty_representation())["x_axis"],
         code=code_version("novelty", "train", "metrics", "report"),
     script:
         "../scripts/novelty.py"

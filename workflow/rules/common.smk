@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from spectrovision.config import resolve_model, validate_config
 from spectrovision.datasets import load_sample_sheet, run_columns
 from spectrovision.provenance import code_version
+from spectrovision.images import IMAGE_LAYOUT, representation_settings
+from spectrovision.metadata import check_model_metadata
 from spectrovision.tabular import resolve_tabular
 
 # set_default=False: model defaults merge in resolve_model (schema < model_defaults < model)
@@ -178,8 +180,18 @@ def get_rendered_shards(wildcards):
 
 
 def render_settings(rep):
-    """A representation's settings (its own only: editing one re-renders only it)."""
-    return CFG["representations"][rep]
+    """A representation's settings (its own only: editing one re-renders only it), the
+    keys its layout uses (images: image_size, channels, interpolation, dtype)."""
+    return representation_settings(CFG["representations"][rep], CFG["data"]["layout"])
+
+
+def render_view(rep):
+    """How a representation's images are drawn in reports: its log mode and x axis (layout
+    images: linear grey levels across the image width)."""
+    if CFG["data"]["layout"] == IMAGE_LAYOUT:
+        return {"log": "linear", "x_axis": "image x"}
+    settings = CFG["representations"][rep]
+    return {"log": settings["log"], "x_axis": settings["x_axis"]}
 
 
 def render_shard_samples(shard):
@@ -373,3 +385,23 @@ def get_novelty_inputs(wildcards):
 
 
 LABELLED = list(SHEET.loc[SHEET["labelled"], "sample_id"])
+
+
+# --- images ---
+# data.layout images: ingest decodes image files, render resizes them (their own scripts and
+# modules, so runs of the other layouts keep their code versions).
+IMAGES = CFG["data"]["layout"] == IMAGE_LAYOUT
+for _name, _settings in MODELS.items():
+    check_model_metadata(_name, _settings, list(SHEET.columns))
+if CFG["task"] == "multiclass" and CFG["ensemble"]["per_label_weights"]:
+    raise ValueError(
+        "ensemble.per_label_weights fits one weight per label and member, which does not "
+        "apply to task multiclass (one softmax over the classes); set it to false"
+    )
+
+
+def get_predict_sheet(wildcards):
+    """The sample-sheet files, for models that read metadata columns (others: none)."""
+    return (
+        get_sample_sheet_files() if MODELS[wildcards.model]["metadata_columns"] else []
+    )

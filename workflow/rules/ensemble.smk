@@ -20,6 +20,7 @@ rule gather_model:
     params:
         labels=LABELS,
         clip=CFG["ensemble"]["clip"],
+        task=CFG["task"],
         code=code_version("ensemble", "metrics"),
     script:
         "../scripts/gather_model.py"
@@ -46,6 +47,7 @@ rule baseline:
         representation=lambda wildcards: baseline_representation(wildcards.baseline),
         seed=CFG["seed"],
         clip=CFG["ensemble"]["clip"],
+        task=CFG["task"],
         code=code_version("baselines", "ensemble", "metrics", "datasets"),
     script:
         "../scripts/run_baseline.py"
@@ -76,6 +78,7 @@ rule ensemble:
         listed=CFG["ensemble"]["members"],
         per_label_weights=CFG["ensemble"]["per_label_weights"],
         clip=CFG["ensemble"]["clip"],
+        task=CFG["task"],
         code=code_version("ensemble", "metrics", "datasets"),
     script:
         "../scripts/ensemble.py"
@@ -96,6 +99,7 @@ rule submission:
         has_format=CFG["data"]["submission_format"] is not None,
         unlabelled=UNLABELLED,
         clip=CFG["ensemble"]["clip"],
+        task=CFG["task"],
         code=code_version("submission", "ensemble", "metrics", "provenance"),
     script:
         "../scripts/make_submission.py"

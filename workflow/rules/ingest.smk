@@ -1,5 +1,6 @@
 # Stage: ingest (see workflow/rules/common.smk for shared input functions).
-# ingest_shard: raw run files of one shard -> validated, typed Parquet runs + the shard's QC table;
+# ingest_shard: raw run files of one shard -> validated, typed Parquet runs + the shard's QC table
+# (layout images: decoded images as NPY, their own script);
 # qc_summary: every shard's QC table -> one QC table and a readable Markdown summary.
 
 
@@ -19,9 +20,13 @@ rule ingest_shard:
         samples=lambda wildcards: sheet_records(wildcards.shard),
         columns=ingest_columns(),
         qc=CFG["qc"],
-        code=code_version("ingest", "datasets", "io"),
+        code=(
+            code_version("images", "ingest", "io")
+            if IMAGES
+            else code_version("ingest", "datasets", "io")
+        ),
     script:
-        "../scripts/ingest_shard.py"
+        "../scripts/ingest_images.py" if IMAGES else "../scripts/ingest_shard.py"
 
 
 rule qc_summary:
@@ -40,6 +45,10 @@ rule qc_summary:
         "../../envs/core.yaml"
     params:
         findings=SHEET.attrs["findings"],
-        code=code_version("ingest", "io"),
+        code=(
+            code_version("images", "ingest", "io")
+            if IMAGES
+            else code_version("ingest", "io")
+        ),
     script:
-        "../scripts/qc_summary.py"
+        "../scripts/qc_images_summary.py" if IMAGES else "../scripts/qc_summary.py"

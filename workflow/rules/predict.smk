@@ -9,6 +9,7 @@ rule predict:
         stacks=get_model_stacks("npy"),
         stack_ids=get_model_stacks("csv"),
         folds=res("folds.csv"),
+        sheet=get_predict_sheet,
     output:
         oof=res("predictions", "{model}", "fold{fold}", "oof_logits.parquet"),
         test=res("predictions", "{model}", "fold{fold}", "test_logits.parquet"),
@@ -30,6 +31,11 @@ rule predict:
         tta_n_widths=CFG["predict"]["tta_n_widths"],
         tta_step=CFG["predict"]["tta_step"],
         batch_size=CFG["predict"]["batch_size"],
-        code=code_version("predict", "train", "models", "augment"),
+        data=lambda wildcards: (
+            CFG["data"]
+            if model_settings(wildcards.model)["metadata_columns"]
+            else None
+        ),
+        code=code_version("predict", "train", "models", "augment", "metadata"),
     script:
         "../scripts/predict.py"

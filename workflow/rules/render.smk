@@ -1,5 +1,6 @@
 # Stage: render (see workflow/rules/common.smk for shared input functions).
-# render_shard: cached runs of one ingest shard -> one NPY image per sample, per representation;
+# render_shard: cached runs of one ingest shard -> one NPY image per sample, per representation
+# (layout images: decoded images resized, their own script);
 # stack_render: all shards of a representation -> one memory-mappable stack + id CSV per split.
 
 
@@ -17,9 +18,9 @@ rule render_shard:
     params:
         settings=lambda wildcards: render_settings(wildcards.rep),
         samples=lambda wildcards: render_shard_samples(wildcards.shard),
-        code=code_version("render", "io"),
+        code=code_version("images", "io") if IMAGES else code_version("render", "io"),
     script:
-        "../scripts/render_shard.py"
+        "../scripts/render_images.py" if IMAGES else "../scripts/render_shard.py"
 
 
 rule stack_render:

@@ -42,8 +42,8 @@ rule report_renders:
         "../../envs/core.yaml"
     params:
         n_examples=REPORT_N_EXAMPLES,
-        log_mode=lambda wildcards: render_settings(wildcards.rep)["log"],
-        x_axis=lambda wildcards: render_settings(wildcards.rep)["x_axis"],
+        log_mode=lambda wildcards: render_view(wildcards.rep)["log"],
+        x_axis=lambda wildcards: render_view(wildcards.rep)["x_axis"],
         code=code_version("report"),
     script:
         "../scripts/report_renders.py"
@@ -119,6 +119,7 @@ rule report_calibration:
         data=CFG["data"],
         labels=LABELS,
         n_bins=REPORT_CALIBRATION_BINS,
+        task=CFG["task"],
         code=code_version("report", "ensemble", "metrics", "datasets"),
     script:
         "../scripts/report_calibration.py"

@@ -31,6 +31,7 @@ rule tabular:
         settings=lambda wildcards: tabular_settings(wildcards.tabular),
         num_threads=CFG["workflow"]["train_threads"],
         clip=CFG["ensemble"]["clip"],
+        task=CFG["task"],
         code=code_version("tabular", "baselines", "ensemble", "metrics", "datasets"),
     script:
         "../scripts/run_tabular.py"

@@ -39,6 +39,6 @@ rule train:
         labels=LABELS,
         task=CFG["task"],
         checkpoint=checkpoint_path,
-        code=code_version("train", "models", "augment", "losses", "lease"),
+        code=code_version("train", "models", "augment", "losses", "lease", "metadata"),
     script:
         "../scripts/train.py"

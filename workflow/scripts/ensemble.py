@@ -11,6 +11,6 @@ p = snakemake.params
 with provenance_for(snakemake):
     result = run_ensemble(p.members, list(snakemake.input.oof), list(snakemake.input.test), p.data,
                           p.labels, p.candidates, p.selection, p.listed, p.per_label_weights,
-                          p.clip, dict(snakemake.output.items()))
+                          p.clip, dict(snakemake.output.items()), p.task)
 logging.info("members %s, OOF mean log loss %.5f (optimistic: chosen on OOF)",
              result.selection["members"], result.selection["oof_mean_log_loss"]["ensemble"])

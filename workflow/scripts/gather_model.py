@@ -10,4 +10,4 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
 with provenance_for(snakemake):
     run_gather(list(snakemake.input.oof), list(snakemake.input.test), snakemake.input.folds,
                snakemake.params.labels, snakemake.params.clip, snakemake.output.oof,
-               snakemake.output.test)
+               snakemake.output.test, snakemake.params.task)

@@ -15,4 +15,4 @@ with provenance_for(snakemake, snakemake.output.submission, skip_params=("unlabe
                     embed_lineage=True):
     run_submission(snakemake.input.test, p.labels,
                    snakemake.input.get("format") if p.has_format else None, p.unlabelled,
-                   p.clip, snakemake.output.submission, snakemake.input.oof)
+                   p.clip, snakemake.output.submission, snakemake.input.oof, p.task)

@@ -2,6 +2,7 @@
 
 import logging
 
+from spectrovision.ensemble import sample_sheet
 from spectrovision.predict import run_predict
 from spectrovision.provenance import provenance_for
 
@@ -12,4 +13,5 @@ with provenance_for(snakemake, skip_params=("unlabelled",)) as record:
     record.extra["tta"] = run_predict(
         snakemake.input.weights, list(snakemake.input.stacks), list(snakemake.input.stack_ids),
         snakemake.input.folds, p.unlabelled, p.fold, p.tta_n_widths, p.tta_step, p.batch_size,
-        dict(snakemake.output.items()), threads=snakemake.threads)
+        dict(snakemake.output.items()), threads=snakemake.threads,
+        metadata=sample_sheet(p.data) if p.data else None)

@@ -9,4 +9,4 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 p = snakemake.params
 with provenance_for(snakemake):
     run_calibration(snakemake.input.oof, p.data, p.labels, p.n_bins, snakemake.output.plot,
-                    snakemake.output.table)
+                    snakemake.output.table, p.task)

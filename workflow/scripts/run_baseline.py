@@ -11,4 +11,5 @@ with provenance_for(snakemake):
     run_baseline(snakemake.wildcards.baseline, snakemake.params.data, snakemake.input.folds,
                  snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
                  snakemake.output.oof, snakemake.output.test, stacks=list(snakemake.input.stacks),
-                 stack_ids=list(snakemake.input.stack_ids), seed=snakemake.params.seed)
+                 stack_ids=list(snakemake.input.stack_ids), seed=snakemake.params.seed,
+                 task=snakemake.params.task)

@@ -16,4 +16,5 @@ with provenance_for(snakemake):
     run_tabular(snakemake.wildcards.tabular, snakemake.params.data, snakemake.input.folds,
                 snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
                 list(snakemake.input.stacks), list(snakemake.input.stack_ids),
-                dict(snakemake.output.items()), num_threads=snakemake.params.num_threads)
+                dict(snakemake.output.items()), num_threads=snakemake.params.num_threads,
+                task=snakemake.params.task)

@@ -10,9 +10,9 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 p = snakemake.params
 with provenance_for(snakemake) as record:
-    label_table = sample_sheet(p.data).attrs["label_table"]
+    sheet = sample_sheet(p.data)
     metrics = run_train(list(snakemake.input.stacks), list(snakemake.input.stack_ids),
-                        snakemake.input.folds, label_table, p.labels, dict(p.settings), p.fold,
-                        p.task, dict(snakemake.output.items()), checkpoint=p.checkpoint,
-                        threads=snakemake.threads)
+                        snakemake.input.folds, sheet.attrs["label_table"], p.labels,
+                        dict(p.settings), p.fold, p.task, dict(snakemake.output.items()),
+                        checkpoint=p.checkpoint, threads=snakemake.threads, metadata=sheet)
     record.extra["metrics"] = metrics

@@ -1,0 +1,244 @@
+"""Demo image data: synthetic particle micrographs with per-particle measurements.
+
+A stand-in for ice-core insoluble-particle data (one exclusive class per particle, an
+image per particle and a table of numeric measurements). Five classes differ in shape
+and texture:
+
+=============  ===================================================================
+class          look
+=============  ===================================================================
+``sphere``     round, smooth, brighter towards the centre (spherical shading)
+``fibre``      long thin rod, slightly bent, faint stripes along its length
+``crystal``    convex polygon (3-6 corners), flat facets of different brightness
+``aggregate``  cluster of small discs with holes, dark and grainy
+``flake``      irregular wavy outline, flat and dim with fine noise
+=============  ===================================================================
+
+Every particle has a random position, rotation and scale on a noisy background; images
+come in varying sizes (non-square too) so the resize path is exercised, mostly 8-bit
+grey PNG, some RGB PNG, 16-bit PNG, and 8- and 16-bit TIFF. The metadata columns are
+class-dependent but overlapping (``area_um2``, ``aspect_ratio``, ``circularity``,
+``mean_grey``) plus one uninformative column (``depth_m``).
+
+Entry point: :func:`generate_particle_dataset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_path, write_csv
+
+CLASSES: tuple[str, ...] = ("sphere", "fibre", "crystal", "aggregate", "flake")
+METADATA_COLUMNS: tuple[str, ...] = ("area_um2", "aspect_ratio", "circularity", "mean_grey",
+                                     "depth_m")
+# class -> (median area in um^2, circularity mean, circularity sd)
+CLASS_AREA = {"sphere": 80.0, "fibre": 60.0, "crystal": 150.0, "aggregate": 300.0,
+              "flake": 220.0}
+CLASS_CIRCULARITY = {"sphere": (0.9, 0.05), "fibre": (0.3, 0.1), "crystal": (0.7, 0.08),
+                     "aggregate": (0.5, 0.12), "flake": (0.6, 0.12)}
+TEST_FRACTION = 0.2
+# image i's file kind, by i % 10: mostly 8-bit grey PNG
+FILE_KINDS = {3: ("tif", "L"), 5: ("png", "RGB"), 7: ("tif", "I;16"), 9: ("png", "I;16")}
+
+
+def _grid(height: int, width: int, angle: float, centre: tuple[float, float],
+          scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotated particle coordinates (u along the particle, v across), in units of ``scale``
+    pixels, for every pixel of an image."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    dy, dx = (yy - centre[0]) / scale, (xx - centre[1]) / scale
+    cos, sin = np.cos(angle), np.sin(angle)
+    return cos * dx + sin * dy, -sin * dx + cos * dy
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.ndarray:
+    """Value noise in [0, 1]: a coarse random grid upsampled (bilinear) to ``shape``."""
+    gh, gw = shape[0] // cell + 2, shape[1] // cell + 2
+    coarse = rng.random((gh, gw))
+    y = np.linspace(0, gh - 1.001, shape[0])
+    x = np.linspace(0, gw - 1.001, shape[1])
+    y0, x0 = y.astype(int), x.astype(int)
+    fy, fx = (y - y0)[:, None], (x - x0)[None, :]
+    c = coarse
+    top = c[y0][:, x0] * (1 - fx) + c[y0][:, x0 + 1] * fx
+    bottom = c[y0 + 1][:, x0] * (1 - fx) + c[y0 + 1][:, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def draw_particle(kind: str, rng: np.random.Generator, height: int, width: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """One particle of class ``kind``: ``(mask bool, texture in [0, 1])`` of ``(height, width)``."""
+    scale = min(height, width) * rng.uniform(0.3, 0.42)
+    centre = (height / 2 + rng.uniform(-0.1, 0.1) * height,
+              width / 2 + rng.uniform(-0.1, 0.1) * width)
+    u, v = _grid(height, width, rng.uniform(0, np.pi), centre, scale)
+    if kind == "sphere":
+        squash = rng.uniform(0.85, 1.0)
+        rr = np.hypot(u, v / squash) / rng.uniform(0.7, 1.0)
+        mask = rr < 1
+        texture = rng.uniform(0.45, 0.6) + 0.35 * np.sqrt(np.clip(1 - rr**2, 0, 1))
+    elif kind == "fibre":
+        bend = rng.uniform(-0.4, 0.4)
+        vv = v - bend * u**2
+        mask = (np.abs(u) < rng.uniform(0.95, 1.2)) & (np.abs(vv) < rng.uniform(0.08, 0.16))
+        texture = rng.uniform(0.45, 0.6) + 0.1 * np.sin(vv * 60)
+    elif kind == "crystal":
+        n = int(rng.integers(3, 7))
+        step = 2 * np.pi / n  # corners in counter-clockwise order, jittered
+        corners = rng.uniform(0, 2 * np.pi) + (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * step
+        radius = rng.uniform(0.75, 1.0, n)
+        mask = np.ones_like(u, dtype=bool)
+        for k in range(n):  # inside every edge's half-plane (convex polygon)
+            (au, av), (bu, bv) = ((radius[j] * np.cos(corners[j]), radius[j] * np.sin(corners[j]))
+                                  for j in (k, (k + 1) % n))
+            mask &= (bu - au) * (v - av) - (bv - av) * (u - au) >= 0
+        theta = (np.arctan2(v, u) - corners[0]) % (2 * np.pi)
+        facet = (np.searchsorted(corners - corners[0], theta, side="right") - 1) % n
+        texture = rng.uniform(0.6, 0.95, n)[facet]
+    elif kind == "aggregate":
+        mask = np.zeros_like(u, dtype=bool)
+        for _ in range(int(rng.integers(6, 12))):
+            cu, cv = rng.normal(0, 0.45, 2)
+            mask |= np.hypot(u - cu, v - cv) < rng.uniform(0.2, 0.4)
+        holes = _smooth_noise(rng, (height, width), max(2, height // 12)) > 0.7
+        mask &= ~holes
+        texture = rng.uniform(0.25, 0.4) + 0.2 * rng.random((height, width))
+    elif kind == "flake":
+        theta = np.arctan2(v, u)
+        edge = np.ones_like(theta)
+        for k in (2, 3, 5):
+            edge += rng.uniform(0.05, 0.15) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        mask = np.hypot(u, v / rng.uniform(0.55, 0.8)) < edge * rng.uniform(0.75, 0.95)
+        texture = rng.uniform(0.3, 0.42) + 0.06 * rng.standard_normal((height, width))
+    else:
+        raise ValueError(f"unknown particle class '{kind}'; choose one of {CLASSES}")
+    return mask, np.clip(texture, 0, 1)
+
+
+def compose(mask: np.ndarray, texture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The particle on a noisy background, grey levels in [0, 1]."""
+    background = rng.uniform(0.05, 0.15) + 0.03 * rng.standard_normal(mask.shape)
+    image = np.where(mask, texture, background) + 0.02 * rng.standard_normal(mask.shape)
+    return np.clip(image, 0.0, 1.0)
+
+
+def shape_measurements(mask: np.ndarray) -> tuple[float, float]:
+    """Aspect ratio (major/minor axis from second moments) and circularity
+    ``4 pi area / perimeter^2`` (perimeter = boundary pixels) of a mask."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 3:
+        return 1.0, 1.0
+    cov = np.cov(np.stack([ys, xs]).astype(np.float64))
+    small, large = np.sort(np.clip(np.linalg.eigvalsh(cov), 1e-6, None))
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    perimeter = max(int((mask & ~inner).sum()), 1)
+    return float(np.sqrt(large / small)), float(min(4 * np.pi * mask.sum() / perimeter**2, 1.0))
+
+
+def particle_metadata(kind: str, mask: np.ndarray, image: np.ndarray,
+                      rng: np.random.Generator) -> dict[str, float]:
+    """Class-dependent, noisy measurements of one particle (plus the uninformative depth)."""
+    aspect, measured_circ = shape_measurements(mask)
+    mean_c, sd_c = CLASS_CIRCULARITY[kind]
+    inside = image[mask] if mask.any() else image.ravel()
+    return {
+        "area_um2": round(float(CLASS_AREA[kind] * rng.lognormal(0, 0.45)), 2),
+        "aspect_ratio": round(aspect * float(rng.lognormal(0, 0.08)), 3),
+        "circularity": round(float(np.clip(0.5 * rng.normal(mean_c, sd_c)
+                                           + 0.5 * measured_circ, 0.02, 1.0)), 3),
+        "mean_grey": round(float(inside.mean() + rng.normal(0, 0.06)), 3),
+        "depth_m": round(float(rng.uniform(0, 3000)), 1),
+    }
+
+
+def image_bytes_kind(index: int) -> tuple[str, str]:
+    """(extension, Pillow mode) of image ``index``: mostly 8-bit grey PNG, some RGB PNG,
+    16-bit PNG, 8-bit and 16-bit TIFF."""
+    return FILE_KINDS.get(index % 10, ("png", "L"))
+
+
+def save_image(path: Path, grey: np.ndarray, mode: str) -> None:
+    """Write a [0, 1] grey image atomically as ``mode`` (L, RGB tinted, or I;16)."""
+    from PIL import Image
+
+    if mode == "RGB":
+        tint = np.array([1.0, 0.93, 0.82])
+        pixels = np.round(np.clip(grey[..., None] * tint, 0, 1) * 255).astype(np.uint8)
+        picture = Image.fromarray(pixels, mode="RGB")
+    elif mode == "I;16":
+        picture = Image.fromarray(np.round(grey * 65535).astype(np.uint16))
+    else:
+        picture = Image.fromarray(np.round(grey * 255).astype(np.uint8))
+    fmt = "TIFF" if path.suffix == ".tif" else "PNG"
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format=fmt)
+
+
+def balanced_classes(n_images: int, rng: np.random.Generator) -> list[str]:
+    """``n_images`` class names, as equal in number as possible, shuffled."""
+    names = [CLASSES[i % len(CLASSES)] for i in range(n_images)]
+    return [names[i] for i in rng.permutation(n_images)]
+
+
+def test_split(classes: list[str], fraction: float) -> list[str]:
+    """``test`` for the first ``fraction`` of each class (in order), ``train`` otherwise."""
+    seen: dict[str, int] = {}
+    totals = {c: classes.count(c) for c in set(classes)}
+    splits = []
+    for name in classes:
+        seen[name] = seen.get(name, 0) + 1
+        splits.append("test" if seen[name] <= round(fraction * totals[name]) else "train")
+    return splits
+
+
+def generate_particle_dataset(out_dir: str | Path, n_images: int = 300, seed: int = 0,
+                              size: int = 64, test_fraction: float = TEST_FRACTION) -> Path:
+    """Write a particle image data set of ``n_images`` into ``out_dir``.
+
+    Files: ``images/{sample_id}.{png|tif}`` (height and width each drawn from
+    ``[3/4 size, 3/2 size]``), ``metadata.csv`` (``sample_id, split, features_path,
+    features_md5_hash`` + :data:`METADATA_COLUMNS`), ``train_labels.csv`` (``sample_id`` +
+    one-hot columns, one per class of :data:`CLASSES`), ``submission_format.csv`` (test
+    ids, ``1/n_classes`` each). Classes are balanced; ``test_fraction`` of each class is
+    the unlabelled test split. Deterministic for a seed. Returns ``out_dir``.
+    """
+    if n_images < 1:
+        raise ValueError(f"n_images must be at least 1, got {n_images}")
+    if size < 16:
+        raise ValueError(f"size must be at least 16 pixels, got {size}")
+    out = Path(out_dir)
+    classes = balanced_classes(n_images, np.random.default_rng([seed, n_images]))
+    splits = test_split(classes, test_fraction)
+    rows: list[dict[str, object]] = []
+    for i, (kind, split) in enumerate(zip(classes, splits)):
+        rng = np.random.default_rng([seed, i])
+        height, width = (int(v) for v in rng.integers(size * 3 // 4, size * 3 // 2 + 1, 2))
+        mask, texture = draw_particle(kind, rng, height, width)
+        image = compose(mask, texture, rng)
+        ext, mode = image_bytes_kind(i)
+        sample_id = f"P{i:04d}"
+        rel = f"images/{sample_id}.{ext}"
+        save_image(out / rel, image, mode)
+        md5 = hashlib.md5((out / rel).read_bytes()).hexdigest()
+        rows.append({"sample_id": sample_id, "split": split, "features_path": rel,
+                     "features_md5_hash": md5, **particle_metadata(kind, mask, image, rng),
+                     "class": kind})
+    table = pd.DataFrame(rows)
+    write_csv(out / "metadata.csv", table.drop(columns="class"))
+    onehot = pd.DataFrame({name: (table["class"] == name).astype(int) for name in CLASSES})
+    onehot.insert(0, "sample_id", table["sample_id"])
+    write_csv(out / "train_labels.csv", onehot[table["split"] == "train"])
+    template = table.loc[table["split"] == "test", ["sample_id"]].copy()
+    for name in CLASSES:
+        template[name] = round(1 / len(CLASSES), 6)
+    write_csv(out / "submission_format.csv", template)
+    return out

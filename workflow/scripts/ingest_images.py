@@ -1,0 +1,15 @@
+"""Decode and check the image files of one shard: cached NPY pixels + the shard's QC table
+(thin adapter, data.layout images)."""
+
+import logging
+
+from spectrovision.images import ingest_image_shard
+from spectrovision.provenance import provenance_for
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+p = snakemake.params
+with provenance_for(snakemake, skip_params=("samples",)) as record:
+    qc = ingest_image_shard(p.samples, snakemake.output.runs, snakemake.output.qc, p.qc)
+    record.extra["n_samples"] = len(qc)
+logging.info("decoded %d images", len(qc))

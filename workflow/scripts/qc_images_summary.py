@@ -1,0 +1,13 @@
+"""Combine the shards' image QC tables into qc.parquet and a Markdown summary (thin adapter,
+data.layout images)."""
+
+import logging
+
+from spectrovision.images import write_image_qc_summary
+from spectrovision.provenance import provenance_for
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+with provenance_for(snakemake):
+    write_image_qc_summary(list(snakemake.input.shards), snakemake.output.qc,
+                           snakemake.output.summary, snakemake.params.findings)
