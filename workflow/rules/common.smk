@@ -12,7 +12,7 @@ from snakemake.utils import validate
 # so scripts and cluster jobs import the same code from src/).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from spectrovision.config import resolve_model, validate_config
+from spectrovision.config import load_schema, resolve_model, validate_config
 from spectrovision.datasets import load_sample_sheet, run_columns
 from spectrovision.provenance import code_version
 from spectrovision.images import IMAGE_LAYOUT, representation_settings
@@ -29,7 +29,8 @@ SAMPLES = list(SHEET["sample_id"])
 SPLITS = sorted(SHEET["split"].unique())
 SHARDS = sorted(int(s) for s in SHEET["shard"].unique())
 REPRESENTATIONS = sorted(CFG["representations"])
-MODELS = {name: resolve_model(CFG, name) for name in sorted(CFG["models"])}
+_SCHEMA = load_schema()  # parsed once, not once per model
+MODELS = {name: resolve_model(CFG, name, _SCHEMA) for name in sorted(CFG["models"])}
 FOLDS = list(range(CFG["folds"]["n_folds"]))
 BASELINES = list(CFG["baselines"])
 TABULAR = sorted(CFG["tabular"])
@@ -62,11 +63,21 @@ def get_shard_raw_runs(wildcards):
     return list(shard_table(wildcards.shard)["features_path"])
 
 
+_SHARD_RECORDS = {}
+
+
 def sheet_records(shard=None):
-    """Sample-sheet rows (as dicts) that ingest needs, for one shard or all."""
-    table = _PLAIN_SHEET if shard is None else shard_table(shard)
-    cols = [c for c in table.columns if c not in ("labelled", "shard")]
-    return table[cols].to_dict(orient="records")
+    """Sample-sheet rows (as dicts) that ingest needs, for one shard or all (the per-shard
+    lists are made once, in one to_dict: params are evaluated several times per job)."""
+    if shard is not None and _SHARD_RECORDS:
+        return _SHARD_RECORDS.get(int(shard), [])
+    cols = [c for c in _PLAIN_SHEET.columns if c not in ("labelled", "shard")]
+    records = _PLAIN_SHEET[cols].to_dict(orient="records")
+    if shard is None:
+        return records
+    for sheet_shard, record in zip(_PLAIN_SHEET["shard"], records):
+        _SHARD_RECORDS.setdefault(int(sheet_shard), []).append(record)
+    return _SHARD_RECORDS.get(int(shard), [])
 
 
 def get_final_outputs():
