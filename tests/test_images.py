@@ -1,0 +1,376 @@
+"""Image data sets (data.layout images, task multiclass): the particle generator, image
+ingest and render, metadata standardisation and the fused model, multiclass members,
+ensemble and scores, and one Snakemake run through the ensemble with all three kinds of
+model (metadata-only LightGBM, image-only CNN, CNN fused with metadata)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from spectrovision.baselines import cross_fit, prior_fit_predict
+from spectrovision.config import load_schema
+from spectrovision.ensemble import build_ensemble, combine_logits, gather_member, score_members
+from spectrovision.errors import ConfigError, InputError
+from spectrovision.images import (IMAGE_ONLY_KEYS, ImageSpec, ingest_image, ingest_image_shard,
+                                  render_image, render_image_shard, representation_settings,
+                                  summarize_image_qc)
+from spectrovision.metadata import Standardizer, check_model_metadata, metadata_values
+from spectrovision.metrics import softmax
+from spectrovision.particles import CLASSES, METADATA_COLUMNS, generate_particle_dataset
+from spectrovision.predict import run_predict
+from spectrovision.submission import probabilities
+from spectrovision.tabular import GBMSettings, fit_tabular, metadata_features
+from spectrovision.train import fold_metadata, load_trained, run_train
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = 1e-4
+
+
+@pytest.fixture(scope="module")
+def particles(tmp_path_factory) -> Path:
+    return generate_particle_dataset(tmp_path_factory.mktemp("particles"), n_images=60,
+                                     seed=1, size=32)
+
+
+def sheet_of(root: Path) -> pd.DataFrame:
+    meta = pd.read_csv(root / "metadata.csv", dtype={"sample_id": str})
+    labels = pd.read_csv(root / "train_labels.csv", dtype={"sample_id": str})
+    return meta.merge(labels, on="sample_id", how="left")
+
+
+# --- generator -------------------------------------------------------------------------------
+
+def test_generator_balances_classes_varies_sizes_and_formats(particles):
+    table = sheet_of(particles)
+    assert table["split"].value_counts().to_dict() == {"train": 50, "test": 10}
+    labelled = table[table["split"] == "train"]
+    counts = labelled[list(CLASSES)].sum()
+    assert set(counts) == {10} and (labelled[list(CLASSES)].sum(axis=1) == 1).all()
+    sizes, kinds = set(), set()
+    for rel in table["features_path"]:
+        with Image.open(particles / rel) as picture:
+            sizes.add(picture.size)
+            kinds.add((picture.format, picture.mode))
+    assert len(sizes) > 20, "image sizes vary so the resize path is exercised"
+    assert {("PNG", "L"), ("PNG", "RGB"), ("TIFF", "L"), ("TIFF", "I;16")} <= kinds
+    template = pd.read_csv(particles / "submission_format.csv")
+    assert list(template.columns) == ["sample_id", *CLASSES] and len(template) == 10
+
+
+def test_generator_metadata_is_class_dependent(tmp_path):
+    root = generate_particle_dataset(tmp_path, n_images=150, seed=0, size=32)
+    table = sheet_of(root)
+    table = table[table["split"] == "train"]
+    table["cls"] = table[list(CLASSES)].idxmax(axis=1)
+    means = table.groupby("cls")[list(METADATA_COLUMNS)].mean()
+    assert means.loc["fibre", "aspect_ratio"] > 2 * means.loc["sphere", "aspect_ratio"]
+    assert means.loc["sphere", "circularity"] > means.loc["fibre", "circularity"] + 0.3
+    assert means.loc["aggregate", "area_um2"] > 2 * means.loc["sphere", "area_um2"]
+    spread = means["depth_m"].max() - means["depth_m"].min()
+    assert spread < 0.5 * table["depth_m"].std() * 2, "depth_m is the uninformative column"
+
+
+def test_generator_is_deterministic(tmp_path):
+    a = generate_particle_dataset(tmp_path / "a", n_images=12, seed=5, size=24)
+    b = generate_particle_dataset(tmp_path / "b", n_images=12, seed=5, size=24)
+    c = generate_particle_dataset(tmp_path / "c", n_images=12, seed=6, size=24)
+    assert (a / "metadata.csv").read_bytes() == (b / "metadata.csv").read_bytes()
+    assert (a / "metadata.csv").read_bytes() != (c / "metadata.csv").read_bytes()
+
+
+# --- ingest and render -------------------------------------------------------------------------
+
+def test_ingest_decodes_every_format_and_checks_md5(particles):
+    table = pd.read_csv(particles / "metadata.csv")
+    for row in table.head(10).itertuples():
+        pixels, record = ingest_image(particles / row.features_path, row.features_md5_hash)
+        assert record["md5_ok"] is True
+        assert pixels.ndim == 3 and pixels.shape[2] == record["channels"] in (1, 3)
+        assert pixels.dtype == (np.uint16 if record["mode"] == "I;16" else np.uint8)
+    row = table.iloc[0]
+    with pytest.raises(InputError, match="md5 checksum mismatch"):
+        ingest_image(particles / row.features_path, "0" * 32)
+
+
+def test_render_resizes_scales_and_converts_channels():
+    grey16 = np.full((40, 30, 1), 65535 // 2, dtype=np.uint16)
+    image = render_image(grey16, ImageSpec((16, 24), channels=3, dtype="float32"))
+    assert image.shape == (3, 16, 24) and image.dtype == np.float32
+    assert np.allclose(image, 0.5, atol=1e-3), "16-bit scaled by 65535, grey repeated"
+    rgb = np.zeros((8, 8, 3), dtype=np.uint8)
+    rgb[..., 0] = 255  # pure red: luminance 0.299
+    grey = render_image(rgb, ImageSpec((8, 8), channels=1, dtype="float32"))
+    assert grey.shape == (1, 8, 8) and np.allclose(grey, 0.299, atol=1e-4)
+    ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))[..., None]
+    small = render_image(ramp, ImageSpec((16, 16), interpolation="box", dtype="float32"))[0]
+    assert np.allclose(small[0], small[-1]) and np.all(np.diff(small[0]) > 0)
+    assert abs(small.mean() - ramp.mean() / 255) < 0.01, "box filter keeps the mean"
+    assert render_image(ramp, ImageSpec((16, 16))).dtype == np.float16
+
+
+def test_float_tiff_pixels_out_of_range_are_clipped_and_counted(tmp_path):
+    values = np.linspace(-0.5, 1.5, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
+    pixels, record = ingest_image(tmp_path / "f.tif")
+    assert pixels.dtype == np.float32 and pixels.min() == 0.0 and pixels.max() == 1.0
+    assert record["clipped_pixels"] == int(((values < 0) | (values > 1)).sum())
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "garbage", "truncated"])
+def test_a_bad_image_is_an_input_error_naming_the_file(particles, tmp_path, damage):
+    good = particles / pd.read_csv(particles / "metadata.csv")["features_path"].iloc[0]
+    bad = tmp_path / "bad.png"
+    if damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "garbage":
+        bad.write_bytes(b"this is not an image at all" * 10)
+    elif damage == "truncated":
+        bad.write_bytes(good.read_bytes()[:80])
+    records = [{"sample_id": "X1", "features_path": str(bad), "md5": None}]
+    with pytest.raises(InputError) as info:
+        ingest_image_shard(records, tmp_path / "runs", tmp_path / "qc.parquet", {})
+    assert str(bad) in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_ingest_and_render_shard_write_the_stack_contract(particles, tmp_path):
+    table = pd.read_csv(particles / "metadata.csv").head(8)
+    records = [{"sample_id": r.sample_id, "features_path": str(particles / r.features_path),
+                "md5": r.features_md5_hash} for r in table.itertuples()]
+    qc = ingest_image_shard(records, tmp_path / "runs", tmp_path / "qc.parquet", {})
+    assert list(qc["sample_id"]) == list(table["sample_id"]) and qc["md5_ok"].all()
+    _, summary = summarize_image_qc([tmp_path / "qc.parquet"])
+    assert "8 images decoded" in summary
+    written = render_image_shard(tmp_path / "runs", records, tmp_path / "render",
+                                 ImageSpec((20, 28), channels=1))
+    shapes = {np.load(p).shape for p in written}
+    assert shapes == {(1, 20, 28)}
+
+
+def test_representation_keys_split_by_layout_and_defaults_match_schema():
+    schema = load_schema()
+    props = schema["properties"]["representations"]["additionalProperties"]["properties"]
+    defaults = {k: v["default"] for k, v in props.items()}
+    assert ImageSpec.from_config(defaults) == ImageSpec()
+    assert list(ImageSpec().image_size) == defaults["image_size"]
+    images = representation_settings(defaults, "images")
+    assert set(images) == {"image_size", "channels", "interpolation", "dtype"}
+    runs = representation_settings(defaults, "mars2")
+    assert not set(runs) & set(IMAGE_ONLY_KEYS) and "n_mass" in runs
+    with pytest.raises(ConfigError):
+        ImageSpec(channels=2)
+
+
+# --- metadata --------------------------------------------------------------------------------
+
+def test_standardisation_uses_the_training_fold_only():
+    sheet = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "x": [1.0, 3.0, 1000.0, np.nan],
+                          "y": [5.0, 5.0, -7.0, 2.0]})
+    settings = {"metadata_columns": ["x", "y"]}
+    scaler, train_meta, val_meta = fold_metadata(sheet, settings, ["a", "b"], ["c", "d"])
+    assert np.allclose(scaler.mean, [2.0, 5.0]) and np.allclose(scaler.std, [1.0, 1.0])
+    assert torch.allclose(train_meta, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+    assert val_meta[0, 0] == 998.0 and val_meta[1, 0] == 0.0, "missing = training mean"
+    again = Standardizer.from_bundle(scaler.to_bundle())
+    assert np.array_equal(again.transform([[2.0, 6.0]]), scaler.transform([[2.0, 6.0]]))
+    assert fold_metadata(sheet, {"metadata_columns": []}, ["a"], ["b"]) == (None, None, None)
+    with pytest.raises(InputError, match="not a number"):
+        metadata_values(sheet.assign(x=["1", "2", "three", "4"]), ["c"], ["x"])
+    with pytest.raises(ConfigError, match="not in the sample sheet"):
+        check_model_metadata("m", {"metadata_columns": ["z"]}, list(sheet.columns))
+
+
+def _meta_toy(root: Path) -> dict:
+    """Noise images; the class is readable only from metadata column ``m``."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    n, classes = 200, ["p", "q", "r"]
+    ids = [f"S{i:03d}" for i in range(n)]
+    y = np.eye(3)[np.arange(n) % 3]
+    np.save(root / "stack_train.npy", rng.random((n, 1, 16, 16)).astype(np.float16))
+    pd.DataFrame({"sample_id": ids}).to_csv(root / "stack_train.csv", index=False)
+    pd.DataFrame({"sample_id": ids, "fold": np.arange(n) % 2}).to_csv(root / "folds.csv",
+                                                                        index=False)
+    sheet = pd.DataFrame({"sample_id": ids, "m": 100 + 50 * np.argmax(y, 1)
+                          + rng.normal(0, 5, n), "noise": rng.normal(0, 1, n)})
+    labels = pd.DataFrame(y, columns=classes, index=pd.Index(ids, name="sample_id"))
+    return {"root": root, "sheet": sheet, "labels": labels, "classes": classes}
+
+
+def test_the_fused_model_learns_from_metadata_and_predicts_with_its_statistics(tmp_path):
+    toy = _meta_toy(tmp_path / "toy")
+    root = toy["root"]
+    settings = {"name": "fused", "backbone": "resnet10t", "head": "pool", "epochs": 6,
+                "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0, "time_resize": None,
+                "amp": False, "channels_last": False, "seed": 1, "mixup_p": 0.2}
+    results = {}
+    for name, columns in (("image", []), ("fused", ["m", "noise"])):
+        out = {k: str(tmp_path / name / f) for k, f in (("weights", "model.pt"),
+               ("metrics", "metrics.json"), ("history", "history.csv"), ("curve", "c.png"))}
+        results[name] = run_train([root / "stack_train.npy"], [root / "stack_train.csv"],
+                                  root / "folds.csv", toy["labels"], toy["classes"],
+                                  {**settings, "metadata_columns": columns}, 0, "multiclass",
+                                  out, checkpoint=tmp_path / name / "ck.pt",
+                                  metadata=toy["sheet"])
+    # chance is ln 3 = 1.10; the image-only CNN can only memorise its noise
+    assert results["fused"]["best_val_loss"] < min(0.95, results["image"]["best_val_loss"] - 0.1)
+    model, bundle = load_trained(tmp_path / "fused" / "model.pt")
+    train_rows = toy["sheet"][np.arange(200) % 2 == 1]
+    assert bundle["n_meta"] == 2 and bundle["meta_columns"] == ["m", "noise"]
+    assert np.allclose(bundle["meta_mean"], train_rows[["m", "noise"]].mean())
+    outputs = {"oof": str(tmp_path / "oof.parquet"), "test": str(tmp_path / "test.parquet")}
+    args = (tmp_path / "fused" / "model.pt", [root / "stack_train.npy"],
+            [root / "stack_train.csv"], root / "folds.csv", [], 0, 1, 8, 32, outputs)
+    run_predict(*args, metadata=toy["sheet"])
+    oof = pd.read_parquet(outputs["oof"])
+    truth = toy["labels"].loc[oof["sample_id"]].to_numpy().argmax(1)
+    assert (oof[toy["classes"]].to_numpy().argmax(1) == truth).mean() > 0.6  # chance 1/3
+    with pytest.raises(InputError, match="metadata"):
+        run_predict(*args)
+
+
+# --- multiclass members, ensemble and scores ---------------------------------------------------
+
+def test_gather_averages_clipped_softmax_probabilities_as_log_probabilities():
+    folds = pd.DataFrame({"sample_id": ["a", "b"], "fold": [0, 1]})
+    oof = {0: pd.DataFrame({"sample_id": ["a"], "x": [2.0], "y": [0.0]}),
+           1: pd.DataFrame({"sample_id": ["b"], "x": [0.0], "y": [1.0]})}
+    test = {0: pd.DataFrame({"sample_id": ["t"], "x": [0.0], "y": [np.log(3.0)]}),
+            1: pd.DataFrame({"sample_id": ["t"], "x": [np.log(3.0)], "y": [0.0]})}
+    _, table = gather_member(oof, test, folds, ["x", "y"], 0.3, "multiclass")
+    # fold 0: p = (0.25, 0.75) -> clipped (0.3, 0.7); fold 1: (0.7, 0.3); mean (0.5, 0.5)
+    assert np.allclose(np.exp(table[["x", "y"]].to_numpy()), [[0.5, 0.5]])
+
+
+def test_ensemble_averages_log_probabilities_then_renormalises():
+    a = np.log(np.array([[0.7, 0.2, 0.1]]))
+    b = np.log(np.array([[0.1, 0.2, 0.7]]))
+    combined = combine_logits([a, b], 1e-6, task="multiclass")
+    geo = np.sqrt(np.array([0.07, 0.04, 0.07]))
+    assert np.allclose(np.exp(combined), geo / geo.sum())
+    assert np.isclose(np.exp(combined).sum(), 1.0)
+
+
+def test_scores_give_per_class_and_multiclass_log_loss_and_accuracy():
+    y = np.eye(3)[[0, 0, 1, 2]]
+    probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+    scores = score_members({"m": np.log(probs)}, y, ["p", "q", "r"], CLIP, "multiclass")
+    assert list(scores.columns) == ["member", "label", "log_loss", "accuracy"]
+    rows = scores.set_index("label")
+    expected = -np.log([0.8, 0.3, 0.5, 0.8])
+    assert np.isclose(rows.loc["mean", "log_loss"], expected.mean())
+    assert np.isclose(rows.loc["p", "log_loss"], expected[:2].mean())
+    assert rows.loc["mean", "accuracy"] == 0.75 and rows.loc["p", "accuracy"] == 0.5
+
+
+def test_multiclass_ensemble_selects_on_multiclass_log_loss():
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(90)]
+    y = np.eye(3)[np.arange(90) % 3]
+    labels = ["p", "q", "r"]
+    table = pd.DataFrame(y, columns=labels, index=pd.Index(ids, name="sample_id"))
+
+    def member(strength: float) -> pd.DataFrame:
+        frame = pd.DataFrame(strength * y + rng.normal(0, 1, y.shape), columns=labels)
+        frame.insert(0, "sample_id", ids)
+        frame.insert(1, "fold", np.arange(90) % 2)
+        return frame
+
+    oof = {"good": member(3.0), "noise": member(0.0)}
+    test = {m: t.drop(columns="fold").head(5) for m, t in oof.items()}
+    result = build_ensemble(oof, test, table, labels, ["good", "noise"], "greedy",
+                            task="multiclass")
+    assert result.selection["members"] == ["good"]
+    probs = probabilities(result.test, labels, "multiclass")
+    assert np.allclose(probs[labels].sum(axis=1), 1.0)
+    mean = result.scores[result.scores["label"] == "mean"].set_index("member")
+    assert mean.loc["good", "accuracy"] > 0.8 > mean.loc["noise", "accuracy"]
+
+
+def test_prior_and_metadata_only_gbm_are_multiclass_members():
+    rng = np.random.default_rng(1)
+    n = 120
+    ids = [f"s{i}" for i in range(n)]
+    cls = np.arange(n) % 3
+    labels = ["p", "q", "r"]
+    table = pd.DataFrame(np.eye(3)[cls], columns=labels, index=pd.Index(ids, name="sample_id"))
+    folds = pd.DataFrame({"sample_id": ids[:100], "fold": np.arange(100) % 2})
+    oof, test = cross_fit(prior_fit_predict(), ids, table, folds, ids[100:], labels, CLIP,
+                          "multiclass")
+    assert np.allclose(np.exp(oof[labels].to_numpy()).sum(axis=1), 1.0)
+    sheet = pd.DataFrame({"sample_id": ids, "m": cls + rng.normal(0, 0.2, n)})
+    gbm = fit_tabular(metadata_features(sheet, ["m"]), ids, table, folds, ids[100:], labels,
+                      GBMSettings(n_estimators=30, min_child_samples=5, seed=1), CLIP,
+                      "multiclass")
+    scores = score_members({"prior": oof[labels].to_numpy(),
+                            "gbm": gbm.oof.set_index("sample_id").loc[oof["sample_id"],
+                                                                      labels].to_numpy()},
+                           table.loc[oof["sample_id"]].to_numpy(), labels, CLIP, "multiclass")
+    mean = scores[scores["label"] == "mean"].set_index("member")["log_loss"]
+    assert mean["gbm"] < 0.5 * mean["prior"]
+    assert list(gbm.importance["feature"]) == ["m"] and gbm.importance["mean_abs_shap"][0] > 0
+    assert np.allclose(softmax(gbm.test[labels].to_numpy()).sum(axis=1), 1.0)
+
+
+# --- the workflow ------------------------------------------------------------------------------
+
+def particles_config(data: Path) -> dict:
+    meta = list(METADATA_COLUMNS)
+    config = yaml.safe_load((REPO / "config" / "particles.yaml").read_text())
+    config.update({
+        "results": "results", "seed": 3,
+        "data": {**config["data"], "dir": str(data)},
+        "workflow": {"shards": 2, "train_threads": 1},
+        "representations": {"grey32": {"image_size": [32, 32], "channels": 1}},
+        "folds": {"n_folds": 2, "seed": 3},
+        "predict": {"tta_n_widths": 1, "batch_size": 32},
+    })
+    config["model_defaults"].update({"epochs": 2, "batch_size": 16, "warmup_epochs": 0,
+                                     "amp": False, "channels_last": False})
+    for model in config["models"].values():
+        model["representation"] = "grey32"
+    config["tabular"]["gbm_meta"]["n_estimators"] = 50
+    assert config["models"]["cnn_meta"]["metadata_columns"] == meta
+    props = load_schema()["properties"]
+    for stage in ("explain", "embed", "novelty"):  # analysis stages, when present: off
+        if stage in props:
+            config[stage] = {"enabled": False}
+    return config
+
+
+@pytest.mark.slow
+def test_the_particle_demo_trains_all_three_model_kinds(particles, tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(particles_config(particles)))
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
+           "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "2",
+           "--quiet", "all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    results = tmp_path / "results"
+    scores = pd.read_csv(results / "ensemble" / "scores.csv")
+    mean = scores[scores["label"] == "mean"].set_index("member")
+    assert {"cnn", "cnn_meta", "gbm_meta", "prior", "ensemble"} <= set(mean.index)
+    assert mean[["log_loss", "accuracy"]].notna().all().all()
+    assert mean.loc["gbm_meta", "log_loss"] < mean.loc["prior", "log_loss"] - 0.3
+    assert mean.loc["gbm_meta", "accuracy"] > 0.5
+    assert set(scores["label"]) == {"mean", *CLASSES}
+    _, bundle = load_trained(results / "models" / "cnn_meta" / "fold0" / "model.pt")
+    assert bundle["n_meta"] == len(METADATA_COLUMNS) and bundle["image_shape"] == (1, 32, 32)
+    _, plain = load_trained(results / "models" / "cnn" / "fold0" / "model.pt")
+    assert plain["n_meta"] == 0
+    submission = pd.read_csv(results / "submission.csv")
+    template = pd.read_csv(particles / "submission_format.csv")
+    assert list(submission.columns) == list(template.columns)
+    assert list(submission["sample_id"]) == list(template["sample_id"])
+    assert np.allclose(submission[list(CLASSES)].sum(axis=1), 1.0, atol=1e-3)
+    assert "60 images decoded" in (results / "qc" / "qc_summary.md").read_text()
+    stack = np.load(results / "render" / "grey32" / "stack_train.npy", mmap_mode="r")
+    assert stack.shape == (50, 1, 32, 32) and stack.dtype == np.float16
