@@ -5,6 +5,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
+# concurrent train/predict jobs: on a CPU-only machine the "gpu" slots just bound how many
+# run side by side (each job leases a real GPU when there is one)
+DEMO_GPU_SLOTS ?= 2
 DEMO_DIR ?= data/demo
 SNAKEMAKE := $(BIN)/snakemake
 STAMP  := $(VENV)/.installed
@@ -27,7 +30,7 @@ $(DEMO_DIR)/metadata.csv: | $(STAMP)
 demo-data: $(DEMO_DIR)/metadata.csv
 
 demo: $(STAMP) $(DEMO_DIR)/metadata.csv
-	PATH=$(abspath $(BIN)):$$PATH $(SNAKEMAKE) --cores $(CORES) --resources gpu=1 --configfile config/config.yaml
+	PATH=$(abspath $(BIN)):$$PATH $(SNAKEMAKE) --cores $(CORES) --resources gpu=$(DEMO_GPU_SLOTS) --configfile config/config.yaml
 	@echo "demo done: results/submission.csv, results/ensemble/scores.csv, results/report/"
 
 test: $(STAMP)
