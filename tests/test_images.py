@@ -5,6 +5,7 @@ model (metadata-only LightGBM, image-only CNN, CNN fused with metadata)."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -361,6 +362,8 @@ def test_the_particle_demo_trains_all_three_model_kinds(particles, tmp_path):
     assert mean[["log_loss", "accuracy"]].notna().all().all()
     assert mean.loc["gbm_meta", "log_loss"] < mean.loc["prior", "log_loss"] - 0.3
     assert mean.loc["gbm_meta", "accuracy"] > 0.5
+    for cnn in ("cnn", "cnn_meta"):  # 2 epochs on 25 images per fold, precise_bn on
+        assert mean.loc[cnn, "log_loss"] < mean.loc["prior", "log_loss"]
     assert set(scores["label"]) == {"mean", *CLASSES}
     _, bundle = load_trained(results / "models" / "cnn_meta" / "fold0" / "model.pt")
     assert bundle["n_meta"] == len(METADATA_COLUMNS) and bundle["image_shape"] == (1, 32, 32)
@@ -374,3 +377,30 @@ def test_the_particle_demo_trains_all_three_model_kinds(particles, tmp_path):
     assert "60 images decoded" in (results / "qc" / "qc_summary.md").read_text()
     stack = np.load(results / "render" / "grey32" / "stack_train.npy", mmap_mode="r")
     assert stack.shape == (50, 1, 32, 32) and stack.dtype == np.float16
+
+
+def test_precise_bn_recalibrates_running_statistics_without_random_numbers():
+    from spectrovision.models import create_model
+    from spectrovision.train import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    model = create_model({"backbone": "resnet10t", "head": "pool", "drop_rate": 0.5},
+                         (1, 24, 24), 3)
+    x = torch.rand(40, 1, 24, 24) * 3 + 1  # far from the initial running stats (0, 1)
+    reference = copy.deepcopy(model).eval()  # batch statistics, dropout off
+    for norm in reference.modules():
+        if isinstance(norm, torch.nn.BatchNorm2d):
+            norm.train()
+    with torch.no_grad():
+        train_mode = reference(x)
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+    rng = torch.get_rng_state()
+    recalibrate_batch_norm(model, x, 24, 64, torch.device("cpu"), False)
+    assert torch.equal(rng, torch.get_rng_state()) and not model.training
+    with torch.no_grad():
+        after = model(x)
+    assert (after - train_mode).abs().max() < 0.1 * (before - train_mode).abs().max()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.momentum == 0.1 for m in norms)

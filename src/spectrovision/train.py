@@ -188,6 +188,34 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, width: int, bat
     return total / max(count, 1)
 
 
+def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, width: int, batch_size: int,
+                           device: torch.device, channels_last: bool,
+                           meta: torch.Tensor | None = None) -> None:
+    """Re-estimate every batch-norm layer's running mean and variance as the plain average
+    over one pass of ``x`` (in order, at the training width, no gradient; dropout stays
+    off, no random numbers are drawn). Short runs on small data sets otherwise validate
+    with running statistics that lag far behind the weights (eval mode near chance while
+    train mode is right); setting ``precise_bn``."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the pass
+        norm.train()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = _to_device(x[start:start + batch_size], device, channels_last)
+            mb = None if meta is None else meta[start:start + batch_size].to(device)
+            model(resize_time(xb, width), mb)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.train(was_training)
+
+
 def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     x = x.to(device, non_blocking=True).float()
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -285,6 +313,9 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             bar.update(1)
         bar.close()
         train_seconds = time.time() - t0
+        if settings.get("precise_bn"):
+            recalibrate_batch_norm(model, train_x, width, 2 * batch_size, dev, channels_last,
+                                   train_meta)
         val_loss = evaluate(model, val_x, val_y, width, 2 * batch_size, task, dev, amp,
                             channels_last, val_meta)
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), "val_loss": val_loss,
