@@ -40,8 +40,10 @@ lint: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(SNAKEMAKE) --lint --configfile config/config.yaml
 	$(BIN)/snakefmt --check Snakefile workflow/
 
+# the speed benchmarks (each prints its numbers; docs/benchmarks.md records them with commands)
+BENCHES ?= bench_render bench_train bench_ensemble bench_tabular bench_dag
 bench: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench.run_all
+	set -e; for b in $(BENCHES); do echo "== $$b"; PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/$$b.py; done
 
 clean-results:
 	rm -rf results .snakemake/metadata
