@@ -30,8 +30,10 @@ Row numbers in messages are line numbers of the file (the header is line 1).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ from .errors import InputError
 from .io import atomic_path, write_parquet, write_text
 
 PathLike = str | os.PathLike[str]
+LOG = logging.getLogger(__name__)
 
 RUN_COMPRESSION = "zstd"  # chosen by bench/bench_ingest.py (docs/benchmarks.md, Ingest)
 
@@ -91,16 +94,17 @@ def read_raw_bytes(path: Path) -> bytes:
                          "check features_path in the metadata and that the file was copied "
                          "completely into data.dir")
     data = path.read_bytes()
-    if not data.strip():
+    if not data or data.isspace():  # = not data.strip(), without copying the file
         raise InputError(path, "run file is empty (0 bytes)",
                          "re-export or re-download this run, or remove the sample from the "
                          "metadata")
     return data
 
 
-def check_md5(path: Path, data: bytes, expected: str) -> str:
-    """The file's md5; a mismatch with ``expected`` is an InputError."""
-    found = hashlib.md5(data).hexdigest()
+def check_md5(path: Path, data: bytes, expected: str, found: str | None = None) -> str:
+    """The file's md5 (``found``, when already computed); a mismatch with ``expected`` is an
+    InputError."""
+    found = found or hashlib.md5(data).hexdigest()
     if found != expected.strip().lower():
         raise InputError(path, f"md5 checksum mismatch: expected {expected} (metadata "
                          f"features_md5_hash), found {found}",
@@ -110,9 +114,15 @@ def check_md5(path: Path, data: bytes, expected: str) -> str:
     return found
 
 
+def file_digests(data: bytes) -> tuple[str, str]:
+    """md5 and sha256 (hex) of a file's bytes."""
+    return hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+
+
 def header_columns(data: bytes) -> list[str]:
     """Column names on the first line of a CSV."""
-    first = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    end = data.find(b"\n")
+    first = data[:end if end >= 0 else len(data)].decode("utf-8-sig", errors="replace").strip()
     return [name.strip().strip('"') for name in first.split(",")]
 
 
@@ -183,17 +193,17 @@ def first_row(mask: np.ndarray) -> int:
 
 def nonfinite_rows(path: Path, arrays: Mapping[str, np.ndarray], file_names: Mapping[str, str],
                    how: str) -> np.ndarray:
-    """Row mask of NaN/inf/empty cells; an InputError when ``how`` is ``error``."""
-    bad = np.zeros(len(next(iter(arrays.values()))), dtype=bool)
-    for key, values in arrays.items():
-        col_bad = ~np.isfinite(values)
-        if how == "error" and col_bad.any():
-            row = int(np.flatnonzero(col_bad)[0])
-            raise InputError(path, f"{int(col_bad.sum())} NaN, inf or empty value(s), the first "
-                             f"is {values[row]!r}", "fill in or remove those rows, or set "
-                             "qc.nonfinite: drop to drop them", row=row + 2,
-                             column=file_names[key])
-        bad |= col_bad
+    """Row mask of NaN/inf/empty cells; an InputError when ``how`` is ``error`` naming the
+    first such row of the file (and its first such column) and the count of such rows."""
+    masks = {key: ~np.isfinite(values) for key, values in arrays.items()}
+    bad = np.logical_or.reduce(list(masks.values()))
+    if how == "error" and bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        key = next(k for k, mask in masks.items() if mask[row])
+        raise InputError(path, f"{int(bad.sum())} row(s) with a NaN, inf or empty value, the "
+                         f"first is {arrays[key][row]!r}", "fill in or remove those rows, or "
+                         "set qc.nonfinite: drop to drop them", row=row + 2,
+                         column=file_names[key])
     return bad
 
 
@@ -267,13 +277,22 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
     path = Path(path)
     qc = qc_settings(qc_cfg)
     data = read_raw_bytes(path)
-    md5_ok: bool | None = None
-    if qc["check_md5"] and expected_md5:
-        check_md5(path, data, expected_md5)
-        md5_ok = True
+    expected_md5 = expected_md5 if qc["check_md5"] else None
     file_names = wanted_columns(columns)
-    check_columns(path, header_columns(data), columns)
-    table = parse_csv(path, data, file_names.values())
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hashlib frees the GIL: hash while parsing
+        digests = pool.submit(file_digests, data)
+        try:
+            check_columns(path, header_columns(data), columns)
+            table = parse_csv(path, data, file_names.values())
+        except InputError:  # a checksum mismatch explains a bad file: report that first
+            if expected_md5:
+                check_md5(path, data, expected_md5, found=digests.result()[0])
+            raise
+        md5, sha256 = digests.result()
+    md5_ok: bool | None = None
+    if expected_md5:
+        check_md5(path, data, expected_md5, found=md5)
+        md5_ok = True
     if table.num_rows == 0:
         raise InputError(path, "run file has a header but no data rows",
                          "re-export this run, or remove the sample from the metadata")
@@ -296,8 +315,8 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
     run = cached_run(arrays, ~(dropped | above), order)
     record["n_rows"] = len(run)
     record["md5_ok"] = md5_ok
-    record["md5"] = hashlib.md5(data).hexdigest()
-    record["sha256"] = hashlib.sha256(data).hexdigest()
+    record["md5"] = md5
+    record["sha256"] = sha256
     return run, record
 
 
@@ -330,7 +349,11 @@ def ingest_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike, qc_out
     for rec in records:
         expected = rec.get("md5")
         expected = expected if isinstance(expected, str) and expected else None
-        run, qc_record = ingest_run(rec["features_path"], columns, qc_cfg, expected)
+        try:
+            run, qc_record = ingest_run(rec["features_path"], columns, qc_cfg, expected)
+        except InputError as exc:  # into the job's log too, not only the traceback
+            LOG.error("sample %s: %s", rec["sample_id"], exc)
+            raise
         write_run(out_dir / f"{rec['sample_id']}.parquet", run)
         rows.append({"sample_id": str(rec["sample_id"]), **qc_record})
     table = qc_table(rows)
