@@ -201,6 +201,8 @@ def render_view(rep):
     images: linear grey levels across the image width)."""
     if CFG["data"]["layout"] == IMAGE_LAYOUT:
         return {"log": "linear", "x_axis": "image x"}
+    if rep is None:  # no representation configured: nothing is rendered or drawn
+        return {"log": None, "x_axis": None}
     settings = CFG["representations"][rep]
     return {"log": settings["log"], "x_axis": settings["x_axis"]}
 
@@ -358,7 +360,7 @@ def novelty_representation():
             f"novelty.representation '{chosen}' is not one of {REPRESENTATIONS}; name a "
             "representation defined under 'representations:'"
         )
-    return chosen or REPRESENTATIONS[0]
+    return chosen or (REPRESENTATIONS[0] if REPRESENTATIONS else None)
 
 
 def get_analysis_outputs():
