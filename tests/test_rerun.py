@@ -9,7 +9,9 @@ happens once per module.
 from __future__ import annotations
 
 import json
+import os
 import re
+from datetime import datetime
 import shutil
 import subprocess
 import sys
@@ -90,12 +92,13 @@ def copy_workflow(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
-def snakemake(workdir: Path, *args: str, config: Path | None = None
-              ) -> subprocess.CompletedProcess[str]:
+def snakemake(workdir: Path, *args: str, config: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [SNAKEMAKE, "--cores", "2", "--directory", str(workdir), "-s",
            str(workdir / "Snakefile"), "--configfile", str(config or workdir / "tiny.yaml"),
            *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,10 @@ def completed_run(tiny_mars2: Path, tmp_path_factory: pytest.TempPathFactory) ->
     workdir = tmp_path_factory.mktemp("rerun")
     copy_workflow(workdir)
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(tiny_mars2)))
-    proc = snakemake(workdir, "--quiet", "all")
+    # two (fake) GPUs declared: the 4 train jobs lease devices (checked below)
+    fake_gpus = {"SPECTROVISION_FAKE_GPUS": "2",
+                 "SPECTROVISION_GPU_LOCK_DIR": str(workdir / "gpu-locks")}
+    proc = snakemake(workdir, "--resources", "gpu=2", "--quiet", "all", env=fake_gpus)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     return workdir
 
@@ -219,7 +225,9 @@ def test_changing_library_code_reruns_the_rules_behind_it(completed_run):
 def test_submission_provenance_holds_the_whole_lineage(completed_run, tiny_mars2):
     lineage = build_lineage("results/submission.csv", base=completed_run)
     rules = Counter(node.get("rule") for node in lineage["nodes"].values())
-    assert rules["submission"] == 1 and rules["ensemble"] == 1
+    # the submission reads the ensemble's test logits and, for labelled template rows, its
+    # out-of-fold logits: two files of one ensemble job
+    assert rules["submission"] == 1 and rules["ensemble"] == 2
     assert sum(rules[r] for r in TRAIN_RULES) >= 2 * N_FOLDS
     raw = [p for p, node in lineage["nodes"].items() if node["kind"] == "file"
            and str(tiny_mars2) in p]
@@ -228,3 +236,32 @@ def test_submission_provenance_holds_the_whole_lineage(completed_run, tiny_mars2
         (completed_run / "results" / "submission.csv.provenance.json").read_text())
     assert set(lineage["nodes"]) - {"results/submission.csv"} <= set(
         embedded["extra"]["lineage"]["nodes"])
+
+
+LEASE_LINE = re.compile(r"^(\S+ \S+) INFO spectrovision.lease: (leased|released) GPU (\d+)")
+
+
+def lease_intervals(log: Path) -> list[tuple[str, datetime, datetime]]:
+    """(gpu, from, to) of each lease a job's log records."""
+    held: dict[str, datetime] = {}
+    out = []
+    for line in log.read_text().splitlines():
+        if match := LEASE_LINE.match(line):
+            when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            if match.group(2) == "leased":
+                held[match.group(3)] = when
+            else:
+                out.append((match.group(3), held.pop(match.group(3)), when))
+    return out
+
+
+def test_train_jobs_under_two_gpus_never_share_a_device(completed_run):
+    logs = sorted((completed_run / "logs" / "train").glob("*/fold*.log"))
+    assert len(logs) == 2 * N_FOLDS
+    leases = [lease for log in logs for lease in lease_intervals(log)]
+    assert len(leases) == len(logs)  # every train job held exactly one device
+    assert {gpu for gpu, _, _ in leases} <= {"0", "1"}
+    for i, (gpu_a, start_a, end_a) in enumerate(leases):
+        for gpu_b, start_b, end_b in leases[i + 1:]:
+            if start_a < end_b and start_b < end_a:  # ran at the same time
+                assert gpu_a != gpu_b

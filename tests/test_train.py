@@ -223,8 +223,9 @@ def test_multiclass_trains_with_cross_entropy(toy, tmp_path):
 
 def test_a_planted_signal_is_learned(tmp_path):
     data = write_toy_data(tmp_path / "data", n_train=64, seed=1)
-    metrics = train(data, tmp_path, {**SETTINGS, "epochs": 8, "lr": 3e-3})
-    assert metrics["best_val_loss"] < 0.55  # prior log loss of 3 balanced labels: ~0.69
+    # precise_bn: with ~30 images per fold, eval-mode batch-norm statistics lag the weights
+    metrics = train(data, tmp_path, {**SETTINGS, "epochs": 8, "lr": 3e-3, "precise_bn": True})
+    assert metrics["best_val_loss"] < 0.3  # prior log loss of 3 balanced labels: ~0.69
 
 
 def test_tta_averages_logits_over_widths(trained):
