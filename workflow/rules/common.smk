@@ -349,7 +349,18 @@ def analysis_model(stage):
             f"{stage}.fold {fold} is not one of the folds {FOLDS}; lower it below "
             "folds.n_folds"
         )
-    return (chosen or (sorted(MODELS)[0] if MODELS else None)), fold
+    image_only = [m for m in sorted(MODELS) if not MODELS[m].get("metadata_columns")]
+    if chosen is not None and chosen not in image_only:
+        raise ValueError(
+            f"{stage}.model '{chosen}' fuses metadata (metadata_columns), which {stage} "
+            f"does not feed; name an image-only model: {image_only}"
+        )
+    if CFG[stage]["enabled"] and MODELS and not image_only:
+        raise ValueError(
+            f"{stage} needs an image-only model but every model fuses metadata; add one "
+            f"or set {stage}.enabled: false"
+        )
+    return (chosen or (image_only[0] if image_only else None)), fold
 
 
 def novelty_representation():
