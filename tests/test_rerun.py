@@ -265,3 +265,16 @@ def test_train_jobs_under_two_gpus_never_share_a_device(completed_run):
         for gpu_b, start_b, end_b in leases[i + 1:]:
             if start_a < end_b and start_b < end_a:  # ran at the same time
                 assert gpu_a != gpu_b
+
+
+def test_snakemake_report_holds_every_stage(completed_run):
+    """`snakemake --report` builds one HTML file with each category and its plots."""
+    proc = snakemake(completed_run, "--report", "report.html")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    html = (completed_run / "report.html").read_text(errors="ignore")
+    for category in ("Data quality", "Renders", "Training", "Out-of-fold scores", "Ensemble"):
+        assert category in html, category
+    for plot in ("qc_summary.html", "training_curves.png", "calibration.png",
+                 "member_correlation.png", "ensemble_selection.png", "baseline_comparison.png",
+                 "oof_loss_per_label.png", "curve.png"):
+        assert plot in html, plot
