@@ -19,7 +19,7 @@ from torch import nn
 from .augment import resize_time, tta_time_sizes
 from .errors import InputError
 from .metadata import Standardizer, metadata_values
-from .train import fold_split, load_image_set, load_trained
+from .train import cuda_options, fold_split, load_image_set, load_trained
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -31,7 +31,6 @@ def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int]
     """Logits averaged over time widths ``widths`` (each image resized along time);
     ``meta``: the standardised metadata rows of a fused model."""
     dev = torch.device(device)
-    out = np.zeros((len(images), 0))
     model.eval()
     chunks = []
     with torch.no_grad():
@@ -47,7 +46,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int]
                     logits = model(xw, mb).float()
                 total = logits if total is None else total + logits
             chunks.append((total / len(widths)).cpu().numpy().astype(np.float64))
-    return np.concatenate(chunks) if chunks else out
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
 
 def logit_frame(ids: Sequence[str], logits: np.ndarray, labels: Sequence[str],
@@ -79,10 +78,7 @@ def run_predict(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequen
         if bundle["fold"] != fold:
             raise ValueError(f"{weights} was trained on fold {bundle['fold']}, not {fold}")
         widths = tta_time_sizes(int(bundle["train_width"]), n_widths, step)
-        on_cuda = lease.device.startswith("cuda")
-        settings = bundle["settings"]
-        amp = bool(settings.get("amp", True)) and on_cuda
-        channels_last = bool(settings.get("channels_last", True)) and on_cuda
+        amp, channels_last = cuda_options(bundle["settings"], lease.device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         labels = bundle["labels"]

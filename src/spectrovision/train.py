@@ -144,7 +144,7 @@ class TrainResult:
     model_info: dict[str, int] = field(default_factory=dict)
 
 
-def _batches(n: int, batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
+def _batches(batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
     """Mini-batches of ``order``; a last batch of one sample joins the previous one
     (batch norm cannot train on a single sample)."""
     chunks = list(order.split(batch_size))
@@ -160,10 +160,10 @@ def _progress(total: int, desc: str) -> Any:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -216,6 +216,13 @@ def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, width: int, batch_
     model.train(was_training)
 
 
+def cuda_options(settings: Mapping[str, Any], device: str) -> tuple[bool, bool]:
+    """``(amp, channels_last)`` as the model's settings ask, both off unless on CUDA."""
+    on_cuda = torch.device(device).type == "cuda"
+    return (bool(settings.get("amp", True)) and on_cuda,
+            bool(settings.get("channels_last", True)) and on_cuda)
+
+
 def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     x = x.to(device, non_blocking=True).float()
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -231,8 +238,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     started = time.time()
     dev = torch.device(device)
     on_cuda = dev.type == "cuda"
-    amp = bool(settings.get("amp", True)) and on_cuda
-    channels_last = bool(settings.get("channels_last", True)) and on_cuda
+    amp, channels_last = cuda_options(settings, device)
     seed = int(settings["seed"])
     generator = seed_everything(seed)
     n_x = train_x.shape[-1]
@@ -246,7 +252,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     loss_fn = make_loss(settings, task)
     epochs = int(settings["epochs"])
     batch_size = int(settings["batch_size"])
-    steps_per_epoch = len(_batches(len(train_x), batch_size, torch.arange(len(train_x))))
+    steps_per_epoch = len(_batches(batch_size, torch.arange(len(train_x))))
     total_steps = epochs * steps_per_epoch
     warmup_steps = int(round(float(settings.get("warmup_epochs", 0)) * steps_per_epoch))
 
@@ -277,7 +283,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
         model.train()
         t0 = time.time()
         order = torch.randperm(len(train_x), generator=generator)
-        batches = _batches(len(train_x), batch_size, order)
+        batches = _batches(batch_size, order)
         running, seen = 0.0, 0
         bar = _progress(len(batches), f"{label} epoch {epoch + 1}/{epochs}")
         for i, idx in enumerate(batches):
