@@ -22,8 +22,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from spectrovision.demo import LABELS, generate_demo_dataset
-from spectrovision.folds import make_folds
+from spectrovision.data.demo import LABELS, generate_demo_dataset
+from spectrovision.data.folds import make_folds
 
 TIME_BINS = 8
 N_MASS = 256

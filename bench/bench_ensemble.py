@@ -12,8 +12,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from spectrovision.baselines import coarse_time_features, cross_fit, logistic_fit_predict  # noqa: E402
-from spectrovision.ensemble import fit_label_weights, greedy_select  # noqa: E402
+from spectrovision.ensemble.baselines import coarse_time_features, cross_fit, logistic_fit_predict  # noqa: E402
+from spectrovision.ensemble.combine import fit_label_weights, greedy_select  # noqa: E402
 
 
 def main(n_members: int = 20, n: int = 1121, n_labels: int = 9, clip: float = 1e-4) -> None:

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_render import median_seconds  # noqa: E402
 from synthetic_runs import cache_table, synthetic_run  # noqa: E402
 
-from spectrovision.datasets import run_columns  # noqa: E402
-from spectrovision.ingest import ingest_run, parse_csv, write_run  # noqa: E402
-from spectrovision.render import RenderSpec, read_run  # noqa: E402
+from spectrovision.data.sheet import run_columns  # noqa: E402
+from spectrovision.data.ingest import ingest_run, parse_csv, write_run  # noqa: E402
+from spectrovision.render.runs import RenderSpec, read_run  # noqa: E402
 
 COLUMNS = run_columns({"layout": "mars2"})
 # (name, compression, compression_level, float type of time/intensity)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pandas_reference import reference_from_csv  # noqa: E402
 from synthetic_runs import cache_table, synthetic_run, write_cache  # noqa: E402
 
-from spectrovision.render import RenderSpec, read_run, render_sample  # noqa: E402
+from spectrovision.render.runs import RenderSpec, read_run, render_sample  # noqa: E402
 
 SPECS = {
     "default (256x192, sum, log1p1000, float16)": RenderSpec(),

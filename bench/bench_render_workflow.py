@@ -28,14 +28,14 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from synthetic_runs import cache_table, synthetic_run, write_cache  # noqa: E402
 
-from spectrovision.datasets import shard_of  # noqa: E402
+from spectrovision.data.sheet import shard_of  # noqa: E402
 
 REPRESENTATION = {"n_mass": 256, "n_x": 192, "derivatized_channel": True}
 
 ONE_PROCESS = """
 import sys, pandas as pd
 from pathlib import Path
-from spectrovision.render import RenderSpec, render_shard, stack_splits
+from spectrovision.render.runs import RenderSpec, render_shard, stack_splits
 work, rep = Path(sys.argv[1]), sys.argv[2]
 sheet = pd.read_csv(work / "sheet.csv", dtype={"sample_id": str})
 spec = RenderSpec.from_config(eval(sys.argv[3]))

@@ -20,9 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from spectrovision.augment import mixup, random_time_width, resize_time, time_warp  # noqa: E402
-from spectrovision.losses import bce_loss  # noqa: E402
-from spectrovision.models import create_model  # noqa: E402
+from spectrovision.learn.augment import mixup, random_time_width, resize_time, time_warp  # noqa: E402
+from spectrovision.learn.losses import bce_loss  # noqa: E402
+from spectrovision.learn.models import create_model  # noqa: E402
 
 
 def main() -> None:

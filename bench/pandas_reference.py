@@ -1,11 +1,11 @@
 """Reference renderer written the obvious pandas way (read_csv + groupby), independent of
-``spectrovision.render``. Used to check renders (tests/test_render.py) and as the
+``spectrovision.render.runs``. Used to check renders (tests/test_render.py) and as the
 baseline that render-from-cache is timed against (bench/bench_render.py).
 
 It starts from a raw Mars-2 style CSV (``time,mass,intensity``, fractional m/z) and does
 what ingest does to a run (float32 time/intensity, m/z rounded, carrier-gas masses
 dropped, negative intensities clipped, sorted by time), then renders with the same
-options as :class:`spectrovision.render.RenderSpec`.
+options as :class:`spectrovision.render.runs.RenderSpec`.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from spectrovision.config import validate_config
-from spectrovision.demo import generate_demo_dataset
+from spectrovision.config.schema import validate_config
+from spectrovision.data.demo import generate_demo_dataset
 
 TINY_N_RUNS = 36
 TINY_N_SCANS = (40, 60)

@@ -39,7 +39,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def analysed(tiny_mars2: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from spectrovision.config import validate_config
+    from spectrovision.config.schema import validate_config
 
     workdir = tmp_path_factory.mktemp("analysis")
     base = validate_config({  # tests/conftest.py tiny_config with one model

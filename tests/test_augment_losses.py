@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from spectrovision.augment import (mixup, random_time_width, resize_time, time_warp,
+from spectrovision.learn.augment import (mixup, random_time_width, resize_time, time_warp,
                                    training_width, tta_time_sizes)
-from spectrovision.losses import bce_loss, eval_loss, focal_loss, make_loss, smooth_binary
-from spectrovision.train import lr_at
+from spectrovision.learn.losses import bce_loss, eval_loss, focal_loss, make_loss, smooth_binary
+from spectrovision.learn.train import lr_at
 
 
 def test_random_time_width_covers_the_range_and_is_seeded():

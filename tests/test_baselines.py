@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.baselines import (coarse_time_features, conditional_prior_fit_predict,
+from spectrovision.ensemble.baselines import (coarse_time_features, conditional_prior_fit_predict,
                                      cross_fit, group_column, load_stack_features,
                                      logistic_fit_predict, prior_fit_predict)
-from spectrovision.ensemble import sample_sheet
+from spectrovision.ensemble.combine import sample_sheet
 from spectrovision.errors import InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
 

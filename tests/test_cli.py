@@ -49,7 +49,7 @@ def test_demo_data_rejects_zero_runs(tmp_path, capsys):
 
 
 def test_config_doc_writes_the_schema_markdown(tmp_path):
-    from spectrovision.configdoc import schema_markdown
+    from spectrovision.config.doc import schema_markdown
 
     out = tmp_path / "README.md"
     assert main(["config-doc", "--out", str(out)]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spectrovision.config import derive_seed, load_schema, resolve_model, validate_config
+from spectrovision.config.schema import derive_seed, load_schema, resolve_model, validate_config
 from spectrovision.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spectrovision.config import load_schema
-from spectrovision.configdoc import schema_markdown
+from spectrovision.config.schema import load_schema
+from spectrovision.config.doc import schema_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 

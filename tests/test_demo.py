@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision import demo
-from spectrovision.demo import (LABELS, RunPlan, acquire, generate_demo_dataset,
+from spectrovision.data import demo as demo
+from spectrovision.data.demo import (LABELS, RunPlan, acquire, generate_demo_dataset,
                                 load_spectra_library, split_sizes_for)
 
 REPO = Path(__file__).resolve().parents[1]

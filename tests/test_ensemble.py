@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.ensemble import (build_ensemble, combine_logits, ensemble_loss,
+from spectrovision.ensemble.combine import (build_ensemble, combine_logits, ensemble_loss,
                                     fit_label_weights, gather_member, greedy_select)
 from spectrovision.errors import InputError
 from spectrovision.metrics import clipped_logits, log_loss_per_label, sigmoid

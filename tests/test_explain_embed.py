@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from spectrovision.embed import embedding_plot, run_embed, umap_2d
+from spectrovision.analysis.embed import embedding_plot, run_embed, umap_2d
 from spectrovision.errors import InputError
-from spectrovision.explain import (choose_examples, find_target_layer, gradcam_figure,
+from spectrovision.analysis.explain import (choose_examples, find_target_layer, gradcam_figure,
                                    gradcam_maps, run_explain)
-from spectrovision.models import create_model
-from spectrovision.train import load_trained, run_train
+from spectrovision.learn.models import create_model
+from spectrovision.learn.train import load_trained, run_train
 
 LABELS = ["a", "b"]
 REGIONS = {"a": (slice(40, 56), slice(40, 56)), "b": (slice(8, 24), slice(8, 24))}

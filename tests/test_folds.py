@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from spectrovision.demo import LABELS, load_spectra_library, plan_run, run_labels
+from spectrovision.data.demo import LABELS, load_spectra_library, plan_run, run_labels
 from spectrovision.errors import InputError
-from spectrovision.folds import (imbalance, iterative_stratification, make_folds,
+from spectrovision.data.folds import (imbalance, iterative_stratification, make_folds,
                                  refine_by_moves, write_folds)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,20 +17,20 @@ import torch
 import yaml
 from PIL import Image
 
-from spectrovision.baselines import cross_fit, prior_fit_predict
-from spectrovision.config import load_schema
-from spectrovision.ensemble import build_ensemble, combine_logits, gather_member, score_members
+from spectrovision.ensemble.baselines import cross_fit, prior_fit_predict
+from spectrovision.config.schema import load_schema
+from spectrovision.ensemble.combine import build_ensemble, combine_logits, gather_member, score_members
 from spectrovision.errors import ConfigError, InputError
-from spectrovision.images import (IMAGE_ONLY_KEYS, ImageSpec, ingest_image, ingest_image_shard,
+from spectrovision.data.images import (IMAGE_ONLY_KEYS, ImageSpec, ingest_image, ingest_image_shard,
                                   render_image, render_image_shard, representation_settings,
                                   summarize_image_qc)
-from spectrovision.metadata import Standardizer, check_model_metadata, metadata_values
+from spectrovision.data.metadata import Standardizer, check_model_metadata, metadata_values
 from spectrovision.metrics import softmax
-from spectrovision.particles import CLASSES, METADATA_COLUMNS, generate_particle_dataset
-from spectrovision.predict import run_predict
-from spectrovision.submission import probabilities
-from spectrovision.tabular import GBMSettings, fit_tabular, metadata_features
-from spectrovision.train import fold_metadata, load_trained, run_train
+from spectrovision.data.particles import CLASSES, METADATA_COLUMNS, generate_particle_dataset
+from spectrovision.learn.predict import run_predict
+from spectrovision.ensemble.submission import probabilities
+from spectrovision.ensemble.tabular import GBMSettings, fit_tabular, metadata_features
+from spectrovision.learn.train import fold_metadata, load_trained, run_train
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = 1e-4
@@ -380,8 +380,8 @@ def test_the_particle_demo_trains_all_three_model_kinds(particles, tmp_path):
 
 
 def test_precise_bn_recalibrates_running_statistics_without_random_numbers():
-    from spectrovision.models import create_model
-    from spectrovision.train import recalibrate_batch_norm
+    from spectrovision.learn.models import create_model
+    from spectrovision.learn.train import recalibrate_batch_norm
 
     torch.manual_seed(0)
     model = create_model({"backbone": "resnet10t", "head": "pool", "drop_rate": 0.5},

@@ -17,13 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from spectrovision.config import validate_config
-from spectrovision.datasets import RunColumns, load_sample_sheet, run_columns
+from spectrovision.config.schema import validate_config
+from spectrovision.data.sheet import RunColumns, load_sample_sheet, run_columns
 from spectrovision.errors import InputError
-from spectrovision.ingest import (QC_COUNTS, QC_SCHEMA, ingest_run, ingest_shard, qc_table,
+from spectrovision.data.ingest import (QC_COUNTS, QC_SCHEMA, ingest_run, ingest_shard, qc_table,
                                   summarize_qc, write_qc_summary)
 from spectrovision.io import write_parquet
-from spectrovision.render import RenderSpec, read_run
+from spectrovision.render.runs import RenderSpec, read_run
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

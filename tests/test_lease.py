@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from spectrovision import lease as lease_mod
-from spectrovision.lease import lease_device, visible_devices
+from spectrovision.learn import lease as lease_mod
+from spectrovision.learn.lease import lease_device, visible_devices
 
 JOB = """
 import json, sys, time
-from spectrovision.lease import lease_device
+from spectrovision.learn.lease import lease_device
 with lease_device(poll_s=0.05) as lease:
     start = time.time()
     time.sleep(float(sys.argv[2]))
@@ -63,7 +63,7 @@ def test_no_gpu_means_cpu_said_once(monkeypatch, caplog):
     monkeypatch.delenv("SPECTROVISION_FAKE_GPUS", raising=False)
     monkeypatch.setattr(lease_mod, "_cuda_count", lambda: 0)
     assert visible_devices() == ([], False)
-    with caplog.at_level("WARNING", logger="spectrovision.lease"):
+    with caplog.at_level("WARNING", logger="spectrovision.learn.lease"):
         with lease_device() as lease:
             assert lease.device == "cpu" and not lease.is_cuda
     assert [r.getMessage() for r in caplog.records] == ["no GPU visible: running on the CPU"]
@@ -71,7 +71,7 @@ def test_no_gpu_means_cpu_said_once(monkeypatch, caplog):
 
 def test_a_killed_holder_frees_its_device(tmp_path, monkeypatch):
     script = tmp_path / "hold.py"
-    script.write_text("from spectrovision.lease import lease_device\nimport time\n"
+    script.write_text("from spectrovision.learn.lease import lease_device\nimport time\n"
                       "with lease_device() as l:\n    print(l.physical_id, flush=True)\n"
                       "    time.sleep(60)\n")
     env = {**os.environ, "SPECTROVISION_FAKE_GPUS": "1",

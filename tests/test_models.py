@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spectrovision.errors import InputError
-from spectrovision.models import HEADS, backbone_channels, create_model
+from spectrovision.learn.models import HEADS, backbone_channels, create_model
 
 BASE = {"backbone": "resnet10t", "head": "pool", "drop_rate": 0.0, "weights": None,
         "in_chans": None}

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spectrovision.errors import InputError
-from spectrovision.novelty import (ConvAutoencoder, binary_entropy, member_disagreement,
+from spectrovision.analysis.novelty import (ConvAutoencoder, binary_entropy, member_disagreement,
                                    mean_entropy, novelty_table, reconstruction_error,
                                    run_novelty, train_autoencoder)
 

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from spectrovision import provenance as prov
-from spectrovision.lineage import build_inputs_lineage, build_lineage, format_lineage, main
-from spectrovision.provenance import (
+from spectrovision.provenance import records as prov
+from spectrovision.provenance.lineage import build_inputs_lineage, build_lineage, format_lineage, main
+from spectrovision.provenance.records import (
     provenance_for,
     read_provenance,
     sha256_tree,

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from spectrovision.config.schema import load_schema
 from spectrovision.errors import ConfigError, InputError
-from spectrovision.images import IMAGE_ONLY_KEYS
-from spectrovision.render import RenderSpec, render_sample, render_shard, stack_split, stack_splits
+from spectrovision.data.images import IMAGE_ONLY_KEYS
+from spectrovision.render.runs import RenderSpec, render_sample, render_shard, stack_split, stack_splits
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -59,7 +60,7 @@ def random_run(rng, n_scans=40, n_masses=30, temp=False) -> pd.DataFrame:
 # --- spec ---
 
 def test_spec_defaults_match_the_config_schema():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    schema = load_schema()
     props = schema["properties"]["representations"]["additionalProperties"]["properties"]
     assert {k: v["default"] for k, v in props.items()
             if k not in IMAGE_ONLY_KEYS} == RenderSpec().__dict__  # image keys: test_images
@@ -299,7 +300,7 @@ def write_workflow_inputs(root: Path, rng) -> pd.DataFrame:
     import sys
 
     sys.path.insert(0, str(REPO / "src"))
-    from spectrovision.datasets import shard_of
+    from spectrovision.data.sheet import shard_of
 
     ids = [f"S{i:03d}" for i in range(7)]
     splits = ["train", "test", "train", "val", "train", "test", "train"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import LogNorm
 
-from spectrovision import report
+from spectrovision.report import figures as report
 
 
 def _scores() -> pd.DataFrame:

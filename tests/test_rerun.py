@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from spectrovision.lineage import build_lineage
+from spectrovision.provenance.lineage import build_lineage
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -238,7 +238,7 @@ def test_submission_provenance_holds_the_whole_lineage(completed_run, tiny_mars2
         embedded["extra"]["lineage"]["nodes"])
 
 
-LEASE_LINE = re.compile(r"^(\S+ \S+) INFO spectrovision.lease: (leased|released) GPU (\d+)")
+LEASE_LINE = re.compile(r"^(\S+ \S+) INFO spectrovision.learn.lease: (leased|released) GPU (\d+)")
 
 
 def lease_intervals(log: Path) -> list[tuple[str, datetime, datetime]]:

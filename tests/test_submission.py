@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from spectrovision.errors import InputError
-from spectrovision.submission import (build_submission, probabilities, read_submission_format,
+from spectrovision.ensemble.submission import (build_submission, probabilities, read_submission_format,
                                       unlabelled_format)
 
 
@@ -71,7 +71,7 @@ def test_submission_provenance_hashes_inputs_and_keeps_params(tmp_path):
     import hashlib
     import json
 
-    from spectrovision.provenance import write_provenance
+    from spectrovision.provenance.records import write_provenance
 
     fmt = _format(tmp_path)
     path = write_provenance(tmp_path / "submission.csv", inputs={"format": [fmt]},

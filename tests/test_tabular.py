@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.baselines import cross_fit, prior_fit_predict
-from spectrovision.config import derive_seed, validate_config
+from spectrovision.ensemble.baselines import cross_fit, prior_fit_predict
+from spectrovision.config.schema import derive_seed, validate_config
 from spectrovision.errors import ConfigError, InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
-from spectrovision.tabular import (Features, GBMSettings, build_features, contributions,
+from spectrovision.ensemble.tabular import (Features, GBMSettings, build_features, contributions,
                                    fit_booster, fit_tabular, image_feature_names,
                                    metadata_features, resolve_tabular, run_tabular,
                                    shap_summary_plot)
@@ -148,7 +148,7 @@ def test_resolve_tabular_fills_representation_and_seed_and_checks_columns():
 
 
 def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
-    from spectrovision.ensemble import sample_sheet
+    from spectrovision.ensemble.combine import sample_sheet
 
     data_cfg = {"layout": "mars2", "dir": str(tiny_mars2)}
     sheet = sample_sheet(data_cfg)

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import torch
 
-from spectrovision import train as train_mod
-from spectrovision.predict import predict_logits, run_predict
-from spectrovision.train import load_trained, run_train, train_model
+from spectrovision.learn import train as train_mod
+from spectrovision.learn.predict import predict_logits, run_predict
+from spectrovision.learn.train import load_trained, run_train, train_model
 
 LABELS = ["a", "b", "c"]
 SETTINGS = {"name": "toy", "backbone": "resnet10t", "head": "pool", "weights": None,
@@ -107,7 +107,7 @@ def test_same_seed_same_weights_other_seed_other_weights(toy, trained, tmp_path)
 
 DRIVER = """
 import sys, pickle
-from spectrovision.train import run_train
+from spectrovision.learn.train import run_train
 data, out, settings = pickle.load(open(sys.argv[1], "rb"))
 run_train(data["stacks"], data["stack_ids"], data["folds"], data["labels"], {labels!r},
           settings, 0, "multilabel", out, checkpoint=sys.argv[2], threads=1)
@@ -144,7 +144,7 @@ def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path)
 def test_checkpoint_of_other_settings_is_not_resumed(toy, tmp_path, caplog):
     root = tmp_path / "a"
     torch.save({"fingerprint": "stale", "epoch": 1}, _mk(root / "ckpt" / "last.pt"))
-    with caplog.at_level(logging.INFO, logger="spectrovision.train"):
+    with caplog.at_level(logging.INFO, logger="spectrovision.learn.train"):
         metrics = train(toy, root, {**SETTINGS, "epochs": 1})
     assert metrics["resumed_from_epoch"] is None
     assert "starting over" in caplog.text
@@ -156,7 +156,7 @@ def _mk(path: Path) -> Path:
 
 
 def test_not_on_a_tty_each_epoch_is_one_plain_log_line(toy, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="spectrovision.train"):
+    with caplog.at_level(logging.INFO, logger="spectrovision.learn.train"):
         train(toy, tmp_path, {**SETTINGS, "epochs": 2})
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()
              and "val loss" in r.getMessage()]

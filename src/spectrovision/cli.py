@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .lineage import add_lineage_arguments, run_lineage
+from .provenance.lineage import add_lineage_arguments, run_lineage
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
-    from .demo import generate_demo_dataset, split_sizes_for
+    from .data.demo import generate_demo_dataset, split_sizes_for
 
     out: Path = args.out
     if args.n_runs < 1:
@@ -75,7 +75,7 @@ def add_particles_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_particles_data(args: argparse.Namespace) -> int:
-    from .particles import CLASSES, generate_particle_dataset
+    from .data.particles import CLASSES, generate_particle_dataset
 
     out: Path = args.out
     if args.n_images < 1 or args.size < 16:
@@ -120,7 +120,7 @@ def add_config_doc_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_config_doc(args: argparse.Namespace) -> int:
-    from .configdoc import schema_markdown
+    from .config.doc import schema_markdown
     from .io import write_text
 
     write_text(args.out, schema_markdown())

@@ -39,7 +39,7 @@ rule explain:
         x_axis=lambda wildcards: render_view(
             model_settings(wildcards.model)["representation"]
         )["x_axis"],
-        code=code_version("explain", "train", "models", "augment", "report"),
+        code=script_code("explain"),
     script:
         "../scripts/explain.py"
 
@@ -74,7 +74,7 @@ rule embed:
         n_neighbors=CFG["embed"]["n_neighbors"],
         min_dist=CFG["embed"]["min_dist"],
         seed=CFG["seed"],
-        code=code_version("embed", "explain", "train", "models", "augment"),
+        code=script_code("embed"),
     script:
         "../scripts/embed.py"
 
@@ -107,6 +107,6 @@ rule novelty:
         seed=CFG["seed"],
         log_mode=render_view(novelty_representation())["log"],
         x_axis=render_view(novelty_representation())["x_axis"],
-        code=code_version("novelty", "train", "metrics", "report"),
+        code=script_code("novelty"),
     script:
         "../scripts/novelty.py"

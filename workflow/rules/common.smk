@@ -3,24 +3,19 @@
 import dataclasses
 import os
 import re
-import sys
 from pathlib import Path
 
-from snakemake.utils import validate
+# The workflow's library is the installed package (`make install`), the same one that its
+# scripts and cluster jobs import.
+from spectrovision.config.schema import load_schema, resolve_model, validate_config
+from spectrovision.data.sheet import load_sample_sheet, run_columns
+from spectrovision.provenance.code import script_code_version
+from spectrovision.data.images import IMAGE_LAYOUT, representation_settings
+from spectrovision.data.metadata import check_model_metadata
+from spectrovision.ensemble.tabular import resolve_tabular
 
-# The workflow reads its own library (the package is installed editable, `make install`,
-# so scripts and cluster jobs import the same code from src/).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
-from spectrovision.config import load_schema, resolve_model, validate_config
-from spectrovision.datasets import load_sample_sheet, run_columns
-from spectrovision.provenance import code_version
-from spectrovision.images import IMAGE_LAYOUT, representation_settings
-from spectrovision.metadata import check_model_metadata
-from spectrovision.tabular import resolve_tabular
-
-# set_default=False: model defaults merge in resolve_model (schema < model_defaults < model)
-validate(config, schema="../schemas/config.schema.yaml", set_default=False)
+# validated against the packaged schema; model defaults merge in resolve_model
+# (schema < model_defaults < model)
 CFG = validate_config(config)
 RESULTS = CFG["results"]
 SHEET = load_sample_sheet(CFG)
@@ -35,6 +30,12 @@ FOLDS = list(range(CFG["folds"]["n_folds"]))
 BASELINES = list(CFG["baselines"])
 TABULAR = sorted(CFG["tabular"])
 ENVS = str(Path(workflow.basedir) / "envs")
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+
+def script_code(name):
+    """Code version of a workflow script's library code (its whole import closure)."""
+    return script_code_version(SCRIPTS / f"{name}.py")
 
 
 def res(*parts):

@@ -21,7 +21,7 @@ rule gather_model:
         labels=LABELS,
         clip=CFG["ensemble"]["clip"],
         task=CFG["task"],
-        code=code_version("ensemble", "metrics"),
+        code=script_code("gather_model"),
     script:
         "../scripts/gather_model.py"
 
@@ -48,7 +48,7 @@ rule baseline:
         seed=CFG["seed"],
         clip=CFG["ensemble"]["clip"],
         task=CFG["task"],
-        code=code_version("baselines", "ensemble", "metrics", "datasets"),
+        code=script_code("run_baseline"),
     script:
         "../scripts/run_baseline.py"
 
@@ -79,7 +79,7 @@ rule ensemble:
         per_label_weights=CFG["ensemble"]["per_label_weights"],
         clip=CFG["ensemble"]["clip"],
         task=CFG["task"],
-        code=code_version("ensemble", "metrics", "datasets"),
+        code=script_code("ensemble"),
     script:
         "../scripts/ensemble.py"
 
@@ -100,6 +100,6 @@ rule submission:
         unlabelled=UNLABELLED,
         clip=CFG["ensemble"]["clip"],
         task=CFG["task"],
-        code=code_version("submission", "ensemble", "metrics", "provenance"),
+        code=script_code("make_submission"),
     script:
         "../scripts/make_submission.py"

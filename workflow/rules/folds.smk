@@ -15,6 +15,6 @@ rule folds:
         n_folds=CFG["folds"]["n_folds"],
         seed=folds_seed(),
         val_in_folds=CFG["folds"]["val_in_folds"],
-        code=code_version("folds", "datasets", "io"),
+        code=script_code("make_folds"),
     script:
         "../scripts/make_folds.py"

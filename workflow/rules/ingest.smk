@@ -20,11 +20,7 @@ rule ingest_shard:
         samples=lambda wildcards: sheet_records(wildcards.shard),
         columns=ingest_columns(),
         qc=CFG["qc"],
-        code=(
-            code_version("images", "ingest", "io")
-            if IMAGES
-            else code_version("ingest", "datasets", "io")
-        ),
+        code=script_code("ingest_images" if IMAGES else "ingest_shard"),
     script:
         "../scripts/ingest_images.py" if IMAGES else "../scripts/ingest_shard.py"
 
@@ -45,10 +41,6 @@ rule qc_summary:
         "../../envs/core.yaml"
     params:
         findings=SHEET.attrs["findings"],
-        code=(
-            code_version("images", "ingest", "io")
-            if IMAGES
-            else code_version("ingest", "io")
-        ),
+        code=script_code("qc_images_summary" if IMAGES else "qc_summary"),
     script:
         "../scripts/qc_images_summary.py" if IMAGES else "../scripts/qc_summary.py"

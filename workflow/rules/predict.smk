@@ -36,6 +36,6 @@ rule predict:
             if model_settings(wildcards.model)["metadata_columns"]
             else None
         ),
-        code=code_version("predict", "train", "models", "augment", "metadata"),
+        code=script_code("predict"),
     script:
         "../scripts/predict.py"

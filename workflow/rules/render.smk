@@ -18,7 +18,7 @@ rule render_shard:
     params:
         settings=lambda wildcards: render_settings(wildcards.rep),
         samples=lambda wildcards: render_shard_samples(wildcards.shard),
-        code=code_version("images", "io") if IMAGES else code_version("render", "io"),
+        code=script_code("render_images" if IMAGES else "render_shard"),
     script:
         "../scripts/render_images.py" if IMAGES else "../scripts/render_shard.py"
 
@@ -39,6 +39,6 @@ rule stack_render:
         splits=SPLITS,
         shards=SHARDS,
         members=stack_members(),
-        code=code_version("render", "io"),
+        code=script_code("stack_render"),
     script:
         "../scripts/stack_render.py"

@@ -20,7 +20,7 @@ rule report_qc:
     conda:
         "../../envs/core.yaml"
     params:
-        code=code_version("report"),
+        code=script_code("report_qc"),
     script:
         "../scripts/report_qc.py"
 
@@ -44,7 +44,7 @@ rule report_renders:
         n_examples=REPORT_N_EXAMPLES,
         log_mode=lambda wildcards: render_view(wildcards.rep)["log"],
         x_axis=lambda wildcards: render_view(wildcards.rep)["x_axis"],
-        code=code_version("report"),
+        code=script_code("report_renders"),
     script:
         "../scripts/report_renders.py"
 
@@ -64,7 +64,7 @@ rule report_training_curves:
         "../../envs/core.yaml"
     params:
         jobs=report_curve_keys(),
-        code=code_version("report"),
+        code=script_code("report_training_curves"),
     script:
         "../scripts/report_training_curves.py"
 
@@ -95,7 +95,7 @@ rule report_scores:
         "../../envs/core.yaml"
     params:
         baselines=BASELINES,
-        code=code_version("report"),
+        code=script_code("report_scores"),
     script:
         "../scripts/report_scores.py"
 
@@ -120,7 +120,7 @@ rule report_calibration:
         labels=LABELS,
         n_bins=REPORT_CALIBRATION_BINS,
         task=CFG["task"],
-        code=code_version("report", "ensemble", "metrics", "datasets"),
+        code=script_code("report_calibration"),
     script:
         "../scripts/report_calibration.py"
 
@@ -142,7 +142,7 @@ rule report_correlation:
     params:
         members=MEMBERS,
         labels=LABELS,
-        code=code_version("report", "ensemble"),
+        code=script_code("report_correlation"),
     script:
         "../scripts/report_correlation.py"
 
@@ -161,6 +161,6 @@ rule report_selection:
     conda:
         "../../envs/core.yaml"
     params:
-        code=code_version("report"),
+        code=script_code("report_selection"),
     script:
         "../scripts/report_selection.py"

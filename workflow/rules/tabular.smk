@@ -32,6 +32,6 @@ rule tabular:
         num_threads=CFG["workflow"]["train_threads"],
         clip=CFG["ensemble"]["clip"],
         task=CFG["task"],
-        code=code_version("tabular", "baselines", "ensemble", "metrics", "datasets"),
+        code=script_code("run_tabular"),
     script:
         "../scripts/run_tabular.py"

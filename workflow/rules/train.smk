@@ -39,6 +39,6 @@ rule train:
         labels=LABELS,
         task=CFG["task"],
         checkpoint=checkpoint_path,
-        code=code_version("train", "models", "augment", "losses", "lease", "metadata"),
+        code=script_code("train"),
     script:
         "../scripts/train.py"

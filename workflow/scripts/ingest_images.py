@@ -3,8 +3,8 @@
 
 import logging
 
-from spectrovision.images import ingest_image_shard
-from spectrovision.provenance import provenance_for
+from spectrovision.data.images import ingest_image_shard
+from spectrovision.provenance.records import provenance_for
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

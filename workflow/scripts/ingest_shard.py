@@ -2,9 +2,9 @@
 
 import logging
 
-from spectrovision.datasets import RunColumns
-from spectrovision.ingest import ingest_shard
-from spectrovision.provenance import provenance_for
+from spectrovision.data.sheet import RunColumns
+from spectrovision.data.ingest import ingest_shard
+from spectrovision.provenance.records import provenance_for
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

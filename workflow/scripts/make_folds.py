@@ -2,8 +2,8 @@
 
 import logging
 
-from spectrovision.folds import write_folds
-from spectrovision.provenance import provenance_for
+from spectrovision.data.folds import write_folds
+from spectrovision.provenance.records import provenance_for
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -5,8 +5,8 @@ Its provenance embeds the whole lineage of its inputs (renders, models, folds, m
 
 import logging
 
-from spectrovision.provenance import provenance_for
-from spectrovision.submission import run_submission
+from spectrovision.provenance.records import provenance_for
+from spectrovision.ensemble.submission import run_submission
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,9 +2,9 @@
 
 import logging
 
-from spectrovision.ensemble import sample_sheet
-from spectrovision.predict import run_predict
-from spectrovision.provenance import provenance_for
+from spectrovision.ensemble.combine import sample_sheet
+from spectrovision.learn.predict import run_predict
+from spectrovision.provenance.records import provenance_for
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

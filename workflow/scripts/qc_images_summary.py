@@ -3,8 +3,8 @@ data.layout images)."""
 
 import logging
 
-from spectrovision.images import write_image_qc_summary
-from spectrovision.provenance import provenance_for
+from spectrovision.data.images import write_image_qc_summary
+from spectrovision.provenance.records import provenance_for
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -3,8 +3,8 @@ images)."""
 
 import logging
 
-from spectrovision.images import ImageSpec, render_image_shard
-from spectrovision.provenance import now_iso, write_provenance
+from spectrovision.data.images import ImageSpec, render_image_shard
+from spectrovision.provenance.records import now_iso, write_provenance
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

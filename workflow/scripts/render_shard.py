@@ -2,8 +2,8 @@
 
 import logging
 
-from spectrovision.provenance import now_iso, write_provenance
-from spectrovision.render import RenderSpec, render_shard
+from spectrovision.provenance.records import now_iso, write_provenance
+from spectrovision.render.runs import RenderSpec, render_shard
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

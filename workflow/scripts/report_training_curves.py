@@ -2,8 +2,8 @@
 
 import logging
 
-from spectrovision.provenance import provenance_for
-from spectrovision.report import run_curve_grid
+from spectrovision.provenance.records import provenance_for
+from spectrovision.report.figures import run_curve_grid
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 with provenance_for(snakemake):

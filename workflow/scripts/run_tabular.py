@@ -7,8 +7,8 @@ import os
 # ~6x slower than 1 (demo, bench in docs/benchmarks.md); passive waiting avoids it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from spectrovision.tabular import run_tabular  # noqa: E402
-from spectrovision.provenance import provenance_for  # noqa: E402
+from spectrovision.ensemble.tabular import run_tabular  # noqa: E402
+from spectrovision.provenance.records import provenance_for  # noqa: E402
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,9 +2,9 @@
 
 import logging
 
-from spectrovision.ensemble import sample_sheet
-from spectrovision.provenance import provenance_for
-from spectrovision.train import run_train
+from spectrovision.ensemble.combine import sample_sheet
+from spectrovision.provenance.records import provenance_for
+from spectrovision.learn.train import run_train
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -43,9 +43,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .datasets import LAYOUT_COLUMNS, RunColumns
-from .errors import InputError
-from .io import atomic_path, write_parquet, write_text
+from .sheet import LAYOUT_COLUMNS, RunColumns
+from ..errors import InputError
+from ..io import atomic_path, write_parquet, write_text
 
 PathLike = str | os.PathLike[str]
 LOG = logging.getLogger(__name__)

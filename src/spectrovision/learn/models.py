@@ -26,7 +26,7 @@ import timm
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 

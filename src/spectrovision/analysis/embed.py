@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .augment import resize_time
-from .errors import InputError
+from ..learn.augment import resize_time
+from ..errors import InputError
 from .explain import class_probabilities
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,8 @@ def run_embed(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequence
     the colour label) and ``outputs['plot']`` (PNG)."""
     import matplotlib.pyplot as plt
 
-    from .io import save_figure, write_parquet
-    from .train import load_image_set, load_trained
+    from ..io import save_figure, write_parquet
+    from ..learn.train import load_image_set, load_trained
 
     torch.set_num_threads(max(int(threads), 1))
     model, bundle = load_trained(weights)

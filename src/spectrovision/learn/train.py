@@ -34,9 +34,9 @@ import torch
 from torch import nn
 
 from .augment import mixup_with_meta, random_time_width, resize_time, time_warp, training_width
-from .errors import InputError
+from ..errors import InputError
 from .losses import eval_loss, make_loss, sed_frame_loss
-from .metadata import Standardizer, metadata_values
+from ..data.metadata import Standardizer, metadata_values
 from .models import create_model, model_summary
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _progress(total: int, desc: str) -> Any:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    from .io import atomic_path
+    from ..io import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -381,7 +381,7 @@ def run_train(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike], folds_p
     standardised with the training rows' statistics (stored in the weights bundle)."""
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path, save_figure, write_csv, write_json
+    from ..io import atomic_path, save_figure, write_csv, write_json
     from .lease import lease_device
 
     torch.set_num_threads(max(int(threads), 1))

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import ConfigError, InputError
-from .io import write_npy, write_parquet, write_text
+from ..errors import ConfigError, InputError
+from ..io import write_npy, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]

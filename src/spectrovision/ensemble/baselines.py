@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .ensemble import gather_member, label_matrix
-from .errors import InputError
-from .metrics import clip_class_probs
+from .combine import gather_member, label_matrix
+from ..errors import InputError
+from ..metrics import clip_class_probs
 
 log = logging.getLogger(__name__)
 BASELINES = ("prior", "conditional_prior", "benchmark_lr")
@@ -217,8 +217,8 @@ def run_baseline(name: str, data_cfg: dict[str, Any], folds_path: str, labels: S
                  seed: int = 0, task: str = "multilabel") -> None:
     """Fit a baseline on the folds of ``folds_path``; write its member OOF and test tables
     (test = every unlabelled sample of the sheet, in sheet order)."""
-    from .ensemble import read_folds, sample_sheet
-    from .io import write_parquet
+    from .combine import read_folds, sample_sheet
+    from ..io import write_parquet
 
     sheet = sample_sheet(data_cfg)
     fit_predict = baseline_fit_predict(name, sheet, settings, stacks, stack_ids, seed)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .datasets import load_labels
-from .errors import InputError
-from .io import write_csv
+from .sheet import load_labels
+from ..errors import InputError
+from ..io import write_csv
 
 ALWAYS_TRAIN = -1
 

@@ -7,7 +7,7 @@ metadata-only member (no render is read).
 Features are the ones of the ``benchmark_lr`` baseline (channel 0 of a representation's
 stacked renders max-pooled into ``time_bins`` bins per mass row, named ``m{mass}_t{bin}``)
 plus chosen numeric or categorical metadata columns of the sample sheet. One binary
-LightGBM per label is fitted per fold with :func:`spectrovision.baselines.cross_fit`, so the
+LightGBM per label is fitted per fold with :func:`spectrovision.ensemble.baselines.cross_fit`, so the
 member files (OOF logits of every fold, test = logit of the mean clipped probability over
 folds) have exactly the format of the other members. A label with a single class in a
 training fold is predicted by its training prevalence.
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .baselines import FitPredict, cross_fit, load_stack_features
-from .config import derive_seed
-from .errors import ConfigError, InputError
+from ..config.schema import derive_seed
+from ..errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -347,8 +347,8 @@ def run_tabular(name: str, data_cfg: Mapping[str, Any], folds_path: PathLike,
                 task: str = "multilabel") -> TabularResult:
     """Fit a tabular member on the folds of ``folds_path`` and write ``oof``, ``test``
     (member tables), ``importance`` (CSV) and ``summary`` (PNG)."""
-    from .ensemble import read_folds, sample_sheet
-    from .io import save_figure, write_csv, write_parquet
+    from .combine import read_folds, sample_sheet
+    from ..io import save_figure, write_csv, write_parquet
 
     sheet = sample_sheet(data_cfg)
     time_bins = int(settings.get("time_bins", 16))

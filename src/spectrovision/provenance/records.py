@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 TRACKED_PACKAGES = ("spectrovision", "numpy", "pandas", "pyarrow", "scikit-learn", "torch",
                     "torchvision", "timm", "snakemake")
 
@@ -29,26 +28,6 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def code_version(*modules: str) -> str:
-    """Hash of the library modules behind a step (module names relative to the package,
-    e.g. ``"render"`` or ``"models"`` for a sub-package) plus the package version.
-
-    Used as a Snakemake param, so changing the code behind a rule re-runs that rule.
-    """
-    from . import __version__
-
-    h = hashlib.sha256(__version__.encode())
-    for module in sorted(modules):
-        target = PACKAGE_DIR / module.replace(".", "/")
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
-        if not files or not files[0].exists():
-            raise FileNotFoundError(f"code_version: no module '{module}' in {PACKAGE_DIR}")
-        for f in files:
-            h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
-            h.update(f.read_bytes())
-    return f"{__version__}+{h.hexdigest()[:12]}"
 
 
 @lru_cache(maxsize=4)
@@ -208,7 +187,7 @@ def write_provenance(output: str | os.PathLike[str], inputs: Any = (),
     (stored at the top level) and anything else (stored under ``extra``), e.g. ``lineage``.
     ``outputs`` lists every output of the job (defaults to ``[output]``).
     """
-    from .io import write_json
+    from ..io import write_json
 
     extra = dict(extra or {})
     out = Path(output)

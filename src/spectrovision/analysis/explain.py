@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .augment import resize_time
-from .errors import InputError
+from ..learn.augment import resize_time
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -108,7 +108,7 @@ def gradcam_figure(images: np.ndarray, maps: np.ndarray, titles: Sequence[str], 
     (jet, alpha 0.45); m/z up, scaled time (or temperature) across."""
     import matplotlib.pyplot as plt
 
-    from .report import intensity_norm
+    from ..report.figures import intensity_norm
 
     if len(images) == 0:
         raise ValueError("gradcam_figure needs at least one image")
@@ -151,8 +151,8 @@ def run_explain(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequen
     ``outputs['table']`` (CSV: sample_id, label, truth, prob, peak_mz, peak_x_fraction)."""
     import matplotlib.pyplot as plt
 
-    from .io import save_figure, write_csv
-    from .train import fold_split, load_image_set, load_trained
+    from ..io import save_figure, write_csv
+    from ..learn.train import fold_split, load_image_set, load_trained
 
     torch.set_num_threads(max(int(threads), 1))
     model, bundle = load_trained(weights)

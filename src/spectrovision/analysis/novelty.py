@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import InputError
-from .metrics import sigmoid
+from ..errors import InputError
+from ..metrics import sigmoid
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -139,7 +139,7 @@ def aligned_logits(table: pd.DataFrame, ids: Sequence[str], labels: Sequence[str
 def gallery_figure(images: np.ndarray, table: pd.DataFrame, *, log_mode: str, x_axis: str,
                    title: str) -> Any:
     """Renders of ``table``'s samples (rows in ``images`` order), titled with their scores."""
-    from .report import render_grid
+    from ..report.figures import render_grid
 
     names = [f"{r.sample_id}\nrecon {r.recon_error:.3g}, H {r.entropy:.2f}, "
              f"sd {r.disagreement:.2f}" for r in table.itertuples()]
@@ -158,8 +158,8 @@ def run_novelty(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
 
     import matplotlib.pyplot as plt
 
-    from .io import save_figure, write_csv
-    from .train import load_image_set
+    from ..io import save_figure, write_csv
+    from ..learn.train import load_image_set
 
     torch.set_num_threads(max(int(threads), 1))
     test_ids = sorted(map(str, unlabelled))

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .metrics import to_probs  # noqa: E402
+from ..metrics import to_probs  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 LOG_LABELS = {"log1p1000": "log10(1 + 1000 a)", "clipped_log10": "log10(max(a, floor))",
@@ -243,7 +243,7 @@ def markdown_page(markdown: str, title: str) -> str:
 def run_qc_page(summary_md: PathLike, out_html: PathLike) -> None:
     from pathlib import Path
 
-    from .io import write_text
+    from ..io import write_text
 
     write_text(out_html, markdown_page(Path(summary_md).read_text(), "QC summary"))
 
@@ -256,7 +256,7 @@ def example_rows(n_samples: int, n_examples: int) -> np.ndarray:
 
 def run_render_examples(stack_npy: PathLike, stack_csv: PathLike, out_png: PathLike, *,
                         n_examples: int, log_mode: str, x_axis: str, title: str) -> None:
-    from .io import save_figure
+    from ..io import save_figure
 
     ids = pd.read_csv(stack_csv, dtype={"sample_id": str})["sample_id"].tolist()
     stack = np.load(stack_npy, mmap_mode="r")
@@ -269,7 +269,7 @@ def run_render_examples(stack_npy: PathLike, stack_csv: PathLike, out_png: PathL
 
 def run_curve_grid(curve_pngs: Sequence[PathLike], keys: Sequence[tuple[str, int]],
                    out_png: PathLike) -> None:
-    from .io import save_figure
+    from ..io import save_figure
 
     fig = curve_grid({tuple(k): plt.imread(p) for k, p in zip(keys, curve_pngs)})
     save_figure(out_png, fig, dpi=110)
@@ -278,7 +278,7 @@ def run_curve_grid(curve_pngs: Sequence[PathLike], keys: Sequence[tuple[str, int
 
 def run_score_report(scores_csv: PathLike, baselines: Sequence[str], out_table: PathLike,
                      out_html: PathLike, out_bars: PathLike, out_baselines: PathLike) -> None:
-    from .io import save_figure, write_csv, write_text
+    from ..io import save_figure, write_csv, write_text
 
     table = per_label_loss_table(pd.read_csv(scores_csv))
     write_csv(out_table, table.reset_index(), float_format="%.6f")
@@ -298,8 +298,8 @@ def markdown_free_table(table: pd.DataFrame, title: str) -> str:
 def run_calibration(oof_parquet: PathLike, data_cfg: Mapping[str, Any], labels: Sequence[str],
                     n_bins: int, out_png: PathLike, out_csv: PathLike,
                     task: str = "multilabel") -> None:
-    from .ensemble import label_matrix, read_logit_table, sample_sheet
-    from .io import save_figure, write_csv
+    from ..ensemble.combine import label_matrix, read_logit_table, sample_sheet
+    from ..io import save_figure, write_csv
 
     oof = read_logit_table(oof_parquet, labels)
     label_table = sample_sheet(data_cfg).attrs["label_table"]
@@ -313,8 +313,8 @@ def run_calibration(oof_parquet: PathLike, data_cfg: Mapping[str, Any], labels: 
 
 def run_member_correlation(members: Sequence[str], oof_paths: Sequence[PathLike],
                            labels: Sequence[str], out_png: PathLike, out_csv: PathLike) -> None:
-    from .ensemble import read_logit_table
-    from .io import save_figure, write_csv
+    from ..ensemble.combine import read_logit_table
+    from ..io import save_figure, write_csv
 
     corr = member_correlation({m: read_logit_table(p, labels)
                                for m, p in zip(members, oof_paths)}, labels)
@@ -327,7 +327,7 @@ def run_member_correlation(members: Sequence[str], oof_paths: Sequence[PathLike]
 def run_selection_plot(selection_json: PathLike, out_png: PathLike) -> None:
     from pathlib import Path
 
-    from .io import save_figure
+    from ..io import save_figure
 
     fig = selection_path_plot(json.loads(Path(selection_json).read_text()))
     save_figure(out_png, fig, dpi=110)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import exponnorm
 
-from .io import atomic_path, write_csv
+from ..io import atomic_path, write_csv
 
 LABELS: tuple[str, ...] = (
     "aromatic", "hydrocarbon", "carboxylic_acid", "nitrogen_bearing_compound",

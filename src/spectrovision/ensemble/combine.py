@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from .errors import InputError
-from .metrics import (accuracy, clip_probs, clipped_logits, clipped_probs, clipped_scores,
+from ..errors import InputError
+from ..metrics import (accuracy, clip_probs, clipped_logits, clipped_probs, clipped_scores,
                       log_loss_per_class, log_loss_per_label, recall_per_class,
                       scores_of_probs, sigmoid, task_log_loss, to_probs)
 
@@ -372,7 +372,7 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
 
 def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
     """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block."""
-    from .datasets import load_sample_sheet
+    from ..data.sheet import load_sample_sheet
 
     return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}})
 
@@ -390,7 +390,7 @@ def run_gather(oof_paths: Sequence[str], test_paths: Sequence[str], folds_path: 
                labels: Sequence[str], clip: float, oof_out: str, test_out: str,
                task: str = "multilabel") -> None:
     """Gather one model's per-fold prediction files (fold k = k-th path) into member files."""
-    from .io import write_parquet
+    from ..io import write_parquet
 
     oofs = {k: read_logit_table(p, labels) for k, p in enumerate(oof_paths)}
     tests = {k: read_logit_table(p, labels) for k, p in enumerate(test_paths)}
@@ -404,7 +404,7 @@ def run_ensemble(members: Sequence[str], oof_paths: Sequence[str], test_paths: S
                  selection: str, listed: Sequence[str], per_label_weights: bool, clip: float,
                  outputs: Mapping[str, str], task: str = "multilabel") -> EnsembleResult:
     """Read member files, build the ensemble, write ``scores``, ``selection``, ``oof``, ``test``."""
-    from .io import write_csv, write_json, write_parquet
+    from ..io import write_csv, write_json, write_parquet
 
     oofs = {m: read_logit_table(p, labels) for m, p in zip(members, oof_paths)}
     for m, p in zip(members, oof_paths):

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from .augment import resize_time, tta_time_sizes
-from .errors import InputError
-from .metadata import Standardizer, metadata_values
+from ..errors import InputError
+from ..data.metadata import Standardizer, metadata_values
 from .train import cuda_options, fold_split, load_image_set, load_trained
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def run_predict(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequen
     """Write ``oof`` (fold's validation samples) and ``test`` (unlabelled samples) logits.
     A fused model reads its metadata columns from ``metadata`` (the sample sheet),
     standardised with the statistics stored at training."""
-    from .io import write_json, write_parquet
+    from ..io import write_json, write_parquet
     from .lease import lease_device
 
     torch.set_num_threads(max(int(threads), 1))

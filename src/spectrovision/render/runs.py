@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .errors import ConfigError, InputError
-from .io import atomic_path, write_csv, write_npy
+from ..errors import ConfigError, InputError
+from ..io import atomic_path, write_csv, write_npy
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .metrics import to_probs
+from ..errors import InputError
+from ..metrics import to_probs
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def run_submission(test_logits_path: str | os.PathLike[str], labels: Sequence[st
     has ``val_labels.csv``) take their out-of-fold ensemble prediction from
     ``oof_logits_path``: predicted by models that never trained on them.
     """
-    from .ensemble import read_logit_table
-    from .io import write_csv
+    from .combine import read_logit_table
+    from ..io import write_csv
 
     probs = probabilities(read_logit_table(test_logits_path, labels), labels, task)
     if oof_logits_path is not None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import atomic_path, write_csv
+from ..io import atomic_path, write_csv
 
 CLASSES: tuple[str, ...] = ("sphere", "fibre", "crystal", "aggregate", "flake")
 METADATA_COLUMNS: tuple[str, ...] = ("area_um2", "aspect_ratio", "circularity", "mean_grey",

@@ -1,26 +1,31 @@
 """Configuration: validate against the JSON Schema, fill defaults, resolve models.
 
-The schema (workflow/schemas/config.schema.yaml) is the single source of keys,
-descriptions and defaults; this module is importable without Snakemake.
+The schema (``config.schema.yaml`` in this package, read through package resources) is the
+single source of keys, descriptions and defaults; this module is importable without
+Snakemake.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_RESOURCE = "config.schema.yaml"  # shipped inside this package (pyproject package-data)
 
 
 def load_schema(path: str | Path | None = None) -> dict[str, Any]:
-    with open(path or SCHEMA_PATH) as fh:
+    """The config schema: the packaged one, or the file at ``path``."""
+    if path is None:
+        return yaml.safe_load(resources.files(__package__).joinpath(SCHEMA_RESOURCE).read_text())
+    with open(path) as fh:
         return yaml.safe_load(fh)
 
 

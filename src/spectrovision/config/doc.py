@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .config import load_schema
+from .schema import load_schema
 
 HEADER = """# Configuration keys
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
 
 SHEET_INTERNAL = ("sample_id", "split", "features_path", "md5", "labelled", "shard")
 

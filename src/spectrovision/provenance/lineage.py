@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .provenance import SUFFIX, iter_input_paths, provenance_path, read_provenance
+from .records import SUFFIX, iter_input_paths, provenance_path, read_provenance
 
 # Params worth showing when printing a lineage (all params stay in the record).
 KEY_PARAMS = ("model", "backbone", "head", "fold", "representation", "rep", "lr", "epochs",

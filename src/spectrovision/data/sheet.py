@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 LAYOUT_COLUMNS: dict[str, dict[str, str | None]] = {
     "mars2": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},

@@ -1,0 +1,8 @@
+"""Configuration: the packaged JSON Schema (single source of defaults), validation, model resolution, seeds, the config doc."""
+
+from .._exports import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "doc": ['schema_markdown'],
+    "schema": ['load_schema', 'validate_config', 'resolve_model', 'derive_seed', 'load_config'],
+})
