@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from spectrovision.ensemble.baselines import cross_fit, prior_fit_predict  # noqa: E402
 from spectrovision.config.schema import load_config  # noqa: E402
-from spectrovision.ensemble.combine import read_folds, sample_sheet  # noqa: E402
+from spectrovision.data.folds import read_folds  # noqa: E402
+from spectrovision.data.sheet import sample_sheet  # noqa: E402
 from spectrovision.metrics import mean_log_loss, sigmoid  # noqa: E402
 from spectrovision.ensemble.tabular import (GBMSettings, build_features, fit_tabular,  # noqa: E402
                                    resolve_tabular)

@@ -12,7 +12,7 @@ import pytest
 from spectrovision.ensemble.baselines import (coarse_time_features, conditional_prior_fit_predict,
                                      cross_fit, group_column, load_stack_features,
                                      logistic_fit_predict, prior_fit_predict)
-from spectrovision.ensemble.combine import sample_sheet
+from spectrovision.data.sheet import sample_sheet
 from spectrovision.errors import InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
 

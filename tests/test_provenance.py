@@ -12,8 +12,8 @@ import pytest
 
 from spectrovision.provenance import records as prov
 from spectrovision.provenance.lineage import build_inputs_lineage, build_lineage, format_lineage, main
+from spectrovision.provenance.job import provenance_for
 from spectrovision.provenance.records import (
-    provenance_for,
     read_provenance,
     sha256_tree,
     write_provenance,

@@ -148,7 +148,7 @@ def test_resolve_tabular_fills_representation_and_seed_and_checks_columns():
 
 
 def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
-    from spectrovision.ensemble.combine import sample_sheet
+    from spectrovision.data.sheet import sample_sheet
 
     data_cfg = {"layout": "mars2", "dir": str(tiny_mars2)}
     sheet = sample_sheet(data_cfg)

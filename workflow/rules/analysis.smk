@@ -97,7 +97,7 @@ rule novelty:
         "../../envs/torch.yaml"
     threads: CFG["workflow"]["train_threads"]
     params:
-        representation=novelty_representation(),
+        representation=novelty_representation(CFG),
         train_ids=LABELLED,
         unlabelled=UNLABELLED,
         members=ensemble_candidates(),
@@ -105,8 +105,8 @@ rule novelty:
         epochs=CFG["novelty"]["epochs"],
         top_k=CFG["novelty"]["top_k"],
         seed=CFG["seed"],
-        log_mode=render_view(novelty_representation())["log"],
-        x_axis=render_view(novelty_representation())["x_axis"],
+        log_mode=render_view(novelty_representation(CFG))["log"],
+        x_axis=render_view(novelty_representation(CFG))["x_axis"],
         code=script_code("novelty"),
     script:
         "../scripts/novelty.py"

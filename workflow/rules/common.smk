@@ -7,6 +7,12 @@ from pathlib import Path
 
 # The workflow's library is the installed package (`make install`), the same one that its
 # scripts and cluster jobs import.
+from spectrovision.config.checks import (
+    analysis_model,
+    check_config,
+    chosen_representation,
+    novelty_representation,
+)
 from spectrovision.config.schema import load_schema, resolve_model, validate_config
 from spectrovision.data.sheet import load_sample_sheet, run_columns
 from spectrovision.provenance.code import script_code_version
@@ -29,6 +35,7 @@ MODELS = {name: resolve_model(CFG, name, _SCHEMA) for name in sorted(CFG["models
 FOLDS = list(range(CFG["folds"]["n_folds"]))
 BASELINES = list(CFG["baselines"])
 TABULAR = sorted(CFG["tabular"])
+check_config(CFG, MODELS)
 ENVS = str(Path(workflow.basedir) / "envs")
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
@@ -95,17 +102,6 @@ def get_final_outputs():
 
 
 # --- ensemble ---
-MEMBER_RESERVED = {"ensemble"}
-if set(MODELS) & (set(BASELINES) | MEMBER_RESERVED):
-    raise ValueError(
-        f"model names {sorted(set(MODELS) & (set(BASELINES) | MEMBER_RESERVED))} clash "
-        "with baseline names or 'ensemble'; rename the models under 'models:'"
-    )
-if set(TABULAR) & (set(MODELS) | set(BASELINES) | MEMBER_RESERVED):
-    raise ValueError(
-        f"tabular names {sorted(set(TABULAR) & (set(MODELS) | set(BASELINES) | MEMBER_RESERVED))}"
-        " clash with model or baseline names or 'ensemble'; rename them under 'tabular:'"
-    )
 MEMBERS = list(MODELS) + BASELINES + TABULAR
 MODEL_PATTERN = "|".join(map(re.escape, MODELS)) or "(?!)"
 BASELINE_PATTERN = "|".join(map(re.escape, BASELINES)) or "(?!)"
@@ -136,13 +132,11 @@ def baseline_representation(baseline):
     """The representation a baseline reads (only benchmark_lr reads renders)."""
     if baseline != "benchmark_lr":
         return None
-    chosen = CFG["baseline_settings"]["benchmark_lr"]["representation"]
-    if chosen is not None and chosen not in REPRESENTATIONS:
-        raise ValueError(
-            f"baseline_settings.benchmark_lr.representation '{chosen}' is not one of "
-            f"{REPRESENTATIONS}; name a representation defined under 'representations:'"
-        )
-    return chosen or (REPRESENTATIONS[0] if REPRESENTATIONS else None)
+    return chosen_representation(
+        "baseline_settings/benchmark_lr/representation",
+        CFG["baseline_settings"]["benchmark_lr"]["representation"],
+        REPRESENTATIONS,
+    )
 
 
 def get_baseline_inputs(wildcards):
@@ -337,44 +331,6 @@ def checkpoint_path(wildcards):
 
 
 # --- analysis (explain, embed, novelty) ---
-def analysis_model(stage):
-    """The model (name, fold) explain or embed reads; name None when there are no models."""
-    chosen, fold = CFG[stage]["model"], int(CFG[stage]["fold"])
-    if chosen is not None and chosen not in MODELS:
-        raise ValueError(
-            f"{stage}.model '{chosen}' is not one of the models {sorted(MODELS)}; "
-            "name a model defined under 'models:' (null = the first by name)"
-        )
-    if fold not in FOLDS:
-        raise ValueError(
-            f"{stage}.fold {fold} is not one of the folds {FOLDS}; lower it below "
-            "folds.n_folds"
-        )
-    image_only = [m for m in sorted(MODELS) if not MODELS[m].get("metadata_columns")]
-    if chosen is not None and chosen not in image_only:
-        raise ValueError(
-            f"{stage}.model '{chosen}' fuses metadata (metadata_columns), which {stage} "
-            f"does not feed; name an image-only model: {image_only}"
-        )
-    if CFG[stage]["enabled"] and MODELS and not image_only:
-        raise ValueError(
-            f"{stage} needs an image-only model but every model fuses metadata; add one "
-            f"or set {stage}.enabled: false"
-        )
-    return (chosen or (image_only[0] if image_only else None)), fold
-
-
-def novelty_representation():
-    """The representation the novelty autoencoder reads (null = the first by name)."""
-    chosen = CFG["novelty"]["representation"]
-    if chosen is not None and chosen not in REPRESENTATIONS:
-        raise ValueError(
-            f"novelty.representation '{chosen}' is not one of {REPRESENTATIONS}; name a "
-            "representation defined under 'representations:'"
-        )
-    return chosen or (REPRESENTATIONS[0] if REPRESENTATIONS else None)
-
-
 def get_analysis_outputs():
     """Grad-CAM++ grid, UMAP plot and novelty scores: each when enabled and models exist
     (novelty also needs unlabelled samples)."""
@@ -383,7 +339,7 @@ def get_analysis_outputs():
     outputs = []
     for stage, name in (("explain", "gradcam.png"), ("embed", "umap.png")):
         if CFG[stage]["enabled"]:
-            model, fold = analysis_model(stage)
+            model, fold = analysis_model(CFG, MODELS, stage)
             outputs.append(res(stage, model, f"fold{fold}", name))
     if CFG["novelty"]["enabled"] and UNLABELLED:
         outputs += [
@@ -397,7 +353,7 @@ def get_novelty_inputs(wildcards):
     """The novelty representation's stacks, the ensemble's test logits and selection, and
     the test logits of every candidate member (the script keeps the selected ones)
     """
-    rep = novelty_representation()
+    rep = novelty_representation(CFG)
     return {
         "stacks": [res("render", rep, f"stack_{s}.npy") for s in SPLITS],
         "stack_ids": [res("render", rep, f"stack_{s}.csv") for s in SPLITS],
@@ -418,11 +374,6 @@ LABELLED = list(SHEET.loc[SHEET["labelled"], "sample_id"])
 IMAGES = CFG["data"]["layout"] == IMAGE_LAYOUT
 for _name, _settings in MODELS.items():
     check_model_metadata(_name, _settings, list(SHEET.columns))
-if CFG["task"] == "multiclass" and CFG["ensemble"]["per_label_weights"]:
-    raise ValueError(
-        "ensemble.per_label_weights fits one weight per label and member, which does not "
-        "apply to task multiclass (one softmax over the classes); set it to false"
-    )
 
 
 def get_predict_sheet(wildcards):

@@ -3,12 +3,10 @@
 import logging
 
 from spectrovision.ensemble.combine import run_ensemble
-from spectrovision.provenance.records import provenance_for
+from spectrovision.provenance.job import job_context
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 p = snakemake.params
-with provenance_for(snakemake):
+with job_context(snakemake):
     result = run_ensemble(p.members, list(snakemake.input.oof), list(snakemake.input.test), p.data,
                           p.labels, p.candidates, p.selection, p.listed, p.per_label_weights,
                           p.clip, dict(snakemake.output.items()), p.task)

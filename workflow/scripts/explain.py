@@ -1,15 +1,11 @@
 """Grad-CAM++ grid of one model x fold over its held-out renders (thin adapter)."""
 
-import logging
-
-from spectrovision.ensemble.combine import sample_sheet
+from spectrovision.data.sheet import sample_sheet
 from spectrovision.analysis.explain import run_explain
-from spectrovision.provenance.records import provenance_for
+from spectrovision.provenance.job import job_context
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 p = snakemake.params
-with provenance_for(snakemake) as record:
+with job_context(snakemake) as record:
     label_table = sample_sheet(p.data).attrs["label_table"]
     record.extra["explain"] = run_explain(
         snakemake.input.weights, list(snakemake.input.stacks), list(snakemake.input.stack_ids),

@@ -4,12 +4,10 @@
 import logging
 
 from spectrovision.data.images import ingest_image_shard
-from spectrovision.provenance.records import provenance_for
+from spectrovision.provenance.job import job_context
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 p = snakemake.params
-with provenance_for(snakemake, skip_params=("samples",)) as record:
+with job_context(snakemake, skip_params=("samples",)) as record:
     qc = ingest_image_shard(p.samples, snakemake.output.runs, snakemake.output.qc, p.qc)
     record.extra["n_samples"] = len(qc)
 logging.info("decoded %d images", len(qc))

@@ -1,13 +1,9 @@
 """Combine the shards' image QC tables into qc.parquet and a Markdown summary (thin adapter,
 data.layout images)."""
 
-import logging
-
 from spectrovision.data.images import write_image_qc_summary
-from spectrovision.provenance.records import provenance_for
+from spectrovision.provenance.job import job_context
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-with provenance_for(snakemake):
+with job_context(snakemake):
     write_image_qc_summary(list(snakemake.input.shards), snakemake.output.qc,
                            snakemake.output.summary, snakemake.params.findings)

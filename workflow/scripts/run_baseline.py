@@ -1,13 +1,9 @@
 """Fit one baseline per fold and write members/{baseline}/ (thin adapter)."""
 
-import logging
-
 from spectrovision.ensemble.baselines import run_baseline
-from spectrovision.provenance.records import provenance_for
+from spectrovision.provenance.job import job_context
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-with provenance_for(snakemake):
+with job_context(snakemake):
     run_baseline(snakemake.wildcards.baseline, snakemake.params.data, snakemake.input.folds,
                  snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
                  snakemake.output.oof, snakemake.output.test, stacks=list(snakemake.input.stacks),

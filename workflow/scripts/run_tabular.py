@@ -1,6 +1,5 @@
 """Fit one tabular member per fold and write members/{tabular}/ (thin adapter)."""
 
-import logging
 import os
 
 # LightGBM's OpenMP threads busy-wait by default: on a busy machine that makes 2 threads
@@ -8,11 +7,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from spectrovision.ensemble.tabular import run_tabular  # noqa: E402
-from spectrovision.provenance.records import provenance_for  # noqa: E402
+from spectrovision.provenance.job import job_context  # noqa: E402
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-with provenance_for(snakemake):
+with job_context(snakemake):
     run_tabular(snakemake.wildcards.tabular, snakemake.params.data, snakemake.input.folds,
                 snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
                 list(snakemake.input.stacks), list(snakemake.input.stack_ids),

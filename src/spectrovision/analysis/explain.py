@@ -152,7 +152,8 @@ def run_explain(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequen
     import matplotlib.pyplot as plt
 
     from ..io import save_figure, write_csv
-    from ..learn.train import fold_split, load_image_set, load_trained
+    from ..data.folds import fold_split
+    from ..learn.train import load_image_set, load_trained
 
     torch.set_num_threads(max(int(threads), 1))
     model, bundle = load_trained(weights)

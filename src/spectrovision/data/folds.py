@@ -208,3 +208,22 @@ def best_move(x: np.ndarray, fold_of: np.ndarray, n_folds: int
                 best_gain = float(-delta[i, j])
                 best = [(int(rows_a[i]), b), (int(rows_b[j]), a)]
     return best
+
+
+def read_folds(path: str | os.PathLike[str]) -> pd.DataFrame:
+    folds = pd.read_csv(path, dtype={"sample_id": str})
+    for col in ("sample_id", "fold"):
+        if col not in folds.columns:
+            raise InputError(path, f"column '{col}' is missing", "re-run the folds rule",
+                             column=col)
+    return folds
+
+
+def fold_split(folds: pd.DataFrame, fold: int) -> tuple[list[str], list[str]]:
+    """Training and validation sample ids of ``fold`` (sorted, so the order is stable)."""
+    if fold not in set(folds["fold"]):
+        raise InputError("folds.csv", f"fold {fold} has no samples",
+                         "re-run the folds rule with folds.n_folds covering this fold")
+    train = sorted(folds.loc[folds["fold"] != fold, "sample_id"].astype(str))
+    val = sorted(folds.loc[folds["fold"] == fold, "sample_id"].astype(str))
+    return train, val

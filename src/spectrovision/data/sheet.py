@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,8 @@ def read_label_file(path: Path, known: set[str]) -> pd.DataFrame:
                              row=row + 2, column=col)
         table[col] = values
     return table.set_index("sample_id")
+
+
+def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block."""
+    return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}})

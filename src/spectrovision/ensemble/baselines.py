@@ -217,7 +217,8 @@ def run_baseline(name: str, data_cfg: dict[str, Any], folds_path: str, labels: S
                  seed: int = 0, task: str = "multilabel") -> None:
     """Fit a baseline on the folds of ``folds_path``; write its member OOF and test tables
     (test = every unlabelled sample of the sheet, in sheet order)."""
-    from .combine import read_folds, sample_sheet
+    from ..data.folds import read_folds
+    from ..data.sheet import sample_sheet
     from ..io import write_parquet
 
     sheet = sample_sheet(data_cfg)

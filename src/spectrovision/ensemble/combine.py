@@ -370,26 +370,11 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
 
 # --- file-level entry points (called by workflow/scripts) --------------------------------
 
-def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
-    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block."""
-    from ..data.sheet import load_sample_sheet
-
-    return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}})
-
-
-def read_folds(path: str | os.PathLike[str]) -> pd.DataFrame:
-    folds = pd.read_csv(path, dtype={"sample_id": str})
-    for col in ("sample_id", "fold"):
-        if col not in folds.columns:
-            raise InputError(path, f"column '{col}' is missing", "re-run the folds rule",
-                             column=col)
-    return folds
-
-
 def run_gather(oof_paths: Sequence[str], test_paths: Sequence[str], folds_path: str,
                labels: Sequence[str], clip: float, oof_out: str, test_out: str,
                task: str = "multilabel") -> None:
     """Gather one model's per-fold prediction files (fold k = k-th path) into member files."""
+    from ..data.folds import read_folds
     from ..io import write_parquet
 
     oofs = {k: read_logit_table(p, labels) for k, p in enumerate(oof_paths)}
@@ -404,6 +389,7 @@ def run_ensemble(members: Sequence[str], oof_paths: Sequence[str], test_paths: S
                  selection: str, listed: Sequence[str], per_label_weights: bool, clip: float,
                  outputs: Mapping[str, str], task: str = "multilabel") -> EnsembleResult:
     """Read member files, build the ensemble, write ``scores``, ``selection``, ``oof``, ``test``."""
+    from ..data.sheet import sample_sheet
     from ..io import write_csv, write_json, write_parquet
 
     oofs = {m: read_logit_table(p, labels) for m, p in zip(members, oof_paths)}

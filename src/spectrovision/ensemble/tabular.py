@@ -347,7 +347,8 @@ def run_tabular(name: str, data_cfg: Mapping[str, Any], folds_path: PathLike,
                 task: str = "multilabel") -> TabularResult:
     """Fit a tabular member on the folds of ``folds_path`` and write ``oof``, ``test``
     (member tables), ``importance`` (CSV) and ``summary`` (PNG)."""
-    from .combine import read_folds, sample_sheet
+    from ..data.folds import read_folds
+    from ..data.sheet import sample_sheet
     from ..io import save_figure, write_csv, write_parquet
 
     sheet = sample_sheet(data_cfg)

@@ -8,5 +8,5 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "losses": ['smooth_binary', 'bce_loss', 'focal_loss', 'cross_entropy_loss', 'make_loss', 'eval_loss', 'sed_frame_loss'],
     "models": ['InputAdapter', 'PoolHead', 'TimeAvgHead', 'SedHead', 'MetadataBranch', 'SpectroNet', 'backbone_channels', 'create_model', 'load_backbone_weights', 'model_summary'],
     "predict": ['predict_logits', 'logit_frame', 'run_predict', 'bundle_meta'],
-    "train": ['ImageSet', 'load_image_set', 'fold_split', 'label_tensor', 'lr_at', 'seed_everything', 'settings_fingerprint', 'TrainResult', 'evaluate', 'recalibrate_batch_norm', 'cuda_options', 'train_model', 'curve_figure', 'run_train', 'fold_metadata', 'load_trained'],
+    "train": ['ImageSet', 'load_image_set', 'label_tensor', 'lr_at', 'seed_everything', 'settings_fingerprint', 'TrainResult', 'evaluate', 'recalibrate_batch_norm', 'cuda_options', 'train_model', 'curve_figure', 'run_train', 'fold_metadata', 'load_trained'],
 })

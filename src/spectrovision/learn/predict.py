@@ -19,7 +19,8 @@ from torch import nn
 from .augment import resize_time, tta_time_sizes
 from ..errors import InputError
 from ..data.metadata import Standardizer, metadata_values
-from .train import cuda_options, fold_split, load_image_set, load_trained
+from ..data.folds import fold_split
+from .train import cuda_options, load_image_set, load_trained
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]

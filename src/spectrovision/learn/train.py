@@ -83,16 +83,6 @@ def load_image_set(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
     return ImageSet(ids, torch.from_numpy(np.concatenate(blocks)))
 
 
-def fold_split(folds: pd.DataFrame, fold: int) -> tuple[list[str], list[str]]:
-    """Training and validation sample ids of ``fold`` (sorted, so the order is stable)."""
-    if fold not in set(folds["fold"]):
-        raise InputError("folds.csv", f"fold {fold} has no samples",
-                         "re-run the folds rule with folds.n_folds covering this fold")
-    train = sorted(folds.loc[folds["fold"] != fold, "sample_id"].astype(str))
-    val = sorted(folds.loc[folds["fold"] == fold, "sample_id"].astype(str))
-    return train, val
-
-
 def label_tensor(label_table: pd.DataFrame, ids: Sequence[str],
                  labels: Sequence[str]) -> torch.Tensor:
     missing = [s for s in ids if s not in label_table.index]
@@ -381,6 +371,7 @@ def run_train(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike], folds_p
     standardised with the training rows' statistics (stored in the weights bundle)."""
     import matplotlib.pyplot as plt
 
+    from ..data.folds import fold_split
     from ..io import atomic_path, save_figure, write_csv, write_json
     from .lease import lease_device
 

@@ -86,6 +86,9 @@ def direct_imports(module: str) -> frozenset[str]:
 
 def import_closure(modules: list[str] | tuple[str, ...]) -> list[str]:
     """Every package module reachable from ``modules`` (themselves and parents included)."""
+    for module in modules:
+        if module_path(module) is None:
+            raise FileNotFoundError(f"code version: no module '{module}' under {PACKAGE_DIR}")
     seen: set[str] = set()
     todo = [m for module in modules for m in _with_parents(module)]
     while todo:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import hashlib
 import importlib.metadata
@@ -13,7 +12,6 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -233,63 +231,3 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{sidecar}: not valid provenance JSON ({exc}); delete it and "
                          "re-run the rule that wrote it") from None
-
-
-# --- two-line use from a Snakemake script ----------------------------------------------------
-@dataclass
-class ProvenanceRecorder:
-    """What :func:`provenance_for` yields: add to ``extra`` (e.g. metrics) while working."""
-
-    output: str
-    outputs: list[str]
-    inputs: Any
-    params: dict[str, Any]
-    code: str | None
-    started: float
-    rule: str | None = None
-    wildcards: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    embed_lineage: bool = False
-
-    def write(self) -> Path:
-        extra = dict(self.extra, rule=self.rule, wildcards=self.wildcards)
-        if self.embed_lineage:
-            from .lineage import build_inputs_lineage
-
-            extra["lineage"] = build_inputs_lineage(self.inputs)
-        return write_provenance(self.output, self.inputs, self.params, self.code,
-                                self.started, extra, outputs=self.outputs)
-
-
-def named_items(namedlist: Any) -> dict[str, Any]:
-    """Named entries of a Snakemake Namedlist (duck-typed), else its positional entries."""
-    items = dict(namedlist.items()) if hasattr(namedlist, "items") else {}
-    if items:
-        return {k: list(v) if isinstance(v, list) else v for k, v in items.items()}
-    return {str(i): v for i, v in enumerate(namedlist)}
-
-
-@contextlib.contextmanager
-def provenance_for(job: Any, output: str | None = None, *, skip_params: tuple[str, ...] = (),
-                   embed_lineage: bool = False) -> Iterator[ProvenanceRecorder]:
-    """Record provenance around a script's work; written only if the work succeeds::
-
-        with provenance_for(snakemake):
-            run_the_step(...)
-
-    ``job`` is the ``snakemake`` object of a script (duck-typed: ``input``, ``output``,
-    ``params``, ``rule``, ``wildcards``); the sidecar goes beside ``output`` (default: the
-    first output). ``params.code`` becomes the code version; ``skip_params`` leaves out
-    bulky params (e.g. long sample lists). ``embed_lineage`` stores the whole upstream
-    lineage of the inputs (used for the submission).
-    """
-    outputs = [str(o) for o in job.output]
-    params = {k: v for k, v in named_items(job.params).items() if k not in skip_params}
-    recorder = ProvenanceRecorder(
-        output=str(output or outputs[0]), outputs=outputs, inputs=named_items(job.input),
-        params={k: v for k, v in params.items() if k != "code"}, code=params.get("code"),
-        started=time.time(), rule=getattr(job, "rule", None),
-        wildcards=dict(job.wildcards.items()) if hasattr(job, "wildcards") else {},
-        embed_lineage=embed_lineage)
-    yield recorder
-    recorder.write()

@@ -298,7 +298,8 @@ def markdown_free_table(table: pd.DataFrame, title: str) -> str:
 def run_calibration(oof_parquet: PathLike, data_cfg: Mapping[str, Any], labels: Sequence[str],
                     n_bins: int, out_png: PathLike, out_csv: PathLike,
                     task: str = "multilabel") -> None:
-    from ..ensemble.combine import label_matrix, read_logit_table, sample_sheet
+    from ..data.sheet import sample_sheet
+    from ..ensemble.combine import label_matrix, read_logit_table
     from ..io import save_figure, write_csv
 
     oof = read_logit_table(oof_parquet, labels)

@@ -1,0 +1,93 @@
+"""Cross-key checks of a validated config: what the JSON Schema cannot say on its own.
+
+Each check raises :class:`~spectrovision.errors.ConfigError` naming the key and the fix;
+the choices the workflow derives from the config (which model explain reads, which
+representation a baseline or novelty reads) come from the same functions, so a check and
+the value it guards cannot drift apart. Run once when the workflow is parsed
+(:func:`check_config`), and reachable by unit tests without Snakemake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ConfigError
+
+MEMBER_RESERVED = frozenset({"ensemble"})  # names the ensemble itself uses
+ANALYSIS_STAGES = ("explain", "embed")  # stages that read one trained model x fold
+
+
+def check_member_names(models: Sequence[str], baselines: Sequence[str],
+                       tabular: Sequence[str]) -> None:
+    """Models, baselines and tabular members share one namespace (the member tables)."""
+    clash = sorted(set(models) & (set(baselines) | MEMBER_RESERVED))
+    if clash:
+        raise ConfigError(f"config key 'models': names {clash} clash with baseline names or "
+                          "'ensemble'. Fix: rename the models under 'models:'.")
+    clash = sorted(set(tabular) & (set(models) | set(baselines) | MEMBER_RESERVED))
+    if clash:
+        raise ConfigError(f"config key 'tabular': names {clash} clash with model or baseline "
+                          "names or 'ensemble'. Fix: rename them under 'tabular:'.")
+
+
+def chosen_representation(key: str, chosen: str | None, representations: Sequence[str]
+                          ) -> str | None:
+    """A representation named at ``key`` (null = the first by name; None when none exist)."""
+    reps = sorted(representations)
+    if chosen is not None and chosen not in reps:
+        raise ConfigError(f"config key '{key}': '{chosen}' is not one of the representations "
+                          f"{reps}. Fix: name a representation defined under "
+                          "'representations:'.")
+    return chosen or (reps[0] if reps else None)
+
+
+def novelty_representation(cfg: Mapping[str, Any]) -> str | None:
+    """The representation the novelty autoencoder reads."""
+    return chosen_representation("novelty/representation", cfg["novelty"]["representation"],
+                                 list(cfg["representations"]))
+
+
+def analysis_model(cfg: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]],
+                   stage: str) -> tuple[str | None, int]:
+    """The (model, fold) that explain or embed reads; model None when there are no models.
+
+    ``models`` are the resolved model settings by name. Only image-only models qualify:
+    the analysis stages do not feed a metadata branch.
+    """
+    chosen, fold = cfg[stage]["model"], int(cfg[stage]["fold"])
+    folds = list(range(cfg["folds"]["n_folds"]))
+    if chosen is not None and chosen not in models:
+        raise ConfigError(f"config key '{stage}/model': '{chosen}' is not one of the models "
+                          f"{sorted(models)}. Fix: name a model defined under 'models:' "
+                          "(null = the first by name).")
+    if fold not in folds:
+        raise ConfigError(f"config key '{stage}/fold': {fold} is not one of the folds "
+                          f"{folds}. Fix: lower it below folds.n_folds.")
+    image_only = [m for m in sorted(models) if not models[m]["metadata_columns"]]
+    if chosen is not None and chosen not in image_only:
+        raise ConfigError(f"config key '{stage}/model': '{chosen}' fuses metadata "
+                          f"(metadata_columns), which {stage} does not feed. Fix: name an "
+                          f"image-only model: {image_only}.")
+    if cfg[stage]["enabled"] and models and not image_only:
+        raise ConfigError(f"config key '{stage}/enabled': {stage} needs an image-only model "
+                          f"but every model fuses metadata. Fix: add one or set "
+                          f"{stage}.enabled: false.")
+    return (chosen or (image_only[0] if image_only else None)), fold
+
+
+def check_task(cfg: Mapping[str, Any]) -> None:
+    """Settings that do not apply to the configured task."""
+    if cfg["task"] == "multiclass" and cfg["ensemble"]["per_label_weights"]:
+        raise ConfigError("config key 'ensemble/per_label_weights': it fits one weight per "
+                          "label and member, which does not apply to task multiclass (one "
+                          "softmax over the classes). Fix: set it to false.")
+
+
+def check_config(cfg: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every cross-key check of a validated config (``models``: resolved settings)."""
+    check_member_names(list(models), list(cfg["baselines"]), list(cfg["tabular"]))
+    novelty_representation(cfg)
+    for stage in ANALYSIS_STAGES:
+        analysis_model(cfg, models, stage)
+    check_task(cfg)

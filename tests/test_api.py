@@ -1,0 +1,57 @@
+"""Each subpackage names its public API lazily: every name resolves, importing the package
+loads none of its modules, and no import cycle exists between modules."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from spectrovision.provenance import code
+
+SUBPACKAGES = ["config", "data", "render", "learn", "ensemble", "analysis", "report",
+               "provenance"]
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_every_exported_name_resolves(name):
+    package = importlib.import_module(f"spectrovision.{name}")
+    assert package.__all__
+    for exported in package.__all__:
+        assert getattr(package, exported) is not None
+    with pytest.raises(AttributeError):
+        getattr(package, "no_such_name")
+
+
+def test_importing_a_subpackage_loads_none_of_its_modules():
+    script = ("import sys\n" + "".join(f"import spectrovision.{n}\n" for n in SUBPACKAGES)
+              + "loaded = [m for m in sys.modules if m.startswith('spectrovision.')]\n"
+              "print(sorted(loaded))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    loaded = eval(out)  # noqa: S307 - our own printed list
+    assert set(loaded) <= {f"spectrovision.{n}" for n in SUBPACKAGES} | {"spectrovision._exports"}
+
+
+def test_no_import_cycle_between_library_modules():
+    files = [p.relative_to(code.PACKAGE_DIR) for p in code.PACKAGE_DIR.rglob("*.py")]
+    modules = [f"spectrovision.{'.'.join(f.with_suffix('').parts)}" for f in files
+               if f.name != "__init__.py"]
+    graph = {m: {d for d in code.direct_imports(m) if not code.module_path(d).name
+                 == "__init__.py"} for m in modules}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(path + [nxt]))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])

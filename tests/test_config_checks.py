@@ -1,0 +1,101 @@
+"""Cross-key config checks (spectrovision.config.checks): each names its key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spectrovision.config.checks import (
+    analysis_model,
+    check_config,
+    check_member_names,
+    chosen_representation,
+    novelty_representation,
+)
+from spectrovision.config.schema import resolve_model, validate_config
+from spectrovision.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(**overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "representations": {"b": {"n_mass": 16}, "a": {"n_mass": 16}},
+        "models": {"m1": {"representation": "a", "backbone": "resnet10t"},
+                   "m2": {"representation": "b", "backbone": "resnet10t"}},
+    }
+    raw.update(overrides)
+    return validate_config(raw)
+
+
+def _models(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: resolve_model(cfg, name) for name in cfg["models"]}
+
+
+def test_a_valid_config_passes_every_check():
+    cfg = _config()
+    check_config(cfg, _models(cfg))
+
+
+@pytest.mark.parametrize(("models", "tabular", "key"), [
+    (["prior"], [], "'models'"), (["ensemble"], [], "'models'"),
+    (["m"], ["m"], "'tabular'"), ([], ["benchmark_lr"], "'tabular'"),
+])
+def test_member_names_may_not_clash(models, tabular, key):
+    with pytest.raises(ConfigError, match=key) as err:
+        check_member_names(models, ["prior", "benchmark_lr"], tabular)
+    assert "Fix: rename" in str(err.value)
+
+
+def test_a_chosen_representation_must_exist_and_null_means_the_first_by_name():
+    assert chosen_representation("k", None, ["b", "a"]) == "a"
+    assert chosen_representation("k", "b", ["b", "a"]) == "b"
+    assert chosen_representation("k", None, []) is None
+    with pytest.raises(ConfigError, match="config key 'novelty/representation': 'z'"):
+        novelty_representation(_config(novelty={"representation": "z"}))
+
+
+def test_analysis_model_defaults_to_the_first_image_only_model():
+    cfg = _config()
+    assert analysis_model(cfg, _models(cfg), "explain") == ("m1", 0)
+    cfg = _config(embed={"model": "m2", "fold": 2})
+    assert analysis_model(cfg, _models(cfg), "embed") == ("m2", 2)
+
+
+@pytest.mark.parametrize(("stage_cfg", "match"), [
+    ({"model": "nope"}, "'explain/model': 'nope' is not one of the models"),
+    ({"fold": 9}, "'explain/fold': 9 is not one of the folds"),
+])
+def test_analysis_model_errors_name_the_key(stage_cfg, match):
+    cfg = _config(explain=stage_cfg)
+    with pytest.raises(ConfigError, match=match):
+        check_config(cfg, _models(cfg))
+
+
+def test_analysis_refuses_metadata_models():
+    cfg = _config(explain={"model": "m1"})
+    models = _models(cfg)
+    models["m1"] = dict(models["m1"], metadata_columns=["x"])
+    with pytest.raises(ConfigError, match="'explain/model': 'm1' fuses metadata"):
+        analysis_model(cfg, models, "explain")
+    models["m2"] = dict(models["m2"], metadata_columns=["x"])
+    cfg = _config()
+    with pytest.raises(ConfigError, match="'explain/enabled'"):
+        analysis_model(cfg, models, "explain")
+    cfg = _config(explain={"enabled": False})
+    assert analysis_model(cfg, models, "explain") == (None, 0)
+
+
+def test_multiclass_refuses_per_label_weights():
+    cfg = _config(task="multiclass", ensemble={"per_label_weights": True})
+    with pytest.raises(ConfigError, match="'ensemble/per_label_weights'"):
+        check_config(cfg, _models(cfg))
+    cfg = _config(task="multiclass")
+    check_config(cfg, _models(cfg))
+
+
+def test_common_smk_raises_nothing_itself():
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert "raise " not in text
