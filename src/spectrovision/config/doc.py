@@ -9,7 +9,7 @@ from .schema import load_schema
 
 HEADER = """# Configuration keys
 
-Generated from `workflow/schemas/config.schema.yaml` by `spectrovision config-doc`
+Generated from `src/spectrovision/config/config.schema.yaml` by `spectrovision config-doc`
 (the test suite fails when this file is out of date). A config file names only what it
 changes: every key below has a default, filled in when the file is validated.
 `config/config.yaml` is the demo run; copy it for your own data.
