@@ -97,8 +97,9 @@ def snakemake(workdir: Path, *args: str, config: Path | None = None,
     cmd = [SNAKEMAKE, "--cores", "2", "--directory", str(workdir), "-s",
            str(workdir / "Snakefile"), "--configfile", str(config or workdir / "tiny.yaml"),
            *args]
+    # the copy's own library (its src/), so that editing a module there is seen
     return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "PYTHONPATH": str(workdir / "src"), **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -208,14 +209,38 @@ def test_editing_one_representation_rerenders_only_it(completed_run):
     assert [w for r, w in jobs if r == "report_renders"] == [{"rep": "tiny_b"}]
 
 
+def rule_scripts(workdir: Path, images: bool = False) -> dict[str, Path]:
+    """Each rule's script (the run-layout choice where a rule picks by layout)."""
+    scripts: dict[str, Path] = {}
+    for smk in sorted((workdir / "workflow" / "rules").glob("*.smk")):
+        rule = None
+        for line in smk.read_text().splitlines():
+            if header := re.match(r"^rule (\w+):", line):
+                rule = header.group(1)
+            names = re.findall(r'"\.\./scripts/(\w+)\.py"', line)
+            if rule and names:
+                scripts[rule] = workdir / "workflow" / "scripts" / f"{names[0 if images else -1]}.py"
+    return scripts
+
+
 def test_changing_library_code_reruns_the_rules_behind_it(completed_run):
-    module = completed_run / "src" / "spectrovision" / "report.py"
+    """A code edit re-runs exactly the rules whose script reaches the module (its import
+    closure), and nothing else."""
+    from spectrovision.provenance import code
+
+    module = completed_run / "src" / "spectrovision" / "report" / "figures.py"
+    ran = set(rule_counts(parse_dry_run(snakemake(completed_run, "--dry-run",
+                                                  "--forceall").stdout)))
+    reaching = {rule for rule, script in rule_scripts(completed_run).items()
+                if "spectrovision.report.figures" in code.import_closure(
+                    code.script_imports(script))}
     original = module.read_text()
     try:
         module.write_text(original + "\n# a code change\n")
         counts = rule_counts(planned_jobs(completed_run))
     finally:
         module.write_text(original)
+    assert set(counts) - {"all"} == reaching & ran
     report_rules = {r for r in counts if r.startswith("report_")}
     assert set(counts) == report_rules | {"all"}
     assert report_rules == REPORT_ON_RESULTS | {"report_qc", "report_renders"}

@@ -128,6 +128,28 @@ def run_config_doc(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- status ---
+def add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"),
+                        help="the run's config (default config/config.yaml)")
+    parser.add_argument("--directory", type=Path, default=Path("."),
+                        help="where Snakemake runs (a relative results: is taken from "
+                        "here; default .)")
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from .status import format_status, status_from_config
+
+    if not args.configfile.is_file():
+        print(f"error: {args.configfile}: no such config file; pass --configfile",
+              file=sys.stderr)
+        return 2
+    results, jobs = status_from_config(args.configfile, args.directory)
+    print(f"results: {results}")
+    print(format_status(jobs))
+    return 0
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo-data", "generate the demo GC-MS data set (Mars-2 layout)",
                add_demo_data_arguments, run_demo_data),
@@ -137,6 +159,8 @@ SUBCOMMANDS: list[Subcommand] = [
                add_config_doc_arguments, run_config_doc),
     Subcommand("lineage", "show what an artefact was made from (its provenance, back to "
                "the raw files)", add_lineage_arguments, run_lineage),
+    Subcommand("status", "where a run stands: per model x fold done / running / "
+               "interrupted / waiting, and the time left", add_status_arguments, run_status),
 ]
 
 
