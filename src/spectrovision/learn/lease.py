@@ -10,6 +10,21 @@ or as a user restricts it), else all devices torch sees. The leased device is us
 ``cuda:<index within the visible list>`` (so it works whether or not CUDA is already
 initialised in the process). ``SPECTROVISION_FAKE_GPUS=N`` pretends N devices exist (tests on
 the CPU): the lease logic runs, the model still runs on the CPU.
+
+Under a scheduler that isolates devices (SLURM with cgroup-constrained GPUs) every job sees
+``CUDA_VISIBLE_DEVICES=0``, so an index would make two jobs on one node wait on the same
+lock file. Two rules avoid that:
+
+- when SLURM says which node GPUs the job or step holds (``SLURM_STEP_GPUS`` or
+  ``SLURM_JOB_GPUS``), the scheduler has already given the job its own devices: no lock is
+  taken, the job uses its first visible device and says so;
+- otherwise each lock file is named after the device's UUID when the driver reports one
+  (``SPECTROVISION_FAKE_GPU_UUIDS`` in tests), so the lock follows the physical device,
+  not its index in one job's view.
+
+Waiting for a free device is bounded: a warning when the wait starts and every
+:data:`WARN_EVERY_S` seconds, then a :class:`TimeoutError` that says what to change after
+``SPECTROVISION_GPU_WAIT_S`` seconds (default :data:`DEFAULT_WAIT_S`).
 """
 
 from __future__ import annotations
@@ -28,7 +43,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 FAKE_ENV = "SPECTROVISION_FAKE_GPUS"
+FAKE_UUIDS_ENV = "SPECTROVISION_FAKE_GPU_UUIDS"
 LOCK_DIR_ENV = "SPECTROVISION_GPU_LOCK_DIR"
+WAIT_ENV = "SPECTROVISION_GPU_WAIT_S"
+SCHEDULER_GPU_ENVS = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
+DEFAULT_WAIT_S = 6 * 3600.0
+WARN_EVERY_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,42 @@ def _cuda_count() -> int:
         return 0
 
 
+def scheduler_gpus() -> tuple[str, str] | None:
+    """(variable, value) when the scheduler assigned this job its own GPUs, else None."""
+    for name in SCHEDULER_GPU_ENVS:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return name, value
+    return None
+
+
+def device_uuids(count: int, fake: bool) -> list[str | None]:
+    """The UUID of each visible device (index order), None where none is known."""
+    if fake:
+        given = [u.strip() for u in os.environ.get(FAKE_UUIDS_ENV, "").split(",") if u.strip()]
+        return [given[i] if i < len(given) else None for i in range(count)]
+    try:
+        import torch
+
+        return [str(getattr(torch.cuda.get_device_properties(i), "uuid", "")) or None
+                for i in range(count)]
+    except Exception:  # no UUID from this driver or torch: fall back to the index
+        return [None] * count
+
+
+def lock_name(physical: str, uuid: str | None) -> str:
+    """The lock file of one device: its UUID when known, else its visible id."""
+    if uuid:
+        return "gpu-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in uuid) + ".lock"
+    return f"gpu{physical}.lock"
+
+
+def wait_limit() -> float:
+    """Seconds to wait for a free GPU (``SPECTROVISION_GPU_WAIT_S``, default 6 h)."""
+    value = os.environ.get(WAIT_ENV)
+    return float(value) if value else DEFAULT_WAIT_S
+
+
 def lock_dir() -> Path:
     default = Path(tempfile.gettempdir()) / f"spectrovision-gpu-locks-{os.getuid()}"
     path = Path(os.environ.get(LOCK_DIR_ENV, default))
@@ -94,19 +150,29 @@ def lease_device(prefer_gpu: bool = True, poll_s: float = 2.0,
     """Hold one device for the ``with`` block: a free GPU when any is visible, else the CPU.
 
     When every visible GPU is held (more GPU jobs than devices, e.g. ``--resources gpu``
-    set above the real count) it waits, logging once, until one is free.
+    set above the real count) it waits, warning at the start and every 10 minutes, and
+    gives up after ``timeout_s`` (default: :func:`wait_limit`) with a TimeoutError.
     """
     ids, fake = visible_devices() if prefer_gpu else ([], False)
     if not ids:
         log.warning("no GPU visible: running on the CPU")
         yield Lease("cpu", None)
         return
+    assigned = scheduler_gpus()
+    if assigned is not None:
+        name, value = assigned
+        log.info("GPU %s isolated by the scheduler (%s=%s): using %s without a lease",
+                 ids[0], name, value, "the CPU [fake device]" if fake else "cuda:0")
+        yield Lease("cpu" if fake else "cuda:0", ids[0], fake)
+        return
+    limit = wait_limit() if timeout_s is None else timeout_s
+    uuids = device_uuids(len(ids), fake)
     folder = lock_dir()
     start = time.monotonic()
-    said = False
+    warned_at: float | None = None
     while True:
-        for index, physical in enumerate(ids):
-            fd = _try_lock(folder / f"gpu{physical}.lock")
+        for index, (physical, uuid) in enumerate(zip(ids, uuids)):
+            fd = _try_lock(folder / lock_name(physical, uuid))
             if fd is None:
                 continue
             try:
@@ -118,9 +184,14 @@ def lease_device(prefer_gpu: bool = True, poll_s: float = 2.0,
                 os.close(fd)
                 log.info("released GPU %s", physical)
             return
-        if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"no free GPU among {ids} after {timeout_s:.0f} s")
-        if not said:
-            log.warning("all %d visible GPUs are leased; waiting for one", len(ids))
-            said = True
+        waited = time.monotonic() - start
+        if waited > limit:
+            raise TimeoutError(
+                f"no free GPU among {ids} after {waited:.0f} s (lock files in {folder}). "
+                "Fix: run at most as many GPU jobs as there are GPUs (--resources gpu=N), "
+                f"or raise {WAIT_ENV}")
+        if warned_at is None or waited - warned_at >= WARN_EVERY_S:
+            log.warning("all %d visible GPUs are leased; waiting for one (%.0f s so far, "
+                        "giving up after %.0f s)", len(ids), waited, limit)
+            warned_at = waited
         time.sleep(poll_s)
