@@ -10,6 +10,7 @@ from spectrovision.ensemble.combine import (build_ensemble, combine_logits, ense
                                     fit_label_weights, gather_member, greedy_select)
 from spectrovision.errors import InputError
 from spectrovision.metrics import clipped_logits, log_loss_per_label, sigmoid
+from support import derived_config, dry_run_jobs, run_snakemake, write_config
 
 LABELS = ["a", "b"]
 CLIP = 1e-3
@@ -185,8 +186,6 @@ def test_per_label_weights_are_non_negative_normalised_and_beat_equal_weights():
 
 def _write_workflow_inputs(root, rng):
     """A tiny data folder, config and the upstream artefacts (folds, renders, predictions)."""
-    import yaml
-
     n_train, n_test, names = 45, 6, ["x", "y"]
     ids = [f"S{i:04d}" for i in range(n_train + n_test)]
     data = root / "data"
@@ -201,11 +200,12 @@ def _write_workflow_inputs(root, rng):
         data / "train_labels.csv", index=False)
     template = pd.DataFrame({"sample_id": ids[:n_train - 1:-1], "y": 0.5, "x": 0.5})
     template.to_csv(data / "submission_format.csv", index=False)
-    config = {"data": {"dir": "data"}, "workflow": {"shards": 2}, "folds": {"n_folds": 3},
-              "representations": {"r": {"n_mass": 4, "n_x": 8}},
-              "models": {"good": {"representation": "r"}, "weak": {"representation": "r"}},
-              "ensemble": {"selection": "greedy", "include_baselines": True}}
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    config = derived_config({
+        "data": {"dir": "data"}, "workflow": {"shards": 2}, "folds": {"n_folds": 3},
+        "representations": {"r": {"n_mass": 4, "n_x": 8}},
+        "models": {"good": {"representation": "r"}, "weak": {"representation": "r"}},
+        "ensemble": {"selection": "greedy", "include_baselines": True}, "tabular": {}})
+    write_config(root / "config.yaml", config)
     results = root / "results"
     (results / "render" / "r").mkdir(parents=True)
     folds = pd.DataFrame({"sample_id": ids[:n_train], "fold": np.arange(n_train) % 3})
@@ -232,19 +232,10 @@ def _write_workflow_inputs(root, rng):
 @pytest.mark.slow
 def test_ensemble_stage_runs_through_snakemake(tmp_path):
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
     template = _write_workflow_inputs(tmp_path, np.random.default_rng(0))
-    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
-                 "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "2",
-                 "--allowed-rules", "gather_model", "baseline", "ensemble", "submission",
-                 "--quiet", "all", "--"]
-    proc = subprocess.run([*snakemake, "results/submission.csv"], capture_output=True,
-                          text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    allowed = ("--allowed-rules", "gather_model", "baseline", "ensemble", "submission")
+    run_snakemake(tmp_path, "results/submission.csv", extra=(*allowed, "--quiet", "all"))
     sub = pd.read_csv(tmp_path / "results" / "submission.csv", dtype={"sample_id": str})
     assert list(sub.columns) == list(template.columns)
     assert list(sub["sample_id"]) == list(template["sample_id"])
@@ -259,9 +250,5 @@ def test_ensemble_stage_runs_through_snakemake(tmp_path):
     # a changed selection re-runs the ensemble and the submission only
     config = (tmp_path / "config.yaml").read_text().replace("selection: greedy", "selection: all")
     (tmp_path / "config.yaml").write_text(config)
-    dry = subprocess.run([*snakemake[:-3], "--dry-run", "--quiet", "rules", "--",
-                          "results/submission.csv"], capture_output=True, text=True, cwd=tmp_path)
-    assert dry.returncode == 0, dry.stdout + dry.stderr
-    stats = (dry.stdout + dry.stderr).split("Job stats:")[1].split("total")[0]
-    planned = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    planned = set(dry_run_jobs(tmp_path, "results/submission.csv", extra=allowed))
     assert planned == {"ensemble", "submission"}

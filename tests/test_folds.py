@@ -4,21 +4,17 @@ the file-level entry point and the Snakemake rule."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from spectrovision.data.demo import LABELS, load_spectra_library, plan_run, run_labels
 from spectrovision.errors import InputError
 from spectrovision.data.folds import (imbalance, iterative_stratification, make_folds,
                                  refine_by_moves, write_folds)
-
-REPO = Path(__file__).resolve().parents[1]
+from support import run_snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -129,19 +125,14 @@ def test_write_folds_names_the_bad_label_cell(tiny_mars2, tmp_path):
 
 
 def test_folds_rule_writes_the_library_folds_and_reruns_on_seed_change(tiny_config, tmp_path):
-    snakemake = str(Path(sys.executable).parent / "snakemake")
     target = Path(tiny_config["results"]) / "folds.csv"
     data = Path(tiny_config["data"]["dir"])
 
     def run(folds_seed: int | None, global_seed: int) -> str:
         cfg = dict(tiny_config, seed=global_seed,
                    folds={**tiny_config["folds"], "seed": folds_seed})
-        (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-        proc = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--configfile",
-                               str(tmp_path / "config.yaml"), "--directory", str(tmp_path),
-                               "--cores", "1", str(target)], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stderr
+        config = write_config(tmp_path / "config.yaml", cfg)
+        return run_snakemake(tmp_path, str(target), config=config, cores=1).stderr
 
     def library_folds(seed: int) -> pd.DataFrame:
         return write_folds(data / "metadata.csv",

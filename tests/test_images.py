@@ -6,15 +6,12 @@ model (metadata-only LightGBM, image-only CNN, CNN fused with metadata)."""
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from PIL import Image
 
 from spectrovision.ensemble.baselines import cross_fit, prior_fit_predict
@@ -31,6 +28,7 @@ from spectrovision.learn.predict import run_predict
 from spectrovision.ensemble.submission import probabilities
 from spectrovision.ensemble.tabular import GBMSettings, fit_tabular, metadata_features
 from spectrovision.learn.train import fold_metadata, load_trained, run_train
+from support import derived_config, run_snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = 1e-4
@@ -325,17 +323,16 @@ def test_prior_and_metadata_only_gbm_are_multiclass_members():
 
 def particles_config(data: Path) -> dict:
     meta = list(METADATA_COLUMNS)
-    config = yaml.safe_load((REPO / "config" / "particles.yaml").read_text())
-    config.update({
+    config = derived_config({
         "results": "results", "seed": 3,
-        "data": {**config["data"], "dir": str(data)},
+        "data": {"dir": str(data)},
         "workflow": {"shards": 2, "train_threads": 1},
         "representations": {"grey32": {"image_size": [32, 32], "channels": 1}},
         "folds": {"n_folds": 2, "seed": 3},
         "predict": {"tta_n_widths": 1, "batch_size": 32},
-    })
-    config["model_defaults"].update({"epochs": 2, "batch_size": 16, "warmup_epochs": 0,
-                                     "amp": False, "channels_last": False})
+        "model_defaults": {"epochs": 2, "batch_size": 16, "warmup_epochs": 0,
+                           "amp": False, "channels_last": False},
+    }, base=REPO / "config" / "particles.yaml")
     for model in config["models"].values():
         model["representation"] = "grey32"
     config["tabular"]["gbm_meta"]["n_estimators"] = 50
@@ -348,13 +345,10 @@ def particles_config(data: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # the whole particle workflow
 def test_the_particle_demo_trains_all_three_model_kinds(particles, tmp_path):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(particles_config(particles)))
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
-           "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "2",
-           "--quiet", "all"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    write_config(tmp_path / "config.yaml", particles_config(particles))
+    run_snakemake(tmp_path, extra=("--quiet", "all"))
     results = tmp_path / "results"
     scores = pd.read_csv(results / "ensemble" / "scores.csv")
     mean = scores[scores["label"] == "mean"].set_index("member")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from spectrovision.config.schema import validate_config
 from spectrovision.data.sheet import RunColumns, load_sample_sheet, run_columns
@@ -24,6 +22,7 @@ from spectrovision.data.ingest import (QC_COUNTS, QC_SCHEMA, ingest_run, ingest_
                                   summarize_qc, write_qc_summary)
 from spectrovision.io import write_parquet
 from spectrovision.render.runs import RenderSpec, read_run
+from support import derived_config, run_snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -364,14 +363,13 @@ def test_sheet_bad_derivatized_value_is_fatal(sheet_dir):
 
 # --- Snakemake: the ingest_shard + qc_summary rules ----------------------------------------
 def run_ingest_rules(workdir: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    config = {"data": {"layout": "mars2", "dir": str(data_dir)}, "workflow": {"shards": 2},
-              "representations": {"r": {"n_mass": 16, "n_x": 4}}, "models": {},
-              "baselines": []}
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
-           "--configfile", "config.yaml", "--directory", str(workdir), "--cores", "2",
-           "--allowed-rules", "ingest_shard", "qc_summary", "--", "results/qc/qc_summary.md"]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    config = derived_config({"data": {"layout": "mars2", "dir": str(data_dir)},
+                             "workflow": {"shards": 2},
+                             "representations": {"r": {"n_mass": 16, "n_x": 4}}, "models": {},
+                             "baselines": [], "tabular": {}})
+    write_config(workdir / "config.yaml", config)
+    return run_snakemake(workdir, "results/qc/qc_summary.md", check=False,
+                         extra=("--allowed-rules", "ingest_shard", "qc_summary"))
 
 
 @pytest.mark.slow

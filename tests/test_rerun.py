@@ -9,12 +9,10 @@ happens once per module.
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import datetime
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,10 @@ import pytest
 import yaml
 
 from spectrovision.provenance.lineage import build_lineage
+from support import (TINY_REPRESENTATION, dry_run, parse_dry_run, run_snakemake,
+                     tiny_workflow_config)
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 NEEDED_RULES = {"ingest.smk": "ingest", "train.smk": "train", "predict.smk": "predict",
                 "ensemble.smk": "ensemble"}
 REPORT_ON_RESULTS = {"report_training_curves", "report_scores", "report_calibration",
@@ -33,7 +32,7 @@ REPORT_ON_RESULTS = {"report_training_curves", "report_scores", "report_calibrat
 ENSEMBLE_ON = {"ensemble", "submission", "all"}
 N_FOLDS = 2
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # setup: the whole tiny run
 
 
 def rules_in(smk: str) -> set[str]:
@@ -55,26 +54,12 @@ RENDER_RULES = rules_in("render.smk")
 def tiny_config(data_dir: Path) -> dict[str, Any]:
     """The conftest tiny config (two models on one representation) plus a second, unused
     representation to show that editing one re-renders only it."""
+    config = tiny_workflow_config(data_dir, "results")
+    assert config["folds"]["n_folds"] == N_FOLDS
     return {
-        "results": "results",
-        "seed": 7,
-        "data": {"layout": "mars2", "dir": str(data_dir)},
-        "workflow": {"shards": 2, "train_threads": 1},
-        "representations": {
-            "tiny": {"n_mass": 64, "n_x": 32, "background_subtraction": True,
-                     "derivatized_channel": True},
-            "tiny_b": {"n_mass": 32, "n_x": 16},
-        },
-        "folds": {"n_folds": N_FOLDS, "seed": 7, "val_in_folds": True},
-        "model_defaults": {"epochs": 1, "batch_size": 8, "lr": 3.0e-3, "warmup_epochs": 0,
-                           "time_resize": [24, 40], "amp": False, "channels_last": False},
-        "models": {
-            "tiny_pool": {"representation": "tiny", "backbone": "resnet10t", "head": "pool"},
-            "tiny_timeavg": {"representation": "tiny", "backbone": "resnet10t",
-                             "head": "time_avg"},
-        },
-        "predict": {"tta_n_widths": 2, "tta_step": 8, "batch_size": 16},
-        "baseline_settings": {"benchmark_lr": {"time_bins": 4}},
+        **config,
+        "representations": {"tiny": dict(TINY_REPRESENTATION),
+                            "tiny_b": {"n_mass": 32, "n_x": 16}},
         # the analysis stages have their own test (tests/test_analysis.py)
         "explain": {"enabled": False},
         "embed": {"enabled": False},
@@ -92,14 +77,19 @@ def copy_workflow(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
+def copy_env(workdir: Path) -> dict[str, str]:
+    """Jobs of the workflow copy import the copy's library (its src/)."""
+    return {"PYTHONPATH": str(workdir / "src")}
+
+
 def snakemake(workdir: Path, *args: str, config: Path | None = None,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [SNAKEMAKE, "--cores", "2", "--directory", str(workdir), "-s",
-           str(workdir / "Snakefile"), "--configfile", str(config or workdir / "tiny.yaml"),
-           *args]
-    # the copy's own library (its src/), so that editing a module there is seen
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir,
-                          env={**os.environ, "PYTHONPATH": str(workdir / "src"), **(env or {})})
+    """Snakemake on the workflow copy in ``workdir`` (its Snakefile, tiny.yaml by default),
+    importing the copy's own library (its src/), so that editing a module there is seen;
+    a failing run raises with its output and logs."""
+    return run_snakemake(workdir, config=config or workdir / "tiny.yaml", extra=args,
+                         env={**copy_env(workdir), **(env or {})},
+                         snakefile=workdir / "Snakefile")
 
 
 @pytest.fixture(scope="module")
@@ -113,24 +103,8 @@ def completed_run(tiny_mars2: Path, tmp_path_factory: pytest.TempPathFactory) ->
     # two (fake) GPUs declared: the 4 train jobs lease devices (checked below)
     fake_gpus = {"SPECTROVISION_FAKE_GPUS": "2",
                  "SPECTROVISION_GPU_LOCK_DIR": str(workdir / "gpu-locks")}
-    proc = snakemake(workdir, "--resources", "gpu=2", "--quiet", "all", env=fake_gpus)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    snakemake(workdir, "--resources", "gpu=2", "--quiet", "all", env=fake_gpus)
     return workdir
-
-
-JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):\s*$")
-WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
-
-
-def parse_dry_run(text: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a ``snakemake -n`` printout plans."""
-    jobs: list[tuple[str, dict[str, str]]] = []
-    for line in text.splitlines():
-        if header := JOB_HEADER.match(line):
-            jobs.append((header.group(1), {}))
-        elif jobs and (wild := WILDCARDS.match(line)):
-            jobs[-1][1].update(dict(part.split("=", 1) for part in wild.group(1).split(", ")))
-    return jobs
 
 
 def planned_jobs(workdir: Path, config: dict[str, Any] | None = None
@@ -140,9 +114,8 @@ def planned_jobs(workdir: Path, config: dict[str, Any] | None = None
     if config is not None:
         path = workdir / "edited.yaml"
         path.write_text(yaml.safe_dump(config))
-    proc = snakemake(workdir, "--dry-run", config=path)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    return parse_dry_run(proc.stdout + proc.stderr)
+    return dry_run(workdir, config=path or workdir / "tiny.yaml",
+                   snakefile=workdir / "Snakefile", env=copy_env(workdir))
 
 
 def rule_counts(jobs: list[tuple[str, dict[str, str]]]) -> Counter[str]:

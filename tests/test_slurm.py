@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from support import JOB_HEADER, run_snakemake, snakemake_command, snakemake_env
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SLURM_LOCAL = REPO / "scripts" / "slurm_local.sh"
 SLURM_DIR = Path(os.environ.get("SLURM_LOCAL_DIR", "/var/tmp/spectrovision-slurm"))
 JOBCOMP = SLURM_DIR / "log" / "jobcomp.txt"
@@ -34,7 +33,6 @@ RUN_TIMEOUT_S = 600
 # Local cluster, no slurmdbd: states from squeue, and no 40 s wait before the first check.
 SLURM_ARGS = ("--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "2", "--jobs", "4")
-JOB_HEADER = re.compile(r"^(local)?rule (\w+):\s*$", re.M)
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) "
                        r"\(log: .*/slurm_logs/rule_(\w+)/")
 
@@ -58,14 +56,15 @@ def small_config(cfg: dict[str, Any], results: Path) -> dict[str, Any]:
 
 
 def command(workdir: Path, config: Path, *args: str) -> list[str]:
-    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(config), *args]
+    return snakemake_command(workdir, config=config, cores=None, extra=args)
 
 
 def snakemake(workdir: Path, config: Path, *args: str, timeout: float = RUN_TIMEOUT_S
               ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(workdir, config, *args), capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
+    """Snakemake with ``args`` as given (cores from them or the profile); the caller checks
+    the exit status."""
+    return run_snakemake(workdir, config=config, cores=None, extra=args, check=False,
+                         timeout=timeout)
 
 
 def target(workdir: Path) -> str:
@@ -183,7 +182,8 @@ def test_slurm_run_equals_local_run(slurm_cluster: Path, tiny_config: dict[str, 
     local = subprocess.Popen(
         [*command(local_dir, local_cfg, "--cores", "2", "--resources", "gpu=1"),
          "--", target(local_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        env=snakemake_env())
     start = time.monotonic()
     try:
         run = snakemake(slurm_dir, slurm_cfg, *profile, "--", target(slurm_dir))

@@ -177,24 +177,16 @@ def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
 
 @pytest.mark.slow
 def test_tabular_member_runs_through_snakemake_into_the_ensemble(tiny_config, tmp_path):
-    import subprocess
-    import sys
     from pathlib import Path
 
-    import yaml
+    from support import run_snakemake, write_config
 
-    repo = Path(__file__).resolve().parents[1]
     config = {**tiny_config, "models": {}, "baselines": ["prior"],
               "tabular": {"gbm": {"time_bins": 4, "metadata_columns": ["derivatized"],
                                   "n_estimators": 20, "min_child_samples": 2}}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
-                 "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "2",
-                 "--quiet", "all", "--"]
+    write_config(tmp_path / "config.yaml", config)
     results = Path(config["results"])
-    proc = subprocess.run([*snakemake, str(results / "ensemble" / "scores.csv")],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_snakemake(tmp_path, str(results / "ensemble" / "scores.csv"), extra=("--quiet", "all"))
     member = results / "members" / "gbm"
     for name in ("oof_logits.parquet", "test_logits.parquet", "shap_importance.csv",
                  "shap_summary.png"):
