@@ -18,7 +18,7 @@ import pytest
 from spectrovision.config.schema import validate_config
 from spectrovision.data.sheet import RunColumns, load_sample_sheet, run_columns
 from spectrovision.errors import InputError
-from spectrovision.data.ingest import (QC_COUNTS, QC_SCHEMA, ingest_run, ingest_shard, qc_table,
+from spectrovision.data.ingest import (QC_COUNTS, QC_DEFAULTS, QC_SCHEMA, ingest_run, ingest_shard, qc_table,
                                   summarize_qc, write_qc_summary)
 from spectrovision.io import write_parquet
 from spectrovision.render.runs import RenderSpec, read_run
@@ -147,6 +147,25 @@ def test_nonfinite_drop_removes_and_counts_the_rows(tmp_path):
     assert run["mass"].tolist() == [18, 32] and run["intensity"].tolist() == [100, 7]
     assert record["nonfinite_dropped"] == 3
     assert (record["n_rows_raw"], record["n_rows"]) == (5, 2)
+
+
+def test_values_are_checked_in_the_cached_float32(tmp_path):
+    path = run_file(tmp_path, "0.1,18,100\n0.2,28,3.5e38\n0.3,44,3e38\n")
+    err = fatal(path)  # 3.5e38 is finite as float64 but inf as float32
+    assert (err.row, err.column) == (3, "intensity") and "3.5e+38" in err.problem
+    run, record = ingest(path, nonfinite="drop")
+    assert record["nonfinite_dropped"] == 1 and np.isfinite(run["intensity"]).all()
+
+
+def test_qc_defaults_of_the_library_are_the_schema_defaults():
+    assert validate_config({"models": {}})["qc"] == QC_DEFAULTS
+
+
+def test_min_rows_counts_the_rows_left_after_cleaning(tmp_path):
+    path = run_file(tmp_path, "0.1,4,1\n0.2,18,2\n0.3,4,3\n")  # two helium rows
+    err = fatal(path)
+    assert "only 1 row(s) left" in err.problem and "2 at qc.drop_masses" in err.problem
+    assert ingest(path, min_rows=1)[1]["n_rows"] == 1
 
 
 # --- negative intensity --------------------------------------------------------------------

@@ -23,3 +23,15 @@ class InputError(ValueError):
 
 class ConfigError(ValueError):
     """The configuration is inconsistent; the message names the key and the fix."""
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: numbers plainly (``1e+39``, ``nan``, not
+    ``np.float64(1e+39)``), text quoted."""
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, (str, bytes)):
+        try:
+            value = item()
+        except (TypeError, ValueError):
+            pass
+    return repr(value)

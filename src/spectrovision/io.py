@@ -1,6 +1,9 @@
 """Atomic file output: write to a temporary name beside the target, then rename.
 
-An interrupted job never leaves a half-written file that looks complete.
+An interrupted job never leaves a half-written file that looks complete. The temporary is
+made private (``mkstemp``: mode 0600); the renamed result gets the mode a plain ``open``
+would give it under the user's umask (``0o666 & ~umask``, e.g. 0644 or group-writable 0664),
+so results on shared storage stay readable for the lab group.
 """
 
 from __future__ import annotations
@@ -17,12 +20,31 @@ import numpy as np
 import pandas as pd
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc where it can be read without changing it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def output_mode(directory: bool = False) -> int:
+    """The mode a new file (or folder) gets under the user's umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success.
 
     The temporary keeps the target's suffix so libraries that dispatch on it still work.
-    On an exception the temporary is removed and the target is left untouched.
+    On an exception the temporary is removed and the target is left untouched. The result
+    gets :func:`output_mode` (the temporary itself is private while it is written).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +54,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, output_mode(directory=tmp_path.is_dir()))
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -12,24 +12,34 @@ record, as the ``qc`` config says:
 problem                config                    handling
 =====================  ========================  =========================================
 missing / empty file   --                        fatal
-missing column         --                        fatal (lists found and expected columns)
+not a text CSV         --                        fatal (gzip, zip, UTF-16, binary: the kind,
+                                                 never the bytes)
+missing column         --                        fatal (lists found and expected columns;
+                                                 hints at ``;``/tab separators)
+spaces in header       --                        fatal (``time, mass``: names the column)
+ragged line            --                        fatal (names the line and its field count)
 non-numeric cell       --                        fatal (row, column and the bad value)
 md5 mismatch           ``check_md5``             fatal when checked (expected vs found)
 negative mass          --                        fatal (an m/z cannot be negative)
-NaN / inf / empty      ``nonfinite``             ``error`` or ``drop`` (counted)
+NaN / inf / empty      ``nonfinite``             ``error`` or ``drop`` (counted); checked
+                                                 after the cast to float32, so 1e39 counts
 negative intensity     ``negative_intensity``    ``clip`` to 0, ``keep``, or ``error``
 unsorted time          ``unsorted_time``         ``sort`` (counted) or ``error``
 fractional m/z         ``fractional_mass``       ``round`` (counted) or ``error``
 carrier-gas masses     ``drop_masses``           removed (counted)
 m/z above max          ``max_mass``              removed (counted)
+too few rows left      ``min_rows``              fatal (never an all-zero image)
 =====================  ========================  =========================================
 
-Row numbers in messages are line numbers of the file (the header is line 1).
+Row numbers in messages are line numbers of the file (the header is line 1). The table
+of every kind of bad input, sample sheet included, is docs/input-errors.md.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,8 +54,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .sheet import LAYOUT_COLUMNS, RunColumns
-from ..errors import InputError
+from ..errors import InputError, shown
 from ..io import atomic_path, write_parquet, write_text
+from ..provenance.records import provenance_path
 
 PathLike = str | os.PathLike[str]
 LOG = logging.getLogger(__name__)
@@ -60,6 +71,7 @@ QC_DEFAULTS: dict[str, Any] = {
     "max_mass": 1000,
     "unsorted_time": "sort",
     "nonfinite": "error",
+    "min_rows": 2,
 }
 
 # Tolerated problems: the QC count column and what its handling means (for the summary).
@@ -93,7 +105,12 @@ def read_raw_bytes(path: Path) -> bytes:
         raise InputError(path, "run file not found",
                          "check features_path in the metadata and that the file was copied "
                          "completely into data.dir")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # permission denied, a folder, an unreadable mount, ...
+        raise InputError(path, f"run file cannot be read ({exc.strerror or exc})",
+                         "check that the file is readable by you (permissions) and is a "
+                         "plain file") from None
     if not data or data.isspace():  # = not data.strip(), without copying the file
         raise InputError(path, "run file is empty (0 bytes)",
                          "re-export or re-download this run, or remove the sample from the "
@@ -119,11 +136,56 @@ def file_digests(data: bytes) -> tuple[str, str]:
     return hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
 
 
+# Leading bytes of files that are not text, and what to tell the user they are.
+NOT_TEXT_MAGIC: dict[bytes, str] = {
+    b"\x1f\x8b": "gzip-compressed data: decompress it (gunzip)",
+    b"PK\x03\x04": "a zip archive: extract the CSV from it",
+    b"BZh": "bzip2-compressed data: decompress it (bunzip2)",
+    b"\xfd7zXZ\x00": "xz-compressed data: decompress it (unxz)",
+    b"\xff\xfe": "UTF-16 text: save it as UTF-8",
+    b"\xfe\xff": "UTF-16 text: save it as UTF-8",
+    b"PAR1": "a Parquet file: write the run as CSV",
+}
+TEXT_PROBE_BYTES = 4096
+
+
+def check_text(path: Path, data: bytes) -> None:
+    """A run file is UTF-8 text, else an InputError saying what it looks like (the bytes are
+    never shown: they would flood the message and the job log)."""
+    head = data[:TEXT_PROBE_BYTES]
+    kind = next((what for magic, what in NOT_TEXT_MAGIC.items() if head.startswith(magic)),
+                None)
+    if kind is None and b"\x00" in head:
+        kind = ("UTF-16 text: save it as UTF-8" if head[1::2].count(0) > len(head) // 4
+                or head[0::2].count(0) > len(head) // 4 else "binary data")
+    if kind is None:
+        end = head.find(b"\n")
+        try:
+            head[:end if end >= 0 else len(head)].decode("utf-8-sig")
+        except UnicodeDecodeError:
+            kind = "not UTF-8 text (its header line is not UTF-8): save it as UTF-8"
+    if kind is not None:
+        what, _, todo = kind.partition(": ")
+        raise InputError(path, f"not a text CSV: the file is {what}",
+                         f"{todo + ', or ' if todo else ''}point features_path at the run's "
+                         "comma-separated UTF-8 text file", row=1)
+
+
+def header_line(data: bytes) -> str:
+    """The first line of a CSV (BOM and line end removed)."""
+    end = data.find(b"\n")
+    return data[:end if end >= 0 else len(data)].decode("utf-8-sig", errors="replace")
+
+
 def header_columns(data: bytes) -> list[str]:
     """Column names on the first line of a CSV."""
-    end = data.find(b"\n")
-    first = data[:end if end >= 0 else len(data)].decode("utf-8-sig", errors="replace").strip()
-    return [name.strip().strip('"') for name in first.split(",")]
+    return [name.strip().strip('"') for name in header_line(data).strip().split(",")]
+
+
+def listed(names: Sequence[str], limit: int = 12, width: int = 40) -> str:
+    """Column names for a message: at most ``limit`` of them, each cut at ``width``."""
+    shown_names = [n if len(n) <= width else n[:width] + "..." for n in names[:limit]]
+    return str(shown_names) + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
 
 
 def wanted_columns(columns: RunColumns) -> dict[str, str]:
@@ -140,15 +202,37 @@ def check_columns(path: Path, found: Sequence[str], columns: RunColumns) -> None
     missing = [name for name in expected if name not in found]
     if not missing:
         return
+    for sep, sep_name in ((";", "semicolon"), ("\t", "tab"), ("|", "'|'")):
+        if len(found) == 1 and set(expected) <= {n.strip().strip('"') for n in
+                                                 found[0].split(sep)}:
+            raise InputError(path, f"the header is {sep_name}-separated ({listed(found)}); run "
+                             "files must be comma-separated", "re-export the file with commas "
+                             "between the values (e.g. pandas to_csv(sep=',')), keeping '.' as "
+                             "the decimal point", row=1)
     hint = ""
     for layout, names in LAYOUT_COLUMNS.items():
         layout_names = [n for n in names.values() if n is not None]
         if layout != "generic" and set(layout_names) <= set(found):
             hint = f" (the columns look like the {layout} layout: set data.layout: {layout})"
             break
-    raise InputError(path, f"column(s) {missing} not found: the file has columns {list(found)}, "
-                     f"expected {expected}", "rename the columns in the file, or name the file's "
-                     f"columns in data.columns{hint}", row=1, column=missing[0])
+    raise InputError(path, f"column(s) {missing} not found: the file has columns "
+                     f"{listed(found)}, expected {expected}", "rename the columns in the file, or "
+                     f"name the file's columns in data.columns{hint}", row=1, column=missing[0])
+
+
+def check_header_spacing(path: Path, data: bytes, columns: RunColumns) -> None:
+    """A column name with spaces around it in the header (``time, mass``) is an InputError
+    naming it: the parser keeps the spaces, so the column would not be found by name."""
+    raw = [name.strip("\r\n").strip('"') for name in header_line(data).split(",")]
+    for name in wanted_columns(columns).values():
+        if name in raw:
+            continue
+        spaced = next((r for r in raw if r.strip().strip('"') == name), None)
+        if spaced is not None:
+            raise InputError(path, f"header cell {spaced!r} has spaces around the column name "
+                             f"{name!r}", "write the header without spaces around the names "
+                             f"(e.g. {','.join(wanted_columns(columns).values())})",
+                             row=1, column=name)
 
 
 def parse_csv(path: Path, data: bytes, names: Iterable[str]) -> pa.Table:
@@ -158,9 +242,20 @@ def parse_csv(path: Path, data: bytes, names: Iterable[str]) -> pa.Table:
                                    include_columns=names)
     try:
         return pacsv.read_csv(pa.BufferReader(data), convert_options=convert)
-    except pa.ArrowInvalid as exc:
+    except pa.ArrowException as exc:
         raise_bad_cell(path, data, names, exc)
         raise  # unreachable: raise_bad_cell always raises
+
+
+def ragged_line(data: bytes) -> tuple[int, int, int] | None:
+    """(line, its number of fields, the header's) of the first non-empty line whose number
+    of fields differs from the header's; None when every line has as many."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=""))
+    n_header = len(next(reader, []))
+    for fields in reader:
+        if fields and len(fields) != n_header:
+            return reader.line_num, len(fields), n_header
+    return None
 
 
 def raise_bad_cell(path: Path, data: bytes, names: Sequence[str], exc: Exception) -> None:
@@ -168,8 +263,15 @@ def raise_bad_cell(path: Path, data: bytes, names: Sequence[str], exc: Exception
     try:
         raw = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, include_columns=names))
-    except pa.ArrowInvalid as exc2:  # malformed line: wrong number of fields, etc.
-        raise InputError(path, f"the file is not a well-formed CSV ({exc2})",
+    except pa.ArrowException as exc2:  # malformed line: wrong number of fields, etc.
+        ragged = ragged_line(data)
+        if ragged is not None:
+            line, n_fields, n_header = ragged
+            raise InputError(path, f"the file is not a well-formed CSV: line {line} has "
+                             f"{n_fields} value(s), the header has {n_header}",
+                             "fix or re-export the file: every line needs one value per "
+                             "column", row=line) from None
+        raise InputError(path, f"the file is not a well-formed CSV ({str(exc2)[:200]})",
                          "fix or re-export the file: every line needs one value per column"
                          ) from None
     for name in names:
@@ -182,7 +284,7 @@ def raise_bad_cell(path: Path, data: bytes, names: Sequence[str], exc: Exception
             raise InputError(path, f"non-numeric value {text.iloc[row]!r}",
                              "correct or remove that value (numbers only; write empty or "
                              "NaN for a missing value)", row=row + 2, column=name)
-    raise InputError(path, f"could not parse the file ({exc})",
+    raise InputError(path, f"could not parse the file ({str(exc)[:200]})",
                      "check that it is a comma-separated file with a header line") from None
 
 
@@ -191,18 +293,34 @@ def first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 2
 
 
+CACHED_FLOAT = np.float32  # the cached dtype of time, intensity and temp
+
+
+def cached_finite(key: str, values: np.ndarray) -> np.ndarray:
+    """Mask of values that stay finite in the cache: after the cast to float32 for time,
+    intensity and temp (1e39 is finite as float64 but inf as float32); mass as read."""
+    if key == "mass":
+        return np.isfinite(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.isfinite(values.astype(CACHED_FLOAT))
+
+
 def nonfinite_rows(path: Path, arrays: Mapping[str, np.ndarray], file_names: Mapping[str, str],
                    how: str) -> np.ndarray:
-    """Row mask of NaN/inf/empty cells; an InputError when ``how`` is ``error`` naming the
-    first such row of the file (and its first such column) and the count of such rows."""
-    masks = {key: ~np.isfinite(values) for key, values in arrays.items()}
+    """Row mask of NaN/inf/empty cells and of values beyond the cached float32's range; an
+    InputError when ``how`` is ``error`` naming the first such row of the file (and its
+    first such column) and the count of such rows."""
+    masks = {key: ~cached_finite(key, values) for key, values in arrays.items()}
     bad = np.logical_or.reduce(list(masks.values()))
     if how == "error" and bad.any():
         row = int(np.flatnonzero(bad)[0])
         key = next(k for k, mask in masks.items() if mask[row])
+        value = arrays[key][row]
+        beyond = (f", too large for the cache's float32 (largest "
+                  f"{float(np.finfo(CACHED_FLOAT).max):.4g})" if np.isfinite(value) else "")
         raise InputError(path, f"{int(bad.sum())} row(s) with a NaN, inf or empty value, the "
-                         f"first is {arrays[key][row]!r}", "fill in or remove those rows, or "
-                         "set qc.nonfinite: drop to drop them", row=row + 2,
+                         f"first is {shown(value)}{beyond}", "fill in, correct or remove those "
+                         "rows, or set qc.nonfinite: drop to drop them", row=row + 2,
                          column=file_names[key])
     return bad
 
@@ -224,7 +342,7 @@ def clean_intensity(path: Path, intensity: np.ndarray, column: str, how: str
     n_negative = int(negative.sum())
     if n_negative and how == "error":
         raise InputError(path, f"{n_negative} negative intensities, the first is "
-                         f"{intensity[negative][0]!r}", "set qc.negative_intensity: clip (to 0) "
+                         f"{shown(intensity[negative][0])}", "set qc.negative_intensity: clip (to 0) "
                          "or keep", row=first_row(negative), column=column)
     if n_negative and how == "clip":
         intensity = np.maximum(intensity, 0.0)
@@ -236,7 +354,7 @@ def round_masses(path: Path, mass: np.ndarray, column: str, how: str
     """Round m/z to integers per ``qc.fractional_mass``; return (rounded float64, count)."""
     if mass.size and mass.min() < 0:
         negative = mass < 0
-        raise InputError(path, f"negative m/z {mass[negative][0]!r}", "an m/z cannot be "
+        raise InputError(path, f"negative m/z {shown(mass[negative][0])}", "an m/z cannot be "
                          "negative: check the column mapping (data.columns) and the file",
                          row=first_row(negative), column=column)
     rounded = np.rint(mass)
@@ -244,7 +362,7 @@ def round_masses(path: Path, mass: np.ndarray, column: str, how: str
     n_fractional = int(fractional.sum())
     if n_fractional and how == "error":
         raise InputError(path, f"{n_fractional} fractional m/z values, the first is "
-                         f"{mass[fractional][0]!r}", "set qc.fractional_mass: round",
+                         f"{shown(mass[fractional][0])}", "set qc.fractional_mass: round",
                          row=first_row(fractional), column=column)
     return rounded, n_fractional
 
@@ -259,7 +377,7 @@ def time_order(path: Path, time: np.ndarray, column: str, how: str
     if how == "error":
         row = int(np.flatnonzero(backwards)[0]) + 1
         raise InputError(path, f"{n_backwards} rows go back in time, the first is time "
-                         f"{time[row]!r} after {time[row - 1]!r}",
+                         f"{shown(time[row])} after {shown(time[row - 1])}",
                          "sort the file by time, or set qc.unsorted_time: sort",
                          row=row + 2, column=column)
     return np.argsort(time, kind="stable"), n_backwards
@@ -282,6 +400,8 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
     with ThreadPoolExecutor(max_workers=1) as pool:  # hashlib frees the GIL: hash while parsing
         digests = pool.submit(file_digests, data)
         try:
+            check_text(path, data)
+            check_header_spacing(path, data, columns)
             check_columns(path, header_columns(data), columns)
             table = parse_csv(path, data, file_names.values())
         except InputError:  # a checksum mismatch explains a bad file: report that first
@@ -314,10 +434,24 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
     record["above_max_mass"] = int(above.sum())
     run = cached_run(arrays, ~(dropped | above), order)
     record["n_rows"] = len(run)
+    check_min_rows(path, record, int(qc["min_rows"]))
     record["md5_ok"] = md5_ok
     record["md5"] = md5
     record["sha256"] = sha256
     return run, record
+
+
+def check_min_rows(path: Path, record: Mapping[str, Any], min_rows: int) -> None:
+    """A run with fewer than ``min_rows`` rows left after cleaning is an InputError saying
+    where its rows went (it would render as an (almost) all-zero image)."""
+    if record["n_rows"] >= min_rows:
+        return
+    raise InputError(path, f"only {record['n_rows']} row(s) left after cleaning, fewer than "
+                     f"qc.min_rows = {min_rows} ({record['n_rows_raw']} read, "
+                     f"{record['nonfinite_dropped']} non-finite dropped, "
+                     f"{record['dropped_mass']} at qc.drop_masses, {record['above_max_mass']} "
+                     "above qc.max_mass)", "check the file and the qc settings, remove the "
+                     "sample from the metadata, or lower qc.min_rows")
 
 
 def cached_run(arrays: Mapping[str, np.ndarray], keep: np.ndarray,
@@ -353,12 +487,32 @@ def ingest_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike, qc_out
             run, qc_record = ingest_run(rec["features_path"], columns, qc_cfg, expected)
         except InputError as exc:  # into the job's log too, not only the traceback
             LOG.error("sample %s: %s", rec["sample_id"], exc)
+            discard_stale_qc(out_dir, qc_out_path)
             raise
         write_run(out_dir / f"{rec['sample_id']}.parquet", run)
         rows.append({"sample_id": str(rec["sample_id"]), **qc_record})
     table = qc_table(rows)
     write_parquet(qc_out_path, table, schema=QC_SCHEMA)
     return table
+
+
+# The combined QC outputs beside the shard QC tables (the qc_summary rule's outputs).
+COMBINED_QC_FILES = ("qc.parquet", "qc_summary.md")
+
+
+def discard_stale_qc(out_dir: PathLike, qc_out_path: PathLike) -> list[Path]:
+    """After a failed ingest: remove what earlier runs left that would now describe other
+    data (the combined QC table and summary beside ``qc_out_path``, whose "No findings" no
+    longer holds) and the provenance sidecars of this shard's outputs and of those files
+    (Snakemake deletes a failed job's outputs, not their sidecars). Returns what it removed."""
+    qc_dir = Path(qc_out_path).parent
+    stale = [qc_dir / name for name in COMBINED_QC_FILES]
+    stale += [provenance_path(p) for p in (out_dir, qc_out_path, *stale)]
+    removed = [p for p in stale if p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+        LOG.info("removed stale %s (ingest failed)", path)
+    return removed
 
 
 def qc_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

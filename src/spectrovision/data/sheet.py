@@ -9,15 +9,16 @@ Layouts (config ``data.layout``):
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, shown
 
 LAYOUT_COLUMNS: dict[str, dict[str, str | None]] = {
     "mars2": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
@@ -58,7 +59,9 @@ def shard_of(sample_id: str, n_shards: int) -> int:
 
 
 SAFE_SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_SAMPLE_ID_LENGTH = 128  # per-sample files are named {sample_id}.parquet/.npy (limit 255)
 TRAIN_SPLIT = "train"
+KNOWN_SPLITS = (TRAIN_SPLIT, "val", "test")
 
 
 def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
@@ -69,9 +72,13 @@ def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
     which the QC summary lists.
 
     Checked here, at parse time, each naming file, row and column: the metadata file and
-    its required columns exist; sample_id is unique and usable as a file name; split and
-    features_path are filled in; ``derivatized`` is 1, 0 or empty; label files have unique
-    sample ids, only known samples and numeric, filled-in labels.
+    its required columns exist; sample_id is unique, usable as a file name and at most
+    :data:`MAX_SAMPLE_ID_LENGTH` characters; split is one of :data:`KNOWN_SPLITS` exactly;
+    features_path is filled in and lies inside ``data.dir`` (or one of ``data.extra_roots``)
+    after resolving symlinks, checked without opening the file; ``derivatized`` is 1, 0 or
+    empty; label files have unique sample ids, only known samples and 0/1 labels (task
+    multiclass: exactly one 1 per row); the submission format, when configured and present,
+    names each sample of the metadata at most once.
 
     Unlabelled samples: a sample in split ``train`` without labels is an error (it is
     meant to be trained on; a missing label row is a data bug). A sample of any other split
@@ -83,11 +90,13 @@ def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
     root = Path(data_cfg["dir"])
     meta_path = root / data_cfg.get("metadata_file", "metadata.csv")
     meta = read_metadata(meta_path, root)
+    features = contained_paths(meta_path, meta, root, data_cfg.get("extra_roots") or ())
     labels = load_labels(config, set(meta["sample_id"]))
+    check_submission_ids(data_cfg, root, set(meta["sample_id"]))
     sheet = pd.DataFrame({
         "sample_id": meta["sample_id"],
         "split": meta["split"],
-        "features_path": [str((root / p).resolve()) for p in meta["features_path"]],
+        "features_path": features,
         "md5": pd.Series(md5_column(meta), dtype=object),
     })
     meta_cols = data_cfg.get("metadata_columns")
@@ -117,8 +126,8 @@ def read_metadata(meta_path: Path, root: Path) -> pd.DataFrame:
         raise InputError(meta_path, "metadata file not found",
                          "point data.dir at the data folder, or run `spectrovision demo-data "
                          f"--out {root}` to generate the demo data set")
-    meta = pd.read_csv(meta_path, dtype={"sample_id": str, "split": str, "features_path": str,
-                                         "features_md5_hash": str})
+    meta = read_table(meta_path, {"sample_id": str, "split": str, "features_path": str,
+                                  "features_md5_hash": str})
     for col in ("sample_id", "split", "features_path"):
         if col not in meta.columns:
             raise InputError(meta_path, f"required column '{col}' is missing (columns: "
@@ -130,8 +139,82 @@ def read_metadata(meta_path: Path, root: Path) -> pd.DataFrame:
         raise InputError(meta_path, f"sample_id {meta['sample_id'].iloc[row]!r} cannot be a "
                          "file name", "use letters, digits, '_', '.' and '-' only",
                          row=row + 2, column="sample_id")
+    long = meta["sample_id"].str.len() > MAX_SAMPLE_ID_LENGTH
+    if long.any():
+        row = int(long.to_numpy().nonzero()[0][0])
+        raise InputError(meta_path, f"sample_id of {len(meta['sample_id'].iloc[row])} "
+                         f"characters ({meta['sample_id'].iloc[row][:40]}...) is longer than "
+                         f"{MAX_SAMPLE_ID_LENGTH}", f"use ids of at most {MAX_SAMPLE_ID_LENGTH} "
+                         "characters (they name the cached files)", row=row + 2,
+                         column="sample_id")
     require_unique(meta_path, meta["sample_id"], "give every sample a unique sample_id")
+    check_splits(meta_path, meta["split"])
     return meta
+
+
+def read_table(path: Path, dtype: Any) -> pd.DataFrame:
+    """A CSV table of the data folder; one that cannot be read as CSV text is an InputError
+    naming it (not a pandas traceback)."""
+    try:
+        return pd.read_csv(path, dtype=dtype)
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text (binary, compressed or UTF-16?)"
+    except pd.errors.EmptyDataError:
+        problem = "is empty"
+    except pd.errors.ParserError as exc:
+        problem = f"is not a well-formed CSV ({str(exc).strip()[:200]})"
+    raise InputError(path, problem, "save it as a comma-separated UTF-8 text file with a "
+                     "header line and one value per column on every line")
+
+
+def check_splits(meta_path: Path, splits: pd.Series) -> None:
+    """Every split is exactly one of :data:`KNOWN_SPLITS`, else an InputError naming the row
+    (``Train`` or ``train `` would otherwise silently be an unlabelled test sample)."""
+    bad = ~splits.isin(KNOWN_SPLITS)
+    if not bad.any():
+        return
+    row = int(bad.to_numpy().nonzero()[0][0])
+    value = splits.iloc[row]
+    near = value.strip().lower()
+    fix = (f"write it exactly as '{near}' (lower case, no spaces)" if near in KNOWN_SPLITS
+           else "use train (labelled, trained on), val (validation) or test (predicted)")
+    raise InputError(meta_path, f"split {value!r} is not one of {', '.join(KNOWN_SPLITS)} "
+                     f"({int(bad.sum())} such rows)", fix, row=row + 2, column="split")
+
+
+def contained_paths(meta_path: Path, meta: pd.DataFrame, root: Path,
+                    extra_roots: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Each sample's features_path, absolute with symlinks resolved; one that resolves outside
+    ``root`` and every ``extra_roots`` folder (an absolute path elsewhere, ``..``, a symlink
+    pointing out) or into a symlink loop is an InputError naming the row and sample. Only
+    links are followed (no file is opened), so a refused file is never read."""
+    roots = [resolved(meta_path, root, "data.dir")]
+    roots += [resolved(meta_path, Path(extra), "data.extra_roots") for extra in extra_roots]
+    out = []
+    for row, (sample_id, rel) in enumerate(zip(meta["sample_id"], meta["features_path"])):
+        where = {"row": row + 2, "column": "features_path"}
+        try:
+            path = (root / rel).resolve()
+        except (RuntimeError, OSError) as exc:  # RuntimeError: symlink loop (Python < 3.13)
+            raise InputError(meta_path, f"features_path {rel!r} of sample '{sample_id}' cannot "
+                             f"be resolved: a symlink loop or unreadable link ({exc})",
+                             "replace the link by the run file itself", **where) from None
+        if not any(path.is_relative_to(folder) for folder in roots):
+            raise InputError(meta_path, f"features_path {rel!r} of sample '{sample_id}' lies "
+                             f"outside data.dir ({roots[0]}): it resolves to {path}",
+                             "copy the file into data.dir and name it relative to data.dir, "
+                             "or list its folder in data.extra_roots", **where)
+        out.append(str(path))
+    return out
+
+
+def resolved(meta_path: Path, folder: Path, key: str) -> Path:
+    """A data folder, absolute with symlinks resolved (a loop is an InputError naming ``key``)."""
+    try:
+        return folder.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise InputError(meta_path, f"{key} folder {str(folder)!r} cannot be resolved ({exc})",
+                         f"point {key} at a real folder") from None
 
 
 def require_filled(path: Path, values: pd.Series, column: str) -> None:
@@ -195,8 +278,9 @@ def unlabelled_findings(meta_path: Path, sheet: pd.DataFrame) -> dict[str, list[
 def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
     """Concatenate the label files that exist; the first file fixes label names and order.
 
-    Each file needs a ``sample_id`` column, the same label columns, numeric filled-in
-    values, and only sample ids of the metadata; no sample may have two label rows.
+    Each file needs a ``sample_id`` column, the same label columns, 0/1 filled-in values
+    (``task: multiclass``: exactly one 1 per row), and only sample ids of the metadata; no
+    sample may have two label rows.
     """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
@@ -207,6 +291,8 @@ def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
         if not path.exists():
             continue
         table = read_label_file(path, known)
+        if config.get("task") == "multiclass":
+            check_one_hot(path, table)
         cols = list(table.columns)
         if names is None:
             names = cols
@@ -229,7 +315,7 @@ def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
 
 def read_label_file(path: Path, known: set[str]) -> pd.DataFrame:
     """One label file, indexed by sample_id, with its checks done."""
-    table = pd.read_csv(path, dtype={"sample_id": str})
+    table = read_table(path, {"sample_id": str})
     if "sample_id" not in table.columns:
         raise InputError(path, f"no 'sample_id' column (columns: {list(table.columns)})",
                          "name the id column sample_id", row=1, column="sample_id")
@@ -245,11 +331,53 @@ def read_label_file(path: Path, known: set[str]) -> pd.DataFrame:
         values = pd.to_numeric(table[col], errors="coerce")
         if values.isna().any():
             row = int(values.isna().to_numpy().nonzero()[0][0])
-            raise InputError(path, f"label value {table[col].iloc[row]!r} is empty or not a "
-                             "number", "write 0 or 1 (or the class value) in every label cell",
+            raise InputError(path, f"label value {shown(table[col].iloc[row])} is empty or "
+                             "not a number", "write 0 or 1 (or the class value) in every label "
+                             "cell", row=row + 2, column=col)
+        binary = values.isin([0, 1])
+        if not binary.all():
+            row = int((~binary).to_numpy().nonzero()[0][0])
+            raise InputError(path, f"label value {shown(table[col].iloc[row])} is not 0 or 1 "
+                             f"({int((~binary).sum())} such rows in this column)",
+                             "write 1 where the sample has the label and 0 where it has not "
+                             "(multiclass: one-hot columns, one per class)",
                              row=row + 2, column=col)
         table[col] = values
     return table.set_index("sample_id")
+
+
+def check_one_hot(path: Path, table: pd.DataFrame) -> None:
+    """Multiclass labels: exactly one 1 per row (0/1 values already checked)."""
+    ones = table.sum(axis=1).to_numpy()
+    bad = ones != 1
+    if bad.any():
+        row = int(bad.nonzero()[0][0])
+        raise InputError(path, f"sample '{table.index[row]}' has {int(ones[row])} classes set "
+                         f"to 1 ({int(bad.sum())} such rows); task multiclass needs exactly one",
+                         "set exactly one class column to 1 in every row, or use task: "
+                         "multilabel", row=row + 2, column="sample_id")
+
+
+def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str]) -> None:
+    """The submission format (when configured and present) names only samples of the
+    metadata, each once; otherwise the submission step would fail after training."""
+    name = data_cfg.get("submission_format")
+    path = root / name if name else None
+    if path is None or not path.exists():
+        return
+    table = read_table(path, str)
+    if table.shape[1] < 2:
+        return  # the submission step explains a template without label columns
+    id_col = table.columns[0]
+    ids = table[id_col].astype(str)
+    unknown = ~ids.isin(known)
+    if unknown.any():
+        row = int(unknown.to_numpy().nonzero()[0][0])
+        raise InputError(path, f"sample id {ids.iloc[row]!r} is not in the metadata "
+                         f"({int(unknown.sum())} such rows)", "add those samples to the "
+                         "metadata, remove their rows, or set data.submission_format: null",
+                         row=row + 2, column=str(id_col))
+    require_unique(path, ids, "keep one row per sample in the submission format")
 
 
 def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
