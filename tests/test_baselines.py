@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.ensemble.baselines import (coarse_time_features, conditional_prior_fit_predict,
-                                     cross_fit, group_column, load_stack_features,
-                                     logistic_fit_predict, prior_fit_predict)
+from spectrovision.ensemble.baselines import (REGISTRY, Baseline, BenchmarkLR, ConditionalPrior,
+                                              Prior, baseline_class, baseline_representation,
+                                              group_column, register_baseline, run_baseline)
+from spectrovision.ensemble.members import coarse_time_features, cross_fit, load_stack_features
 from spectrovision.data.sheet import sample_sheet
 from spectrovision.errors import InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
@@ -40,7 +41,7 @@ def _oof_loss(oof, labels):
 
 def test_prior_predicts_the_training_fold_prevalence():
     ids, _, _, labels, folds, test_ids = _data()
-    oof, test = cross_fit(prior_fit_predict(), ids, labels, folds, test_ids, LABELS, CLIP)
+    oof, test = cross_fit(Prior(), ids, labels, folds, test_ids, LABELS, CLIP)
     assert len(oof) == int((folds["fold"] >= 0).sum()) and "fold" in oof.columns
     row = oof.iloc[0]
     train = folds.loc[folds["fold"] != row["fold"], "sample_id"]
@@ -55,8 +56,8 @@ def test_prior_predicts_the_training_fold_prevalence():
 
 def test_conditional_prior_beats_prior_when_metadata_predicts_a_label():
     ids, group, _, labels, folds, test_ids = _data()
-    prior, _ = cross_fit(prior_fit_predict(), ids, labels, folds, test_ids, LABELS, CLIP)
-    cond, _ = cross_fit(conditional_prior_fit_predict(group, smoothing=2.0), ids, labels,
+    prior, _ = cross_fit(Prior(), ids, labels, folds, test_ids, LABELS, CLIP)
+    cond, _ = cross_fit(ConditionalPrior(group, smoothing=2.0), ids, labels,
                         folds, test_ids, LABELS, CLIP)
     assert _oof_loss(cond, labels) < _oof_loss(prior, labels) - 0.1
 
@@ -64,8 +65,8 @@ def test_conditional_prior_beats_prior_when_metadata_predicts_a_label():
 def test_conditional_prior_shrinks_toward_the_prior_and_handles_unseen_groups():
     groups = ["x", "x", "y", "z"]
     y = np.array([[1.0], [1.0], [0.0]])
-    heavy = conditional_prior_fit_predict(groups, smoothing=1e9)(np.arange(3), y, np.arange(4))
-    light = conditional_prior_fit_predict(groups, smoothing=0.0)(np.arange(3), y, np.arange(4))
+    heavy = ConditionalPrior(groups, smoothing=1e9).fit_predict(np.arange(3), y, np.arange(4))
+    light = ConditionalPrior(groups, smoothing=0.0).fit_predict(np.arange(3), y, np.arange(4))
     np.testing.assert_allclose(heavy[:, 0], 2 / 3, rtol=1e-6)
     np.testing.assert_allclose(light[:, 0], [1.0, 1.0, 0.0, 2 / 3])
 
@@ -103,9 +104,9 @@ def test_benchmark_lr_beats_prior_when_the_image_carries_the_signal(tmp_path):
         paths.append((tmp_path / f"stack_{k}.npy", tmp_path / f"stack_{k}.csv"))
     features = load_stack_features([p for p, _ in paths], [c for _, c in paths], 4, ids)
     np.testing.assert_array_equal(features, coarse_time_features(stack, 4))
-    lr, test = cross_fit(logistic_fit_predict(features, c=1.0), ids, labels, folds, test_ids,
+    lr, test = cross_fit(BenchmarkLR(features, c=1.0), ids, labels, folds, test_ids,
                          LABELS, CLIP)
-    prior, _ = cross_fit(prior_fit_predict(), ids, labels, folds, test_ids, LABELS, CLIP)
+    prior, _ = cross_fit(Prior(), ids, labels, folds, test_ids, LABELS, CLIP)
     yb = labels.loc[lr["sample_id"], ["b"]].to_numpy()
     loss_lr = mean_log_loss(yb, sigmoid(lr[["b"]].to_numpy()))
     loss_prior = mean_log_loss(yb, sigmoid(prior[["b"]].to_numpy()))
@@ -135,8 +136,8 @@ def test_conditional_prior_on_derivatized_beats_prior_on_real_mars2_labels():
     folds = pd.DataFrame({"sample_id": labels.index, "fold": np.arange(len(labels)) % 5})
     test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
     losses = {}
-    for name, fit_predict in (("prior", prior_fit_predict()),
-                              ("conditional", conditional_prior_fit_predict(
+    for name, fit_predict in (("prior", Prior()),
+                              ("conditional", ConditionalPrior(
                                   sheet["derivatized"].tolist(), smoothing=10.0))):
         oof, test = cross_fit(fit_predict, list(sheet["sample_id"]), labels, folds, test_ids,
                               names, CLIP)
@@ -144,3 +145,72 @@ def test_conditional_prior_on_derivatized_beats_prior_on_real_mars2_labels():
         y = labels.loc[oof["sample_id"], names].to_numpy()
         losses[name] = mean_log_loss(y, sigmoid(oof[names].to_numpy()))
     assert losses["conditional"] < losses["prior"] - 0.01
+
+
+# --- the registry: a new baseline is one registered class ---------------------------------
+
+@pytest.fixture
+def throwaway_baseline(monkeypatch):
+    """A baseline registered for one test only (the registry is restored afterwards)."""
+    monkeypatch.setattr("spectrovision.ensemble.baselines.REGISTRY", dict(REGISTRY))
+
+    @register_baseline("quarter")
+    class Quarter(Baseline):
+        """Predicts 1/4 for every label, whatever it was fitted on."""
+
+        def fit_predict(self, train, y, predict):
+            return np.full((len(predict), y.shape[1]), 0.25)
+
+    return Quarter
+
+
+def test_a_registered_baseline_runs_through_cross_fit_and_run_baseline(throwaway_baseline,
+                                                                        tiny_mars2, tmp_path):
+    ids, _, _, labels, folds, test_ids = _data()
+    oof, test = cross_fit(throwaway_baseline(), ids, labels, folds, test_ids, LABELS, CLIP)
+    np.testing.assert_allclose(sigmoid(oof[LABELS].to_numpy()), 0.25, rtol=1e-12)
+    assert list(test["sample_id"]) == test_ids
+    assert baseline_class("quarter") is throwaway_baseline
+    cfg = {"baseline_settings": {}, "representations": {"r": {}}}
+    assert baseline_representation("quarter", cfg) is None
+
+    data_cfg = {"layout": "mars2", "dir": str(tiny_mars2)}
+    sheet = sample_sheet(data_cfg)
+    labelled = list(sheet.loc[sheet["labelled"], "sample_id"])
+    folds_csv = tmp_path / "folds.csv"
+    pd.DataFrame({"sample_id": labelled, "fold": np.arange(len(labelled)) % 2}).to_csv(
+        folds_csv, index=False)
+    outputs = {"oof": tmp_path / "oof.parquet", "test": tmp_path / "test.parquet"}
+    run_baseline(name="quarter", inputs={"folds": folds_csv, "stacks": [], "stack_ids": []},
+                 outputs=outputs, settings={}, data=data_cfg, labels=sheet.attrs["labels"],
+                 seed=0, clip=CLIP, task="multilabel")
+    written = pd.read_parquet(outputs["oof"])
+    assert sorted(written["sample_id"]) == sorted(labelled)
+    np.testing.assert_allclose(sigmoid(written[sheet.attrs["labels"]].to_numpy()), 0.25)
+    assert len(pd.read_parquet(outputs["test"])) == int((~sheet["labelled"]).sum())
+
+
+def test_registry_matches_the_schema_and_refuses_unknown_or_twice_registered_names():
+    from spectrovision.config.schema import load_schema
+
+    schema = load_schema()["properties"]
+    assert tuple(REGISTRY) == tuple(schema["baselines"]["items"]["enum"])
+    with_settings = {n for n, cls in REGISTRY.items() if cls.settings_class is not None}
+    assert with_settings == set(schema["baseline_settings"]["properties"])
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        baseline_class("nope")
+    with pytest.raises(ValueError, match="twice"):
+        register_baseline("prior")(Prior)
+
+
+def test_baseline_representation_asks_the_registry():
+    from spectrovision.config.schema import validate_config
+    from spectrovision.errors import ConfigError
+
+    cfg = validate_config({"representations": {"b": {}, "a": {}}})
+    assert baseline_representation("benchmark_lr", cfg) == "a"
+    assert baseline_representation("prior", cfg) is None
+    assert baseline_representation("conditional_prior", cfg) is None
+    cfg["baseline_settings"]["benchmark_lr"]["representation"] = "zzz"
+    with pytest.raises(ConfigError, match="'baseline_settings/benchmark_lr/representation'"):
+        baseline_representation("benchmark_lr", cfg)

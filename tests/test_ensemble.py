@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.ensemble.combine import (build_ensemble, combine_logits, ensemble_loss,
-                                    fit_label_weights, gather_member, greedy_select)
+from spectrovision.ensemble.build import build_ensemble
+from spectrovision.ensemble.combine import combine_logits
+from spectrovision.ensemble.gather import gather_member
+from spectrovision.ensemble.selection import ensemble_loss, fit_label_weights, greedy_select
 from spectrovision.errors import InputError
 from spectrovision.metrics import clipped_logits, log_loss_per_label, sigmoid
 from support import derived_config, dry_run_jobs, run_snakemake, write_config

@@ -14,9 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from spectrovision.ensemble.baselines import cross_fit, prior_fit_predict
+from spectrovision.ensemble.baselines import Prior
+from spectrovision.ensemble.members import cross_fit
 from spectrovision.config.schema import load_schema
-from spectrovision.ensemble.combine import build_ensemble, combine_logits, gather_member, score_members
+from spectrovision.ensemble.build import build_ensemble
+from spectrovision.ensemble.combine import combine_logits
+from spectrovision.ensemble.gather import gather_member
+from spectrovision.ensemble.selection import score_members
 from spectrovision.errors import ConfigError, InputError
 from spectrovision.data.images import (IMAGE_ONLY_KEYS, ImageSpec, ingest_image, ingest_image_shard,
                                   render_image, render_image_shard, representation_settings,
@@ -302,12 +306,14 @@ def test_prior_and_metadata_only_gbm_are_multiclass_members():
     labels = ["p", "q", "r"]
     table = pd.DataFrame(np.eye(3)[cls], columns=labels, index=pd.Index(ids, name="sample_id"))
     folds = pd.DataFrame({"sample_id": ids[:100], "fold": np.arange(100) % 2})
-    oof, test = cross_fit(prior_fit_predict(), ids, table, folds, ids[100:], labels, CLIP,
+    oof, test = cross_fit(Prior(), ids, table, folds, ids[100:], labels, CLIP,
                           "multiclass")
     assert np.allclose(np.exp(oof[labels].to_numpy()).sum(axis=1), 1.0)
     sheet = pd.DataFrame({"sample_id": ids, "m": cls + rng.normal(0, 0.2, n)})
     gbm = fit_tabular(metadata_features(sheet, ["m"]), ids, table, folds, ids[100:], labels,
-                      GBMSettings(n_estimators=30, min_child_samples=5, seed=1), CLIP,
+                      GBMSettings(n_estimators=30, learning_rate=0.05, num_leaves=15,
+                                  min_child_samples=5, feature_fraction=0.8, seed=1,
+                                  num_threads=1), CLIP,
                       "multiclass")
     scores = score_members({"prior": oof[labels].to_numpy(),
                             "gbm": gbm.oof.set_index("sample_id").loc[oof["sample_id"],

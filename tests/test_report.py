@@ -96,8 +96,8 @@ def test_score_report_writes_table_page_and_figures(tmp_path):
     _scores().to_csv(scores, index=False)
     out = {k: tmp_path / "report" / n for k, n in
            (("table", "t.csv"), ("page", "t.html"), ("bars", "b.png"), ("base", "c.png"))}
-    report.run_score_report(scores, ["prior"], out["table"], out["page"], out["bars"],
-                            out["base"])
+    report.run_score_report(inputs={"scores": scores},
+                            outputs={**out, "baselines": out["base"]}, baselines=["prior"])
     table = pd.read_csv(out["table"])
     assert list(table.columns) == ["label", "ensemble", "m1", "prior"]
     assert "<table" in out["page"].read_text()
@@ -110,8 +110,8 @@ def test_render_examples_pick_evenly_spaced_rows_of_the_stack(tmp_path):
     np.save(tmp_path / "stack.npy", stack)
     pd.DataFrame({"sample_id": [f"S{i}" for i in range(10)]}).to_csv(tmp_path / "s.csv",
                                                                     index=False)
-    report.run_render_examples(tmp_path / "stack.npy", tmp_path / "s.csv", tmp_path / "r.png",
-                               n_examples=3, log_mode="log1p1000", x_axis="time", title="t")
+    report.run_render_examples(inputs={"stack": tmp_path / "stack.npy", "ids": tmp_path / "s.csv"},
+                               outputs={"grid": tmp_path / "r.png"}, n_examples=3, log_mode="log1p1000", x_axis="time", title="t")
     assert (tmp_path / "r.png").stat().st_size > 1000
     assert list(report.example_rows(10, 3)) == [0, 4, 9]
     assert list(report.example_rows(2, 6)) == [0, 1]
@@ -121,5 +121,5 @@ def test_selection_file_entry_point_reads_json(tmp_path):
     path = tmp_path / "selection.json"
     path.write_text(json.dumps({"selection": "all", "members": ["a", "b"],
                                 "oof_mean_log_loss": {"a": 0.3, "b": 0.2}}))
-    report.run_selection_plot(path, tmp_path / "sel.png")
+    report.run_selection_plot(inputs={"selection": path}, outputs={"plot": tmp_path / "sel.png"})
     assert (tmp_path / "sel.png").exists()

@@ -81,3 +81,26 @@ def test_submission_provenance_hashes_inputs_and_keeps_params(tmp_path):
     assert record["inputs"]["format"][0]["sha256"] == hashlib.sha256(fmt.read_bytes()).hexdigest()
     assert record["params"] == {"clip": 1e-4} and record["code_version"] == "x+1"
     assert record["started"] <= record["finished"]
+
+
+def test_run_submission_fills_labelled_template_rows_from_the_oof_logits(tmp_path):
+    from spectrovision.ensemble.submission import run_submission
+
+    labels = ["a_label", "b_label"]
+    _logits(["S0010", "S0009"]).to_parquet(tmp_path / "test.parquet", index=False)
+    _logits(["S0002", "S0010"]).assign(fold=0).to_parquet(tmp_path / "oof.parquet", index=False)
+    inputs = {"test": tmp_path / "test.parquet", "oof": tmp_path / "oof.parquet",
+              "format": _format(tmp_path)}
+    out = {"submission": tmp_path / "submission.csv"}
+    sub = run_submission(inputs=inputs, outputs=out, labels=labels, unlabelled=[],
+                         clip=1e-4, task="multilabel")
+    assert list(sub["sample_id"]) == ["S0009", "S0002", "S0010"]
+    test = probabilities(_logits(["S0010", "S0009"]), labels).set_index("sample_id")
+    oof = probabilities(_logits(["S0002", "S0010"]), labels).set_index("sample_id")
+    assert sub.loc[2, "b_label"] == pytest.approx(test.loc["S0010", "b_label"])  # test wins
+    assert sub.loc[1, "b_label"] == pytest.approx(oof.loc["S0002", "b_label"])
+    assert pd.read_csv(out["submission"], dtype={"sample_id": str}).shape == (3, 3)
+    no_format = run_submission(inputs={k: inputs[k] for k in ("test", "oof")}, outputs=out,
+                               labels=labels, unlabelled=["S0009", "S0010"], clip=1e-4,
+                               task="multilabel")
+    assert list(no_format["sample_id"]) == ["S0009", "S0010"]

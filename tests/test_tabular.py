@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.ensemble.baselines import cross_fit, prior_fit_predict
+from spectrovision.ensemble.baselines import Prior
+from spectrovision.ensemble.members import cross_fit
 from spectrovision.config.schema import derive_seed, validate_config
+from spectrovision.config.typed import as_dict
 from spectrovision.errors import ConfigError, InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
 from spectrovision.ensemble.tabular import (Features, GBMSettings, build_features, contributions,
@@ -51,7 +53,7 @@ def _label_loss(oof, labels, label):
 def test_learns_a_planted_signal_and_gathers_like_the_other_members():
     ids, features, labels, folds, test_ids = _data()
     result = fit_tabular(features, ids, labels, folds, test_ids, LABELS, FAST, CLIP)
-    prior, _ = cross_fit(prior_fit_predict(), ids, labels, folds, test_ids, LABELS, CLIP)
+    prior, _ = cross_fit(Prior(), ids, labels, folds, test_ids, LABELS, CLIP)
     assert list(result.oof.columns) == ["sample_id", "fold", *LABELS]
     assert len(result.oof) == int((folds["fold"] >= 0).sum())
     assert list(result.test["sample_id"]) == test_ids
@@ -138,8 +140,8 @@ def test_resolve_tabular_fills_representation_and_seed_and_checks_columns():
     cfg = validate_config({"seed": 5, "representations": {"r2": {}, "r1": {}},
                            "tabular": {"gbm": {"metadata_columns": ["derivatized"]}}})
     settings = resolve_tabular(cfg, "gbm", ["sample_id", "derivatized"])
-    assert settings["representation"] == "r1" and settings["time_bins"] == 16
-    assert settings["seed"] == derive_seed(5, "tabular", "gbm")
+    assert settings.representation == "r1" and settings.time_bins == 16
+    assert settings.seed == derive_seed(5, "tabular", "gbm")
     with pytest.raises(ConfigError, match="derivatized"):
         resolve_tabular(cfg, "gbm", ["sample_id", "instrument_type"])
     cfg["tabular"]["gbm"]["representation"] = "nope"
@@ -165,8 +167,12 @@ def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
         ("importance", "shap_importance.csv"), ("summary", "shap_summary.png"))}
     settings = {"time_bins": 4, "metadata_columns": ["derivatized"], "n_estimators": 10,
                 "min_child_samples": 2, "seed": 1}
-    run_tabular("gbm", data_cfg, folds, labels, settings, CLIP, [tmp_path / "stack.npy"],
-                [tmp_path / "stack.csv"], outputs)
+    cfg = validate_config({"representations": {"r": {}}, "tabular": {"gbm": settings}})
+    resolved = as_dict(resolve_tabular(cfg, "gbm"))
+    run_tabular(name="gbm", inputs={"folds": folds, "stacks": [tmp_path / "stack.npy"],
+                                    "stack_ids": [tmp_path / "stack.csv"]},
+                outputs=outputs, settings=resolved, data=data_cfg, labels=labels, clip=CLIP,
+                num_threads=1, task="multilabel")
     oof = pd.read_parquet(outputs["oof"])
     assert list(oof.columns) == ["sample_id", "fold", *labels] and len(oof) == len(labelled)
     assert len(pd.read_parquet(outputs["test"])) == int((~sheet["labelled"]).sum())

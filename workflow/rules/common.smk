@@ -102,6 +102,8 @@ def get_final_outputs():
 
 
 # --- ensemble ---
+from spectrovision.ensemble.baselines import baseline_representation
+
 MEMBERS = list(MODELS) + BASELINES + TABULAR
 MODEL_PATTERN = "|".join(map(re.escape, MODELS)) or "(?!)"
 BASELINE_PATTERN = "|".join(map(re.escape, BASELINES)) or "(?!)"
@@ -128,20 +130,14 @@ def get_fold_predictions(filename):
     return inputs
 
 
-def baseline_representation(baseline):
-    """The representation a baseline reads (only benchmark_lr reads renders)."""
-    if baseline != "benchmark_lr":
-        return None
-    return chosen_representation(
-        "baseline_settings/benchmark_lr/representation",
-        CFG["baseline_settings"]["benchmark_lr"]["representation"],
-        REPRESENTATIONS,
-    )
+# what each baseline reads, asked of the registry (checked here, at parse time)
+BASELINE_REPRESENTATIONS = {b: baseline_representation(b, CFG) for b in BASELINES}
 
 
 def get_baseline_inputs(wildcards):
-    """Folds and sheet files; benchmark_lr also the stacked renders of every split."""
-    return fitted_member_inputs(baseline_representation(wildcards.baseline))
+    """Folds and sheet files, plus the stacked renders of every split for a baseline that
+    reads a representation."""
+    return fitted_member_inputs(BASELINE_REPRESENTATIONS[wildcards.baseline])
 
 
 def fitted_member_inputs(rep):
@@ -292,6 +288,8 @@ def ingest_columns():
 
 
 # --- tabular ---
+from spectrovision.config.typed import as_dict
+
 TABULAR_SETTINGS = {
     name: resolve_tabular(CFG, name, list(SHEET.columns)) for name in TABULAR
 }
@@ -299,13 +297,14 @@ TABULAR_PATTERN = "|".join(map(re.escape, TABULAR)) or "(?!)"
 
 
 def tabular_settings(name):
-    """A tabular member's resolved settings (representation and seed filled in)."""
-    return TABULAR_SETTINGS[name]
+    """A tabular member's resolved settings (representation and seed filled in), as a
+    plain dict for params."""
+    return as_dict(TABULAR_SETTINGS[name])
 
 
 def get_tabular_inputs(wildcards):
     """Folds, sheet files and the stacked renders (every split) of the member's representation."""
-    return fitted_member_inputs(tabular_settings(wildcards.tabular)["representation"])
+    return fitted_member_inputs(TABULAR_SETTINGS[wildcards.tabular].representation)
 
 
 # --- train / predict ---

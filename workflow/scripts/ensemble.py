@@ -2,13 +2,14 @@
 
 import logging
 
-from spectrovision.ensemble.combine import run_ensemble
+from spectrovision.ensemble.build import run_ensemble
 from spectrovision.provenance.job import job_context
 
 p = snakemake.params
 with job_context(snakemake):
-    result = run_ensemble(p.members, list(snakemake.input.oof), list(snakemake.input.test), p.data,
-                          p.labels, p.candidates, p.selection, p.listed, p.per_label_weights,
-                          p.clip, dict(snakemake.output.items()), p.task)
+    result = run_ensemble(inputs=dict(snakemake.input.items()),
+                          outputs=dict(snakemake.output.items()), settings=p.settings,
+                          members=p.members, candidates=p.candidates, data=p.data,
+                          labels=p.labels, task=p.task)
 logging.info("members %s, OOF mean log loss %.5f (optimistic: chosen on OOF)",
              result.selection["members"], result.selection["oof_mean_log_loss"]["ensemble"])

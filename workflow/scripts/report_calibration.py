@@ -5,5 +5,5 @@ from spectrovision.report.figures import run_calibration
 
 p = snakemake.params
 with job_context(snakemake):
-    run_calibration(snakemake.input.oof, p.data, p.labels, p.n_bins, snakemake.output.plot,
-                    snakemake.output.table, p.task)
+    run_calibration(inputs=dict(snakemake.input.items()), outputs=dict(snakemake.output.items()),
+                    data=p.data, labels=p.labels, n_bins=p.n_bins, task=p.task)

@@ -5,5 +5,6 @@ from spectrovision.report.figures import run_member_correlation
 
 p = snakemake.params
 with job_context(snakemake):
-    run_member_correlation(p.members, list(snakemake.input.oof), p.labels,
-                           snakemake.output.plot, snakemake.output.table)
+    run_member_correlation(inputs=dict(snakemake.input.items()),
+                           outputs=dict(snakemake.output.items()), members=p.members,
+                           labels=p.labels)

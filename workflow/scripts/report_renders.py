@@ -5,6 +5,7 @@ from spectrovision.report.figures import run_render_examples
 
 p = snakemake.params
 with job_context(snakemake):
-    run_render_examples(snakemake.input.stack, snakemake.input.ids, snakemake.output.grid,
-                        n_examples=p.n_examples, log_mode=p.log_mode, x_axis=p.x_axis,
+    run_render_examples(inputs=dict(snakemake.input.items()),
+                        outputs=dict(snakemake.output.items()), n_examples=p.n_examples,
+                        log_mode=p.log_mode, x_axis=p.x_axis,
                         title=f"representation {snakemake.wildcards.rep}")

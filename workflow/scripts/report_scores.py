@@ -3,7 +3,6 @@
 from spectrovision.provenance.job import job_context
 from spectrovision.report.figures import run_score_report
 
-out = snakemake.output
 with job_context(snakemake):
-    run_score_report(snakemake.input.scores, snakemake.params.baselines, out.table, out.page,
-                     out.bars, out.baselines)
+    run_score_report(inputs=dict(snakemake.input.items()), outputs=dict(snakemake.output.items()),
+                     baselines=snakemake.params.baselines)

@@ -4,4 +4,5 @@ from spectrovision.provenance.job import job_context
 from spectrovision.report.figures import run_selection_plot
 
 with job_context(snakemake):
-    run_selection_plot(snakemake.input.selection, snakemake.output.plot)
+    run_selection_plot(inputs=dict(snakemake.input.items()),
+                       outputs=dict(snakemake.output.items()))

@@ -4,4 +4,5 @@ from spectrovision.provenance.job import job_context
 from spectrovision.report.figures import run_curve_grid
 
 with job_context(snakemake):
-    run_curve_grid(list(snakemake.input.curves), snakemake.params.jobs, snakemake.output.grid)
+    run_curve_grid(inputs=dict(snakemake.input.items()), outputs=dict(snakemake.output.items()),
+                   jobs=snakemake.params.jobs)

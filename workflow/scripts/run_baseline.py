@@ -3,9 +3,8 @@
 from spectrovision.ensemble.baselines import run_baseline
 from spectrovision.provenance.job import job_context
 
+p = snakemake.params
 with job_context(snakemake):
-    run_baseline(snakemake.wildcards.baseline, snakemake.params.data, snakemake.input.folds,
-                 snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
-                 snakemake.output.oof, snakemake.output.test, stacks=list(snakemake.input.stacks),
-                 stack_ids=list(snakemake.input.stack_ids), seed=snakemake.params.seed,
-                 task=snakemake.params.task)
+    run_baseline(name=snakemake.wildcards.baseline, inputs=dict(snakemake.input.items()),
+                 outputs=dict(snakemake.output.items()), settings=p.settings, data=p.data,
+                 labels=p.labels, seed=p.seed, clip=p.clip, task=p.task)

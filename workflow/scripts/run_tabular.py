@@ -9,9 +9,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from spectrovision.ensemble.tabular import run_tabular  # noqa: E402
 from spectrovision.provenance.job import job_context  # noqa: E402
 
+p = snakemake.params
 with job_context(snakemake):
-    run_tabular(snakemake.wildcards.tabular, snakemake.params.data, snakemake.input.folds,
-                snakemake.params.labels, dict(snakemake.params.settings), snakemake.params.clip,
-                list(snakemake.input.stacks), list(snakemake.input.stack_ids),
-                dict(snakemake.output.items()), num_threads=snakemake.params.num_threads,
-                task=snakemake.params.task)
+    run_tabular(name=snakemake.wildcards.tabular, inputs=dict(snakemake.input.items()),
+                outputs=dict(snakemake.output.items()), settings=p.settings, data=p.data,
+                labels=p.labels, clip=p.clip, num_threads=p.num_threads, task=p.task)

@@ -1,15 +1,18 @@
 """Baselines scored beside the CNNs on the same folds, written as ensemble members.
 
+Each baseline is one class registered by name (:func:`register_baseline`) that says what
+it reads and fits per fold (the member interface of :mod:`.members`):
+
 - ``prior``: per-label prevalence of the training folds.
 - ``conditional_prior``: prevalence per value of a metadata column (``derivatized`` for
   Mars-2, ``instrument_type`` for Mars-1), smoothed toward the global prior.
 - ``benchmark_lr``: the public benchmark recipe: the rendered intensity image max-pooled
   into coarse time bins per mass, then per-label L1 logistic regression (liblinear).
 
-Each baseline is a ``fit_predict(train_rows, y_train, predict_rows) -> probabilities``
-function over row indices of one sample list; :func:`cross_fit` runs it per fold (fit on
-every sample not held out, predict the held-out and the test samples) and gathers the
-folds exactly as model predictions are gathered.
+A new baseline is one registered subclass of :class:`Baseline`: ``settings_class`` (the
+frozen dataclass of its ``baseline_settings.<name>`` block, or None), ``representation_key``
+(the key of that block naming the representation it reads, or None), :meth:`Baseline.prepare`
+(build it over the rows of the sheet) and :meth:`Baseline.fit_predict`.
 """
 
 from __future__ import annotations
@@ -18,80 +21,136 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from .combine import gather_member, label_matrix
+from .members import Renders, cross_fit, load_stack_features, unlabelled_ids
+from .tables import write_member_tables
+from ..config.checks import chosen_representation
+from ..config.typed import settings_from
 from ..errors import InputError
-from ..metrics import clip_class_probs
 
 log = logging.getLogger(__name__)
-BASELINES = ("prior", "conditional_prior", "benchmark_lr")
 GROUP_COLUMNS = ("derivatized", "instrument_type")
-FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+PathLike = str | os.PathLike[str]
 
 
-# --- running a baseline over the folds ---------------------------------------------------
+# --- the registry --------------------------------------------------------------------------
 
-def cross_fit(fit_predict: FitPredict, sample_ids: Sequence[str], label_table: pd.DataFrame,
-              folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
-              clip: float, task: str = "multilabel") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """OOF and test tables of a baseline fitted per fold on the training rows of folds.csv
-    (every row whose fold differs from the held-out one, fold -1 included). Multiclass:
-    each row of probabilities is clipped, renormalised and stored as log-probabilities."""
-    row_of = {s: i for i, s in enumerate(sample_ids)}
-    fold_ids = folds["sample_id"].astype(str).to_numpy()
-    unknown = [s for s in [*fold_ids, *test_ids] if s not in row_of]
-    if unknown:
-        raise InputError("folds.csv", f"{len(unknown)} samples are not in the sample sheet, "
-                         f"e.g. {unknown[:5]}", "re-run the folds rule for this data set")
-    y_all = label_matrix(label_table, list(fold_ids), labels, "folds.csv")
-    test_rows = np.array([row_of[s] for s in test_ids], dtype=int)
-    oof_by_fold: dict[int, pd.DataFrame] = {}
-    test_by_fold: dict[int, pd.DataFrame] = {}
-    for fold in sorted(int(f) for f in folds["fold"].unique() if f >= 0):
-        held = folds["fold"].to_numpy() == fold
-        train_rows = np.array([row_of[s] for s in fold_ids[~held]], dtype=int)
-        held_rows = np.array([row_of[s] for s in fold_ids[held]], dtype=int)
-        probs = fit_predict(train_rows, y_all[~held], np.concatenate([held_rows, test_rows]))
-        oof_by_fold[fold] = _logit_table(fold_ids[held], probs[: len(held_rows)], labels, clip,
-                                         task)
-        test_by_fold[fold] = _logit_table(list(test_ids), probs[len(held_rows):], labels, clip,
-                                          task)
-    return gather_member(oof_by_fold, test_by_fold, folds, labels, clip, task)
+class Baseline:
+    """A baseline member: fitted per fold on the training rows, predicting probabilities.
+
+    Subclasses set ``settings_class`` and ``representation_key`` when they have settings or
+    read renders, override :meth:`prepare` when they need the sheet, renders or seed, and
+    implement :meth:`fit_predict`. An instance is a ``FitPredict`` (callable).
+    """
+
+    name: ClassVar[str] = ""
+    settings_class: ClassVar[type | None] = None
+    representation_key: ClassVar[str | None] = None
+
+    @classmethod
+    def prepare(cls, sheet: pd.DataFrame, settings: Any, renders: Renders,
+                seed: int) -> Baseline:
+        """The baseline ready to fit over the rows of ``sheet`` (``settings``: an instance of
+        ``settings_class``, or None)."""
+        return cls()
+
+    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        """Fit on rows ``train`` with labels ``y``; probabilities of rows ``predict``."""
+        raise NotImplementedError
+
+    def __call__(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        return self.fit_predict(train, y, predict)
 
 
-def _logit_table(ids: Sequence[str], probs: np.ndarray, labels: Sequence[str],
-                 clip: float, task: str = "multilabel") -> pd.DataFrame:
-    if task == "multiclass":
-        scores = np.log(clip_class_probs(probs, clip))
-    else:
-        p = np.clip(probs, clip, 1.0 - clip)
-        scores = np.log(p) - np.log1p(-p)
-    table = pd.DataFrame(scores, columns=list(labels))
-    table.insert(0, "sample_id", list(ids))
-    return table
+REGISTRY: dict[str, type[Baseline]] = {}
+B = TypeVar("B", bound=type[Baseline])
+
+
+def register_baseline(name: str) -> Callable[[B], B]:
+    """Class decorator: register a :class:`Baseline` subclass under ``name``."""
+    def register(cls: B) -> B:
+        if name in REGISTRY:
+            raise ValueError(f"baseline '{name}' is registered twice")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+    return register
+
+
+def baseline_class(name: str) -> type[Baseline]:
+    """The registered baseline ``name``."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown baseline '{name}' (known: {tuple(REGISTRY)})")
+    return REGISTRY[name]
+
+
+def baseline_settings(name: str, values: Mapping[str, Any]) -> Any:
+    """The typed settings of baseline ``name`` from its validated ``baseline_settings`` block
+    (None for a baseline without settings)."""
+    cls = baseline_class(name)
+    if cls.settings_class is None:
+        return None
+    return settings_from(cls.settings_class, values, f"baseline_settings/{name}")
+
+
+def baseline_representation(name: str, cfg: Mapping[str, Any]) -> str | None:
+    """The representation baseline ``name`` reads (null = the first by name), None when it
+    reads none; a representation that does not exist is a ConfigError naming the key."""
+    cls = baseline_class(name)
+    if cls.representation_key is None:
+        return None
+    key = cls.representation_key
+    return chosen_representation(f"baseline_settings/{name}/{key}",
+                                 cfg["baseline_settings"][name][key],
+                                 list(cfg["representations"]))
 
 
 # --- prior and conditional prior ---------------------------------------------------------
 
-def prior_fit_predict() -> FitPredict:
+@register_baseline("prior")
+class Prior(Baseline):
     """Predict every sample with the training prevalence of each label."""
-    def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+
+    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
         return np.tile(y.mean(axis=0), (len(predict), 1))
-    return fit_predict
 
 
-def conditional_prior_fit_predict(groups: Sequence[object], smoothing: float) -> FitPredict:
+@dataclass(frozen=True)
+class ConditionalPriorSettings:
+    """``baseline_settings.conditional_prior``."""
+
+    column: str | None
+    smoothing: float
+
+
+@register_baseline("conditional_prior")
+class ConditionalPrior(Baseline):
     """Prevalence per group, shrunk toward the global prevalence:
     ``(positives_g + smoothing * prior) / (n_g + smoothing)``; unseen groups get the prior."""
-    codes = pd.Series(list(groups), dtype=object).fillna("<missing>").astype(str).to_numpy()
 
-    def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+    settings_class = ConditionalPriorSettings
+
+    def __init__(self, groups: Sequence[object], smoothing: float) -> None:
+        self.codes = pd.Series(list(groups), dtype=object).fillna("<missing>").astype(str).to_numpy()
+        self.smoothing = smoothing
+
+    @classmethod
+    def prepare(cls, sheet: pd.DataFrame, settings: ConditionalPriorSettings,
+                renders: Renders, seed: int) -> Baseline:
+        column = group_column(sheet, settings.column)
+        if column is None:
+            log.warning("no derivatized/instrument_type column: conditional_prior = prior")
+            return Prior()
+        return cls(sheet[column].tolist(), float(settings.smoothing))
+
+    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        codes, smoothing = self.codes, self.smoothing
         prior = y.mean(axis=0)
         out = np.tile(prior, (len(predict), 1))
         train_codes = codes[train]
@@ -100,7 +159,6 @@ def conditional_prior_fit_predict(groups: Sequence[object], smoothing: float) ->
             p = (y[in_group].sum(axis=0) + smoothing * prior) / (in_group.sum() + smoothing)
             out[codes[predict] == value] = p
         return out
-    return fit_predict
 
 
 def group_column(sheet: pd.DataFrame, column: str | None) -> str | None:
@@ -117,48 +175,6 @@ def group_column(sheet: pd.DataFrame, column: str | None) -> str | None:
 
 # --- benchmark logistic regression -------------------------------------------------------
 
-def coarse_time_features(stack: np.ndarray, time_bins: int, chunk: int = 256) -> np.ndarray:
-    """Channel 0 of ``(N, C, n_mass, n_x)`` images max-pooled into ``time_bins`` near-equal
-    bins along x: features ``(N, n_mass * time_bins)`` (read in chunks; memmaps welcome)."""
-    if stack.ndim != 4:
-        raise ValueError(f"expected (N, C, n_mass, n_x) images, got shape {stack.shape}")
-    n, _, n_mass, n_x = stack.shape
-    if not 1 <= time_bins <= n_x:
-        raise ValueError(f"time_bins must lie in [1, {n_x}], got {time_bins}")
-    edges = np.linspace(0, n_x, time_bins + 1).round().astype(int)
-    out = np.empty((n, n_mass, time_bins), dtype=np.float32)
-    for start in range(0, n, chunk):
-        images = np.asarray(stack[start:start + chunk, 0], dtype=np.float32)
-        out[start:start + chunk] = np.maximum.reduceat(images, edges[:-1], axis=2)
-    return out.reshape(n, n_mass * time_bins)
-
-
-def load_stack_features(stacks: Sequence[str | os.PathLike[str]],
-                        id_lists: Sequence[str | os.PathLike[str]], time_bins: int,
-                        sample_ids: Sequence[str]) -> np.ndarray:
-    """Features of ``sample_ids`` (rows, this order) from stacked renders and their id CSVs."""
-    if not stacks:
-        raise InputError("baseline_settings.benchmark_lr", "no rendered stacks to read",
-                         "define a representation (representations:) for benchmark_lr, or "
-                         "drop benchmark_lr from baselines:")
-    blocks, ids = [], []
-    for stack_path, csv_path in zip(stacks, id_lists):
-        stack = np.load(stack_path, mmap_mode="r")
-        listed = pd.read_csv(csv_path, dtype={"sample_id": str})["sample_id"].tolist()
-        if len(listed) != stack.shape[0]:
-            raise InputError(csv_path, f"lists {len(listed)} samples but {Path(stack_path).name} "
-                             f"holds {stack.shape[0]} images", "re-run the render stack rule")
-        blocks.append(coarse_time_features(stack, time_bins))
-        ids += listed
-    features = np.concatenate(blocks)
-    row_of = {s: i for i, s in enumerate(ids)}
-    absent = [s for s in sample_ids if s not in row_of]
-    if absent:
-        raise InputError(str(id_lists[0]), f"{len(absent)} samples have no rendered image, "
-                         f"e.g. {absent[:5]}", "render every split of the sample sheet")
-    return features[[row_of[s] for s in sample_ids]]
-
-
 def l1_penalty() -> dict[str, object]:
     """The L1 penalty argument of LogisticRegression (``l1_ratio=1`` from scikit-learn 1.8,
     where ``penalty`` is deprecated; ``penalty="l1"`` before)."""
@@ -168,64 +184,67 @@ def l1_penalty() -> dict[str, object]:
     return {"l1_ratio": 1.0} if (major, minor) >= (1, 8) else {"penalty": "l1"}
 
 
-def logistic_fit_predict(features: np.ndarray, c: float, seed: int = 0) -> FitPredict:
-    """Per-label L1 logistic regression (liblinear); a label constant in the training rows
-    is predicted by its prevalence."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
+@dataclass(frozen=True)
+class BenchmarkLRSettings:
+    """``baseline_settings.benchmark_lr``."""
 
-    def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+    representation: str | None
+    time_bins: int
+    C: float
+
+
+@register_baseline("benchmark_lr")
+class BenchmarkLR(Baseline):
+    """Per-label L1 logistic regression (liblinear) on coarse render features; a label
+    constant in the training rows is predicted by its prevalence."""
+
+    settings_class = BenchmarkLRSettings
+    representation_key = "representation"
+
+    def __init__(self, features: np.ndarray, c: float, seed: int = 0) -> None:
+        self.features, self.c, self.seed = features, c, seed
+
+    @classmethod
+    def prepare(cls, sheet: pd.DataFrame, settings: BenchmarkLRSettings, renders: Renders,
+                seed: int) -> Baseline:
+        features = load_stack_features(renders.stacks, renders.stack_ids,
+                                       int(settings.time_bins), list(sheet["sample_id"]))
+        return cls(features, float(settings.C), seed)
+
+    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        features = self.features
         out = np.tile(y.mean(axis=0), (len(predict), 1))
         for j in range(y.shape[1]):
             if np.unique(y[:, j]).size < 2:
                 continue
-            model = LogisticRegression(solver="liblinear", C=c, random_state=seed,
+            model = LogisticRegression(solver="liblinear", C=self.c, random_state=self.seed,
                                        max_iter=1000, **l1_penalty())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=ConvergenceWarning)
                 model.fit(features[train], y[:, j])
             out[:, j] = model.predict_proba(features[predict])[:, 1]
         return out
-    return fit_predict
 
 
 # --- file-level entry point (called by workflow/scripts) ---------------------------------
 
-def baseline_fit_predict(name: str, sheet: pd.DataFrame, settings: dict[str, Any],
-                         stacks: Sequence[str] = (), stack_ids: Sequence[str] = (),
-                         seed: int = 0) -> FitPredict:
-    """The fit/predict function of a named baseline over the rows of ``sheet``."""
-    if name == "prior":
-        return prior_fit_predict()
-    if name == "conditional_prior":
-        column = group_column(sheet, settings.get("column"))
-        if column is None:
-            log.warning("no derivatized/instrument_type column: conditional_prior = prior")
-            return prior_fit_predict()
-        return conditional_prior_fit_predict(sheet[column].tolist(),
-                                             float(settings.get("smoothing", 10.0)))
-    if name == "benchmark_lr":
-        features = load_stack_features(stacks, stack_ids, int(settings.get("time_bins", 8)),
-                                       list(sheet["sample_id"]))
-        return logistic_fit_predict(features, float(settings.get("C", 1.0)), seed)
-    raise ValueError(f"unknown baseline '{name}' (known: {BASELINES})")
-
-
-def run_baseline(name: str, data_cfg: dict[str, Any], folds_path: str, labels: Sequence[str],
-                 settings: dict[str, Any], clip: float, oof_out: str, test_out: str,
-                 stacks: Sequence[str] = (), stack_ids: Sequence[str] = (),
-                 seed: int = 0, task: str = "multilabel") -> None:
-    """Fit a baseline on the folds of ``folds_path``; write its member OOF and test tables
-    (test = every unlabelled sample of the sheet, in sheet order)."""
+def run_baseline(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                 settings: Mapping[str, Any], data: Mapping[str, Any], labels: Sequence[str],
+                 seed: int, clip: float, task: str) -> None:
+    """Fit baseline ``name`` (``settings``: its validated ``baseline_settings`` block) on the
+    folds of ``inputs["folds"]`` (renders: ``inputs["stacks"]``/``["stack_ids"]``); write its
+    member tables ``outputs["oof"]``/``["test"]`` (test = every unlabelled sample of the
+    sheet, in sheet order)."""
     from ..data.folds import read_folds
     from ..data.sheet import sample_sheet
-    from ..io import write_parquet
 
-    sheet = sample_sheet(data_cfg)
-    fit_predict = baseline_fit_predict(name, sheet, settings, stacks, stack_ids, seed)
-    test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
-    oof, test = cross_fit(fit_predict, list(sheet["sample_id"]), sheet.attrs["label_table"],
-                          read_folds(folds_path), test_ids, labels, clip, task)
+    sheet = sample_sheet(data)
+    baseline = baseline_class(name).prepare(sheet, baseline_settings(name, settings),
+                                            Renders.from_inputs(inputs), seed)
+    oof, test = cross_fit(baseline, list(sheet["sample_id"]), sheet.attrs["label_table"],
+                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, clip, task)
     log.info("%s: %d OOF rows, %d test rows", name, len(oof), len(test))
-    write_parquet(oof_out, oof)
-    write_parquet(test_out, test)
+    write_member_tables(outputs, oof, test)

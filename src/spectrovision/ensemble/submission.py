@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..metrics import to_probs
 
 log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
 
 
 def probabilities(test_logits: pd.DataFrame, labels: Sequence[str],
@@ -80,29 +81,27 @@ def build_submission(test_probs: pd.DataFrame, submission_format: pd.DataFrame,
     return out
 
 
-def run_submission(test_logits_path: str | os.PathLike[str], labels: Sequence[str],
-                   format_path: str | os.PathLike[str] | None,
-                   unlabelled_ids: Sequence[str], clip: float,
-                   out: str | os.PathLike[str],
-                   oof_logits_path: str | os.PathLike[str] | None = None,
-                   task: str = "multilabel") -> pd.DataFrame:
-    """Write the submission from the ensemble's test logits: the template's layout when
-    ``format_path`` is given, else every unlabelled sample in sheet order.
+def run_submission(*, inputs: Mapping[str, PathLike], outputs: Mapping[str, PathLike],
+                   labels: Sequence[str], unlabelled: Sequence[str], clip: float,
+                   task: str) -> pd.DataFrame:
+    """Write ``outputs["submission"]`` from the ensemble's test logits ``inputs["test"]``: the
+    layout of the template ``inputs["format"]`` when there is one, else every unlabelled
+    sample in sheet order.
 
     Template samples that have labels (Mars-2's val split is in its submission format and
     has ``val_labels.csv``) take their out-of-fold ensemble prediction from
-    ``oof_logits_path``: predicted by models that never trained on them.
+    ``inputs["oof"]``: predicted by models that never trained on them.
     """
-    from .combine import read_logit_table
+    from .tables import read_logit_table
     from ..io import write_csv
 
-    probs = probabilities(read_logit_table(test_logits_path, labels), labels, task)
-    if oof_logits_path is not None:
-        oof = probabilities(read_logit_table(oof_logits_path, labels), labels, task)
-        oof = oof[~oof["sample_id"].isin(set(probs["sample_id"]))]
-        probs = pd.concat([probs, oof[probs.columns]], ignore_index=True)
+    out, format_path = outputs["submission"], inputs.get("format")
+    probs = probabilities(read_logit_table(inputs["test"], labels), labels, task)
+    oof = probabilities(read_logit_table(inputs["oof"], labels), labels, task)
+    oof = oof[~oof["sample_id"].isin(set(probs["sample_id"]))]
+    probs = pd.concat([probs, oof[probs.columns]], ignore_index=True)
     if format_path is None:
-        template, source = unlabelled_format(unlabelled_ids, labels), "unlabelled samples"
+        template, source = unlabelled_format(unlabelled, labels), "unlabelled samples"
     else:
         template, source = read_submission_format(format_path), str(format_path)
     submission = build_submission(probs, template, clip, source)

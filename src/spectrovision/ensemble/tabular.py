@@ -7,8 +7,8 @@ metadata-only member (no render is read).
 Features are the ones of the ``benchmark_lr`` baseline (channel 0 of a representation's
 stacked renders max-pooled into ``time_bins`` bins per mass row, named ``m{mass}_t{bin}``)
 plus chosen numeric or categorical metadata columns of the sample sheet. One binary
-LightGBM per label is fitted per fold with :func:`spectrovision.ensemble.baselines.cross_fit`, so the
-member files (OOF logits of every fold, test = logit of the mean clipped probability over
+LightGBM per label is fitted per fold with :func:`.members.cross_fit` (the member interface
+the baselines share), so the member files (OOF logits of every fold, test = logit of the mean clipped probability over
 folds) have exactly the format of the other members. A label with a single class in a
 training fold is predicted by its training prevalence.
 
@@ -23,14 +23,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .baselines import FitPredict, cross_fit, load_stack_features
+from .members import FitPredict, Renders, cross_fit, load_stack_features, unlabelled_ids
+from .tables import write_member_tables
+from ..config.checks import chosen_representation
 from ..config.schema import derive_seed
+from ..config.typed import settings_from
 from ..errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -41,35 +44,52 @@ SHEET_INTERNAL = ("split", "features_path", "md5", "labelled", "shard")
 
 # --- settings ----------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class BoosterSettings:
+    """The LightGBM keys of a tabular member's settings."""
+
+    n_estimators: int
+    learning_rate: float
+    num_leaves: int
+    min_child_samples: int
+    feature_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class TabularSettings(BoosterSettings):
+    """One tabular member's resolved settings (``tabular.<name>``, representation and seed
+    filled in; representation None = metadata only)."""
+
+    representation: str | None
+    time_bins: int
+    image_features: bool
+    metadata_columns: list[str]
+
+
 def resolve_tabular(cfg: Mapping[str, Any], name: str,
-                    sheet_columns: Sequence[str] | None = None) -> dict[str, Any]:
-    """A tabular member's settings with the representation (null = first by name) and the
-    seed (null = derived from the global seed and the name) filled in; metadata columns are
-    checked against ``sheet_columns`` when given."""
-    if name not in cfg.get("tabular", {}):
+                    sheet_columns: Sequence[str] | None = None) -> TabularSettings:
+    """A tabular member's settings from the validated ``cfg`` with the representation (null =
+    first by name) and the seed (null = derived from the global seed and the name) filled
+    in; metadata columns are checked against ``sheet_columns`` when given."""
+    if name not in cfg["tabular"]:
         raise ConfigError(f"tabular member '{name}' is not defined under 'tabular:'")
     settings = dict(cfg["tabular"][name])
-    reps = sorted(cfg.get("representations", {}))
-    rep = settings.get("representation")
-    if not settings.get("image_features", True):
+    if not settings["image_features"]:
         settings["representation"] = None  # metadata only: no render is read
-        if not settings.get("metadata_columns"):
+        if not settings["metadata_columns"]:
             raise ConfigError(f"config key 'tabular/{name}/image_features': false needs "
                               "metadata_columns. Fix: list metadata columns, or set it true.")
-    elif rep is None:
-        if not reps:
+    else:
+        reps = list(cfg["representations"])
+        if settings["representation"] is None and not reps:
             raise ConfigError(f"config key 'tabular/{name}/representation': no representation "
                               "is defined. Fix: define one under 'representations:'.")
-        rep = reps[0]
-    elif rep not in reps:
-        raise ConfigError(f"config key 'tabular/{name}/representation': '{rep}' is not one of "
-                          f"the representations {reps}. Fix: name a representation defined "
-                          "under 'representations:'.")
-    if settings.get("image_features", True):
-        settings["representation"] = rep
-    if settings.get("seed") is None:
-        settings["seed"] = derive_seed(int(cfg.get("seed", 42)), "tabular", name)
-    settings["metadata_columns"] = list(settings.get("metadata_columns", []))
+        settings["representation"] = chosen_representation(
+            f"tabular/{name}/representation", settings["representation"], reps)
+    if settings["seed"] is None:
+        settings["seed"] = derive_seed(int(cfg["seed"]), "tabular", name)
+    settings["metadata_columns"] = list(settings["metadata_columns"])
     if sheet_columns is not None:
         missing = [c for c in settings["metadata_columns"] if c not in sheet_columns]
         if missing:
@@ -77,26 +97,20 @@ def resolve_tabular(cfg: Mapping[str, Any], name: str,
                               f"'{missing[0]}' is not in the sample sheet (it has "
                               f"{[c for c in sheet_columns if c not in SHEET_INTERNAL]}). "
                               "Fix: add it to data.metadata_columns, or drop it here.")
-    return settings
+    return settings_from(TabularSettings, settings, f"tabular/{name}")
 
 
 @dataclass(frozen=True)
-class GBMSettings:
+class GBMSettings(BoosterSettings):
     """LightGBM settings of one tabular member (one binary model per label and fold)."""
 
-    n_estimators: int = 200
-    learning_rate: float = 0.05
-    num_leaves: int = 15
-    min_child_samples: int = 5
-    feature_fraction: float = 0.8
-    seed: int = 0
-    num_threads: int = 1
+    num_threads: int
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], num_threads: int = 1) -> GBMSettings:
-        known = {k: settings[k] for k in cls.__dataclass_fields__ if k in settings}
-        known["num_threads"] = int(num_threads)
-        return cls(**known)
+    def from_settings(cls, settings: TabularSettings, num_threads: int) -> GBMSettings:
+        """The LightGBM part of a tabular member's settings, with the job's thread count."""
+        booster = {f.name: getattr(settings, f.name) for f in fields(BoosterSettings)}
+        return cls(**booster, num_threads=int(num_threads))
 
     def params(self, num_class: int | None = None) -> dict[str, Any]:
         """LightGBM parameters: binary objective (softmax ``multiclass`` over ``num_class``
@@ -132,7 +146,7 @@ class Features:
 
 
 def image_feature_names(n_mass: int, time_bins: int) -> list[str]:
-    """``m{mass}_t{bin}`` in the column order of :func:`baselines.coarse_time_features`."""
+    """``m{mass}_t{bin}`` in the column order of :func:`members.coarse_time_features`."""
     return [f"m{m}_t{t}" for m in range(n_mass) for t in range(time_bins)]
 
 
@@ -340,29 +354,30 @@ def shap_summary_plot(importance: pd.DataFrame, labels: Sequence[str], title: st
 
 # --- file-level entry point (called by workflow/scripts) -----------------------------------
 
-def run_tabular(name: str, data_cfg: Mapping[str, Any], folds_path: PathLike,
-                labels: Sequence[str], settings: Mapping[str, Any], clip: float,
-                stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-                outputs: Mapping[str, PathLike], num_threads: int = 1,
-                task: str = "multilabel") -> TabularResult:
-    """Fit a tabular member on the folds of ``folds_path`` and write ``oof``, ``test``
-    (member tables), ``importance`` (CSV) and ``summary`` (PNG)."""
+def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                settings: Mapping[str, Any], data: Mapping[str, Any], labels: Sequence[str],
+                clip: float, num_threads: int, task: str) -> TabularResult:
+    """Fit tabular member ``name`` (``settings``: its resolved settings as a dict, see
+    :func:`resolve_tabular`) on the folds of ``inputs["folds"]`` (renders:
+    ``inputs["stacks"]``/``["stack_ids"]``) and write ``outputs`` ``oof``, ``test`` (member
+    tables), ``importance`` (CSV) and ``summary`` (PNG)."""
     from ..data.folds import read_folds
     from ..data.sheet import sample_sheet
-    from ..io import save_figure, write_csv, write_parquet
+    from ..io import save_figure, write_csv
 
-    sheet = sample_sheet(data_cfg)
-    time_bins = int(settings.get("time_bins", 16))
-    features = build_features(sheet, stacks, stack_ids, time_bins,
-                              settings.get("metadata_columns", []))
-    gbm = GBMSettings.from_settings(settings, num_threads)
-    test_ids = list(sheet.loc[~sheet["labelled"], "sample_id"])
+    member = settings_from(TabularSettings, settings, f"tabular/{name}")
+    renders = Renders.from_inputs(inputs)
+    sheet = sample_sheet(data)
+    time_bins = int(member.time_bins)
+    features = build_features(sheet, renders.stacks, renders.stack_ids, time_bins,
+                              member.metadata_columns)
+    gbm = GBMSettings.from_settings(member, num_threads)
     result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
-                         read_folds(folds_path), test_ids, labels, gbm, clip, task)
+                         read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, gbm, clip,
+                         task)
     log.info("%s: %d features, %d OOF rows, %d test rows", name, len(features.names),
              len(result.oof), len(result.test))
-    write_parquet(outputs["oof"], result.oof)
-    write_parquet(outputs["test"], result.test)
+    write_member_tables(outputs, result.oof, result.test)
     write_csv(outputs["importance"], result.importance)
     fig = shap_summary_plot(result.importance, labels, title=f"{name}: mean |SHAP| on "
                             "out-of-fold rows, top features")

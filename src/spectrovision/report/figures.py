@@ -240,12 +240,13 @@ def markdown_page(markdown: str, title: str) -> str:
             "</pre></body></html>\n")
 
 
-def run_qc_page(summary_md: PathLike, out_html: PathLike) -> None:
+def run_qc_page(*, inputs: Mapping[str, PathLike], outputs: Mapping[str, PathLike]) -> None:
+    """The QC summary ``inputs["summary"]`` (Markdown) as the HTML page ``outputs["page"]``."""
     from pathlib import Path
 
     from ..io import write_text
 
-    write_text(out_html, markdown_page(Path(summary_md).read_text(), "QC summary"))
+    write_text(outputs["page"], markdown_page(Path(inputs["summary"]).read_text(), "QC summary"))
 
 
 def example_rows(n_samples: int, n_examples: int) -> np.ndarray:
@@ -254,37 +255,43 @@ def example_rows(n_samples: int, n_examples: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_samples - 1, num=count).round().astype(int))
 
 
-def run_render_examples(stack_npy: PathLike, stack_csv: PathLike, out_png: PathLike, *,
+def run_render_examples(*, inputs: Mapping[str, PathLike], outputs: Mapping[str, PathLike],
                         n_examples: int, log_mode: str, x_axis: str, title: str) -> None:
+    """A grid ``outputs["grid"]`` of evenly spaced samples of the stack ``inputs["stack"]``
+    (ids: ``inputs["ids"]``)."""
     from ..io import save_figure
 
-    ids = pd.read_csv(stack_csv, dtype={"sample_id": str})["sample_id"].tolist()
-    stack = np.load(stack_npy, mmap_mode="r")
+    ids = pd.read_csv(inputs["ids"], dtype={"sample_id": str})["sample_id"].tolist()
+    stack = np.load(inputs["stack"], mmap_mode="r")
     rows = example_rows(len(ids), n_examples)
     fig = render_grid(np.asarray(stack[rows]), [ids[i] for i in rows], log_mode=log_mode,
                       x_axis=x_axis, title=title)
-    save_figure(out_png, fig, dpi=110)
+    save_figure(outputs["grid"], fig, dpi=110)
     plt.close(fig)
 
 
-def run_curve_grid(curve_pngs: Sequence[PathLike], keys: Sequence[tuple[str, int]],
-                   out_png: PathLike) -> None:
+def run_curve_grid(*, inputs: Mapping[str, Sequence[PathLike]],
+                   outputs: Mapping[str, PathLike], jobs: Sequence[Sequence[Any]]) -> None:
+    """The curve images ``inputs["curves"]`` of the train jobs ``jobs`` ([model, fold], same
+    order) tiled into ``outputs["grid"]``."""
     from ..io import save_figure
 
-    fig = curve_grid({tuple(k): plt.imread(p) for k, p in zip(keys, curve_pngs)})
-    save_figure(out_png, fig, dpi=110)
+    fig = curve_grid({tuple(k): plt.imread(p) for k, p in zip(jobs, inputs["curves"])})
+    save_figure(outputs["grid"], fig, dpi=110)
     plt.close(fig)
 
 
-def run_score_report(scores_csv: PathLike, baselines: Sequence[str], out_table: PathLike,
-                     out_html: PathLike, out_bars: PathLike, out_baselines: PathLike) -> None:
+def run_score_report(*, inputs: Mapping[str, PathLike], outputs: Mapping[str, PathLike],
+                     baselines: Sequence[str]) -> None:
+    """From ``inputs["scores"]``: ``outputs`` ``table`` (CSV), ``page`` (HTML), ``bars`` and
+    ``baselines`` (PNG)."""
     from ..io import save_figure, write_csv, write_text
 
-    table = per_label_loss_table(pd.read_csv(scores_csv))
-    write_csv(out_table, table.reset_index(), float_format="%.6f")
-    write_text(out_html, markdown_free_table(table, "Out-of-fold log loss per label"))
-    for path, fig in ((out_bars, per_label_loss_bars(table, baselines)),
-                      (out_baselines, baseline_comparison(table, baselines))):
+    table = per_label_loss_table(pd.read_csv(inputs["scores"]))
+    write_csv(outputs["table"], table.reset_index(), float_format="%.6f")
+    write_text(outputs["page"], markdown_free_table(table, "Out-of-fold log loss per label"))
+    for path, fig in ((outputs["bars"], per_label_loss_bars(table, baselines)),
+                      (outputs["baselines"], baseline_comparison(table, baselines))):
         save_figure(path, fig, dpi=110)
         plt.close(fig)
 
@@ -295,41 +302,48 @@ def markdown_free_table(table: pd.DataFrame, title: str) -> str:
             f"{table.to_html(float_format=lambda v: f'{v:.4f}')}</body></html>\n")
 
 
-def run_calibration(oof_parquet: PathLike, data_cfg: Mapping[str, Any], labels: Sequence[str],
-                    n_bins: int, out_png: PathLike, out_csv: PathLike,
-                    task: str = "multilabel") -> None:
+def run_calibration(*, inputs: Mapping[str, PathLike], outputs: Mapping[str, PathLike],
+                    data: Mapping[str, Any], labels: Sequence[str], n_bins: int,
+                    task: str) -> None:
+    """Reliability of the ensemble's OOF logits ``inputs["oof"]``: ``outputs["table"]``
+    (CSV) and ``outputs["plot"]`` (PNG)."""
     from ..data.sheet import sample_sheet
-    from ..ensemble.combine import label_matrix, read_logit_table
+    from ..ensemble.tables import label_matrix, read_logit_table
     from ..io import save_figure, write_csv
 
-    oof = read_logit_table(oof_parquet, labels)
-    label_table = sample_sheet(data_cfg).attrs["label_table"]
+    oof = read_logit_table(inputs["oof"], labels)
+    label_table = sample_sheet(data).attrs["label_table"]
     y = label_matrix(label_table, list(oof["sample_id"]), labels)
     table = reliability_table(y, to_probs(oof[list(labels)].to_numpy(float), task), n_bins)
-    write_csv(out_csv, table)
+    write_csv(outputs["table"], table)
     fig = calibration_plot(table)
-    save_figure(out_png, fig, dpi=110)
+    save_figure(outputs["plot"], fig, dpi=110)
     plt.close(fig)
 
 
-def run_member_correlation(members: Sequence[str], oof_paths: Sequence[PathLike],
-                           labels: Sequence[str], out_png: PathLike, out_csv: PathLike) -> None:
-    from ..ensemble.combine import read_logit_table
+def run_member_correlation(*, inputs: Mapping[str, Sequence[PathLike]],
+                           outputs: Mapping[str, PathLike], members: Sequence[str],
+                           labels: Sequence[str]) -> None:
+    """Correlation of the members' OOF logits ``inputs["oof"]`` (``members`` order):
+    ``outputs["table"]`` (CSV) and ``outputs["plot"]`` (PNG)."""
+    from ..ensemble.tables import read_logit_table
     from ..io import save_figure, write_csv
 
     corr = member_correlation({m: read_logit_table(p, labels)
-                               for m, p in zip(members, oof_paths)}, labels)
-    write_csv(out_csv, corr.reset_index(names="member"), float_format="%.6f")
+                               for m, p in zip(members, inputs["oof"])}, labels)
+    write_csv(outputs["table"], corr.reset_index(names="member"), float_format="%.6f")
     fig = correlation_heatmap(corr)
-    save_figure(out_png, fig, dpi=110)
+    save_figure(outputs["plot"], fig, dpi=110)
     plt.close(fig)
 
 
-def run_selection_plot(selection_json: PathLike, out_png: PathLike) -> None:
+def run_selection_plot(*, inputs: Mapping[str, PathLike],
+                       outputs: Mapping[str, PathLike]) -> None:
+    """The selection ``inputs["selection"]`` (selection.json) drawn into ``outputs["plot"]``."""
     from pathlib import Path
 
     from ..io import save_figure
 
-    fig = selection_path_plot(json.loads(Path(selection_json).read_text()))
-    save_figure(out_png, fig, dpi=110)
+    fig = selection_path_plot(json.loads(Path(inputs["selection"]).read_text()))
+    save_figure(outputs["plot"], fig, dpi=110)
     plt.close(fig)

@@ -1,0 +1,133 @@
+"""The ensemble step: select members among the candidates, combine them, score every member
+and the ensemble on the same out-of-fold samples."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .combine import combine_logits
+from .selection import choose_members, fit_label_weights, score_members
+from .tables import label_matrix, read_logit_table
+from ..config.typed import settings_from
+from ..errors import InputError
+
+PathLike = str | os.PathLike[str]
+OPTIMISM_NOTE = ("The ensemble's out-of-fold score is optimistically biased when members "
+                 "or weights are chosen on the same out-of-fold predictions (greedy "
+                 "selection, per-label weights); compare members on their own rows.")
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """The validated ``ensemble:`` block."""
+
+    selection: str
+    members: list[str]
+    include_baselines: bool
+    per_label_weights: bool
+    clip: float
+
+
+@dataclass
+class EnsembleResult:
+    """What the ensemble step writes."""
+
+    oof: pd.DataFrame
+    test: pd.DataFrame
+    scores: pd.DataFrame
+    selection: dict[str, Any] = field(default_factory=dict)
+
+
+def aligned_oof(members: Mapping[str, pd.DataFrame], labels: Sequence[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The common OOF rows (``sample_id, fold`` of the first member) and each member's
+    logits in that row order. Every member must cover the same samples."""
+    first_name = next(iter(members))
+    ref = members[first_name][["sample_id", "fold"]].reset_index(drop=True)
+    ids = set(ref["sample_id"])
+    out: dict[str, np.ndarray] = {}
+    for name, table in members.items():
+        got = set(table["sample_id"])
+        if got != ids:
+            raise InputError(f"members/{name}/oof_logits.parquet",
+                             f"covers other OOF samples than member '{first_name}' "
+                             f"({len(ids - got)} missing, {len(got - ids)} extra)",
+                             "gather every member on the same results/folds.csv")
+        out[name] = table.set_index("sample_id").loc[ref["sample_id"], list(labels)].to_numpy(np.float64)
+    return ref, out
+
+
+def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
+                   test_tables: Mapping[str, pd.DataFrame], label_table: pd.DataFrame,
+                   labels: Sequence[str], candidates: Sequence[str], selection: str,
+                   listed: Sequence[str] = (), per_label_weights: bool = False,
+                   clip: float = 1e-4, task: str = "multilabel") -> EnsembleResult:
+    """Select members among ``candidates``, combine them, and score every member of
+    ``oof_tables`` (models and baselines) and the ensemble on the same OOF samples."""
+    ref, oof = aligned_oof(oof_tables, labels)
+    y = label_matrix(label_table, list(ref["sample_id"]), labels)
+    if per_label_weights and task == "multiclass":
+        raise ValueError("per-label weights do not apply to task multiclass")
+    chosen, path = choose_members(selection, candidates, listed, oof, y, clip, task)
+    weights = (fit_label_weights([oof[m] for m in chosen], y, clip) if per_label_weights
+               else np.full((len(chosen), len(labels)), 1.0 / len(chosen)))
+    ens_oof = combine_logits([oof[m] for m in chosen], clip, weights, task)
+    test_ids = test_tables[chosen[0]]["sample_id"]
+    for m in chosen:
+        if set(test_tables[m]["sample_id"]) != set(test_ids):
+            raise InputError(f"members/{m}/test_logits.parquet",
+                             f"holds other test samples than member '{chosen[0]}'",
+                             "re-run prediction of every member on the current sample sheet")
+    test_logits = [test_tables[m].set_index("sample_id").loc[test_ids, list(labels)]
+                   .to_numpy(np.float64) for m in chosen]
+    ens_test = combine_logits(test_logits, clip, weights, task)
+    scores = score_members({**oof, "ensemble": ens_oof}, y, labels, clip, task)
+    oof_out = pd.concat([ref, pd.DataFrame(ens_oof, columns=list(labels))], axis=1)
+    test_out = pd.DataFrame(ens_test, columns=list(labels))
+    test_out.insert(0, "sample_id", test_ids.to_numpy())
+    mean = scores[scores["label"] == "mean"].set_index("member")["log_loss"]
+    info = {
+        "selection": selection,
+        "candidates": list(candidates),
+        "members": chosen,
+        "weights": {m: dict(zip(labels, map(float, w))) for m, w in zip(chosen, weights)},
+        "per_label_weights": per_label_weights,
+        "greedy_path": path,
+        "clip": clip,
+        "n_oof_samples": int(len(ref)),
+        "oof_mean_log_loss": {m: float(v) for m, v in mean.items()},
+        "task": task,
+        "note": OPTIMISM_NOTE,
+    }
+    return EnsembleResult(oof=oof_out, test=test_out, scores=scores, selection=info)
+
+
+def run_ensemble(*, inputs: Mapping[str, Sequence[PathLike]], outputs: Mapping[str, PathLike],
+                 settings: Mapping[str, Any], members: Sequence[str],
+                 candidates: Sequence[str], data: Mapping[str, Any], labels: Sequence[str],
+                 task: str) -> EnsembleResult:
+    """Read the member files (``inputs["oof"]``/``["test"]``, in ``members`` order), build the
+    ensemble with ``settings`` (the validated ``ensemble:`` block), write ``outputs``
+    ``scores``, ``selection``, ``oof`` and ``test``."""
+    from ..data.sheet import sample_sheet
+    from ..io import write_csv, write_json, write_parquet
+
+    cfg = settings_from(EnsembleSettings, settings, "ensemble")
+    oofs = {m: read_logit_table(p, labels) for m, p in zip(members, inputs["oof"])}
+    for m, p in zip(members, inputs["oof"]):
+        if "fold" not in oofs[m].columns:
+            raise InputError(p, "no 'fold' column", "re-run the gather rule", column="fold")
+    tests = {m: read_logit_table(p, labels) for m, p in zip(members, inputs["test"])}
+    label_table = sample_sheet(data).attrs["label_table"]
+    result = build_ensemble(oofs, tests, label_table, labels, candidates, cfg.selection,
+                            cfg.members, cfg.per_label_weights, cfg.clip, task)
+    write_csv(outputs["scores"], result.scores)
+    write_json(outputs["selection"], result.selection)
+    write_parquet(outputs["oof"], result.oof)
+    write_parquet(outputs["test"], result.test)
+    return result

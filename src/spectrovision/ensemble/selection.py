@@ -1,0 +1,147 @@
+"""Choosing members: scores per member and label, greedy forward/backward selection on the
+out-of-fold log loss, per-label weights; every step deterministic (ties by member name)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from .combine import combine_logits, normalise_weights
+from ..errors import InputError
+from ..metrics import (accuracy, clip_probs, clipped_logits, clipped_probs, log_loss_per_class,
+                       log_loss_per_label, recall_per_class, sigmoid, task_log_loss, to_probs)
+
+SELECTIONS = ("all", "greedy", "list")
+
+
+def ensemble_loss(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float,
+                  task: str = "multilabel") -> float:
+    """Mean log loss (over labels; multiclass log loss) of the equal-weight logit average."""
+    if task == "multiclass":
+        combined = combine_logits(member_logits, clip, task=task)
+        return task_log_loss(y, to_probs(combined, task), clip, task)
+    return float(log_loss_per_label(y, sigmoid(combine_logits(member_logits, clip)), clip).mean())
+
+
+def score_members(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
+                  labels: Sequence[str], clip: float, task: str = "multilabel") -> pd.DataFrame:
+    """``member,label,log_loss`` for every member and label, plus a ``mean`` row per member.
+
+    Multiclass adds an ``accuracy`` column: per class, log loss = mean ``-log p(class)`` over
+    that class's samples and accuracy = its recall; the ``mean`` row holds the multiclass
+    log loss and the accuracy over all samples."""
+    if task == "multiclass":
+        return score_members_multiclass(member_logits, y, labels, clip)
+    rows: list[dict[str, Any]] = []
+    for name, x in member_logits.items():
+        losses = log_loss_per_label(y, clip_probs(sigmoid(x), clip), clip)
+        rows += [{"member": name, "label": lab, "log_loss": float(v)}
+                 for lab, v in zip(labels, losses)]
+        rows.append({"member": name, "label": "mean", "log_loss": float(losses.mean())})
+    return pd.DataFrame(rows, columns=["member", "label", "log_loss"])
+
+
+def score_members_multiclass(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
+                             labels: Sequence[str], clip: float) -> pd.DataFrame:
+    """``member,label,log_loss,accuracy`` of task multiclass (see :func:`score_members`)."""
+    rows: list[dict[str, Any]] = []
+    for name, x in member_logits.items():
+        probs = clipped_probs(x, clip, "multiclass")
+        per_class = log_loss_per_class(y, probs, clip)
+        recall = recall_per_class(y, probs)
+        rows += [{"member": name, "label": lab, "log_loss": float(v), "accuracy": float(r)}
+                 for lab, v, r in zip(labels, per_class, recall)]
+        rows.append({"member": name, "label": "mean",
+                     "log_loss": task_log_loss(y, probs, clip, "multiclass"),
+                     "accuracy": accuracy(y, probs)})
+    return pd.DataFrame(rows, columns=["member", "label", "log_loss", "accuracy"])
+
+
+def greedy_select(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
+                  clip: float, task: str = "multilabel") -> tuple[list[str], list[dict[str, Any]]]:
+    """Forward selection without replacement on mean OOF log loss, then backward elimination.
+
+    Each step takes the strictly best move (ties broken by member name); forward stops when
+    no addition lowers the loss, backward removes members while a removal lowers it.
+    Returns the chosen members (in order of addition) and the path of steps with losses.
+    """
+    if not member_logits:
+        raise ValueError("greedy selection needs at least one candidate")
+    names = sorted(member_logits)
+    chosen: list[str] = []
+    path: list[dict[str, Any]] = []
+    best = np.inf
+
+    def best_move(members_after: Callable[[str], list[str]],
+                  moves: Sequence[str]) -> tuple[float, str]:
+        """The lowest (loss, member) over ``moves``; ties go to the first name."""
+        return min((ensemble_loss([member_logits[m] for m in members_after(n)], y, clip, task),
+                    n) for n in moves)
+
+    while len(chosen) < len(names):
+        loss, name = best_move(lambda n: chosen + [n], [n for n in names if n not in chosen])
+        if loss >= best:
+            break
+        chosen.append(name)
+        best = loss
+        path.append({"step": len(path) + 1, "action": "add", "member": name, "loss": loss})
+    while len(chosen) > 1:
+        loss, name = best_move(lambda n: [m for m in chosen if m != n], sorted(chosen))
+        if loss >= best:
+            break
+        chosen.remove(name)
+        best = loss
+        path.append({"step": len(path) + 1, "action": "remove", "member": name, "loss": loss})
+    return chosen, path
+
+
+def fit_label_weights(member_logits: Sequence[np.ndarray], y: np.ndarray,
+                      clip: float) -> np.ndarray:
+    """Non-negative per-label weights (n_members, n_labels), normalised, fitted on OOF log loss.
+
+    Bounded L-BFGS-B from equal weights, per label; equal weights are kept when the fit
+    does not improve on them.
+    """
+    stacked = np.stack([clipped_logits(x, clip) for x in member_logits])
+    n_members, _, n_labels = stacked.shape
+    weights = np.full((n_members, n_labels), 1.0 / n_members)
+    if n_members == 1:
+        return weights
+    for j in range(n_labels):
+        xj, yj = stacked[:, :, j], y[:, j:j + 1]
+
+        def loss(w: np.ndarray, xj: np.ndarray = xj, yj: np.ndarray = yj) -> float:
+            wn = normalise_weights(w[:, None])[:, 0]
+            p = sigmoid(wn @ xj)[:, None]
+            return float(log_loss_per_label(yj, p, clip)[0])
+
+        start = weights[:, j]
+        fit = minimize(loss, start, method="L-BFGS-B", bounds=[(0.0, None)] * n_members)
+        if fit.fun < loss(start):
+            weights[:, j] = normalise_weights(np.clip(fit.x, 0.0, None)[:, None])[:, 0]
+    return weights
+
+
+def choose_members(selection: str, candidates: Sequence[str], listed: Sequence[str],
+                   oof: Mapping[str, np.ndarray], y: np.ndarray,
+                   clip: float, task: str = "multilabel") -> tuple[list[str], list[dict[str, Any]]]:
+    """Members by ``all`` (every candidate), ``list`` (``listed``) or ``greedy``."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got '{selection}'")
+    if selection == "list":
+        unknown = [m for m in listed if m not in oof]
+        if not listed or unknown:
+            raise InputError("config", f"ensemble.members names unknown members {unknown} "
+                             f"or is empty (known: {sorted(oof)})",
+                             "list model or baseline names under ensemble.members")
+        return list(dict.fromkeys(listed)), []
+    if not candidates:
+        raise InputError("config", "no ensemble candidates", "define models, or set "
+                         "ensemble.include_baselines: true")
+    if selection == "all":
+        return list(candidates), []
+    return greedy_select({m: oof[m] for m in candidates}, y, clip, task)
