@@ -10,7 +10,6 @@ from pathlib import Path
 from spectrovision.config.checks import (
     analysis_model,
     check_config,
-    chosen_representation,
     novelty_representation,
 )
 from spectrovision.config.schema import load_schema, resolve_model, validate_config
