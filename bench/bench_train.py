@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from spectrovision.learn.augment import mixup, random_time_width, resize_time, time_warp  # noqa: E402
 from spectrovision.learn.losses import bce_loss  # noqa: E402
 from spectrovision.learn.models import create_model  # noqa: E402
+from spectrovision.learn.settings import ModelSettings  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +35,9 @@ def main() -> None:
     images = (torch.rand(batch * n_batches, 2, n_mass, n_x) * 0.5).half()
     labels = (torch.rand(batch * n_batches, 9) > 0.7).float()
     gen = torch.Generator().manual_seed(0)
-    model = create_model({"backbone": backbone, "head": "time_avg"}, (2, n_mass, n_x), 9)
+    settings = ModelSettings.with_defaults({"name": "bench", "representation": "bench",
+                                            "backbone": backbone, "head": "time_avg"})
+    model = create_model(settings, (2, n_mass, n_x), 9)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = bce_loss()
     lo, hi = int(n_x * 2 / 3), int(n_x * 4 / 3)

@@ -9,8 +9,15 @@ import torch
 
 from spectrovision.learn.augment import (mixup, random_time_width, resize_time, time_warp,
                                    training_width, tta_time_sizes)
-from spectrovision.learn.losses import bce_loss, eval_loss, focal_loss, make_loss, smooth_binary
-from spectrovision.learn.train import lr_at
+from spectrovision.learn.loop import lr_at
+from spectrovision.learn.losses import bce_loss, eval_loss, focal_loss, smooth_binary
+from spectrovision.learn.losses import make_loss as make_typed
+from spectrovision.learn.settings import ModelSettings
+
+
+def make_loss(keys: dict, task: str):
+    return make_typed(ModelSettings.with_defaults({"name": "m", "representation": "r", **keys}),
+                      task)
 
 
 def test_random_time_width_covers_the_range_and_is_seeded():

@@ -19,16 +19,19 @@ from spectrovision.analysis.embed import embedding_plot, run_embed, umap_2d
 from spectrovision.errors import InputError
 from spectrovision.analysis.explain import (choose_examples, find_target_layer, gradcam_figure,
                                    gradcam_maps, run_explain)
+from spectrovision.learn.checkpoint import load_trained
 from spectrovision.learn.models import create_model
-from spectrovision.learn.train import load_trained, run_train
+from spectrovision.learn.settings import ModelSettings
+from spectrovision.learn.train import run_train
 
 LABELS = ["a", "b"]
 REGIONS = {"a": (slice(40, 56), slice(40, 56)), "b": (slice(8, 24), slice(8, 24))}
-SETTINGS = {"name": "toy", "backbone": "resnet10t", "head": "pool", "weights": None,
+SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "head": "pool", "weights": None,
             "in_chans": None, "epochs": 8, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.01,
             "warmup_epochs": 0, "grad_clip": 1.0, "loss": "bce", "focal_gamma": 2.0,
             "label_smoothing": 0.0, "mixup_p": 0.0, "time_resize": None, "time_warp": None,
-            "amp": False, "channels_last": False, "drop_rate": 0.0, "seed": 3}
+            "amp": False, "channels_last": False, "drop_rate": 0.0, "precise_bn": False,
+            "metadata_columns": [], "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +58,17 @@ def toy(tmp_path_factory) -> dict:
     outputs = {k: str(root / name) for k, name in (
         ("weights", "model.pt"), ("metrics", "metrics.json"), ("history", "history.csv"),
         ("curve", "curve.png"))}
-    metrics = run_train(stacks, csvs, root / "folds.csv", labels, LABELS, SETTINGS, 0,
-                        "multilabel", outputs, checkpoint=root / "ckpt.pt")
+    metrics = run_train(inputs={"stacks": stacks, "stack_ids": csvs, "folds": root / "folds.csv"},
+                        outputs=outputs, settings=SETTINGS, fold=0, task="multilabel",
+                        label_table=labels, labels=LABELS, checkpoint=root / "ckpt.pt")
     assert metrics["best_val_loss"] < 0.3, "the toy model should learn the planted blocks"
     return {"root": root, "stacks": stacks, "stack_ids": csvs, "folds": str(root / "folds.csv"),
             "labels": labels, "y": y, "images": images, "ids": ids,
             "weights": outputs["weights"]}
+
+
+def model_inputs(toy: dict) -> dict:
+    return {k: toy[k] for k in ("weights", "stacks", "stack_ids", "folds")}
 
 
 def held_out_positive(toy: dict, j: int) -> np.ndarray:
@@ -92,7 +100,9 @@ def test_different_labels_give_different_maps(toy):
 
 @pytest.mark.parametrize("backbone", ["resnet10t", "mobilenetv3_small_050"])
 def test_target_layer_is_the_last_stage_of_feature_map_size(backbone):
-    model = create_model({"backbone": backbone, "head": "pool"}, (2, 64, 48), 3).eval()
+    settings = ModelSettings.with_defaults({"name": "m", "representation": "r",
+                                            "backbone": backbone, "head": "pool"})
+    model = create_model(settings, (2, 64, 48), 3).eval()
     layer = find_target_layer(model, (2, 64, 48))
     seen = []
     hook = layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
@@ -123,9 +133,9 @@ def test_figure_has_axis_labels_and_titles():
 
 def test_run_explain_writes_grid_and_peaks_inside_the_regions(toy, tmp_path):
     out = {"figure": str(tmp_path / "gradcam.png"), "table": str(tmp_path / "gradcam.csv")}
-    info = run_explain(toy["weights"], toy["stacks"], toy["stack_ids"], toy["folds"],
-                       toy["labels"], samples_per_label=2, labels=None, log_mode="log1p1000",
-                       x_axis="time", outputs=out)
+    info = run_explain(inputs=model_inputs(toy), outputs=out,
+                       settings={"samples_per_label": 2, "labels": None},
+                       label_table=toy["labels"], log_mode="log1p1000", x_axis="time")
     assert info["n_maps"] == 4
     table = pd.read_csv(out["table"], dtype={"sample_id": str})
     assert list(table["label"]) == ["a", "a", "b", "b"]
@@ -138,9 +148,9 @@ def test_run_explain_writes_grid_and_peaks_inside_the_regions(toy, tmp_path):
         assert cols.start - 8 <= row.peak_x_fraction * 64 < cols.stop + 8
     assert Path(out["figure"]).stat().st_size > 20_000
     with pytest.raises(InputError, match="not among"):
-        run_explain(toy["weights"], toy["stacks"], toy["stack_ids"], toy["folds"],
-                    toy["labels"], samples_per_label=1, labels=["zzz"], log_mode="none",
-                    x_axis="time", outputs=out)
+        run_explain(inputs=model_inputs(toy), outputs=out,
+                    settings={"samples_per_label": 1, "labels": ["zzz"]},
+                    label_table=toy["labels"], log_mode="none", x_axis="time")
 
 
 def test_umap_is_deterministic():
@@ -153,9 +163,10 @@ def test_umap_is_deterministic():
 
 def test_run_embed_lists_every_sample_once_with_labelled_flags(toy, tmp_path):
     out = {"table": str(tmp_path / "umap.parquet"), "plot": str(tmp_path / "umap.png")}
-    kwargs = dict(color_label="b", n_neighbors=10, min_dist=0.1, seed=3, outputs=out)
-    run_embed(toy["weights"], toy["stacks"], toy["stack_ids"], ["train", "test"],
-              toy["labels"], **kwargs)
+    kwargs = dict(inputs=model_inputs(toy), outputs=out, splits=["train", "test"],
+                  settings={"color_label": "b", "n_neighbors": 10, "min_dist": 0.1},
+                  label_table=toy["labels"], seed=3)
+    run_embed(**kwargs)
     table = pd.read_parquet(out["table"])
     assert sorted(table["sample_id"]) == sorted(toy["ids"]["train"] + toy["ids"]["test"])
     assert table["sample_id"].is_unique
@@ -168,8 +179,7 @@ def test_run_embed_lists_every_sample_once_with_labelled_flags(toy, tmp_path):
     assert table["prob"].between(0, 1).all()
     assert Path(out["plot"]).stat().st_size > 20_000
     first = table[["x", "y"]].to_numpy()
-    run_embed(toy["weights"], toy["stacks"], toy["stack_ids"], ["train", "test"],
-              toy["labels"], **kwargs)
+    run_embed(**kwargs)
     np.testing.assert_array_equal(pd.read_parquet(out["table"])[["x", "y"]].to_numpy(), first)
 
 

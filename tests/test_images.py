@@ -31,7 +31,9 @@ from spectrovision.data.particles import CLASSES, METADATA_COLUMNS, generate_par
 from spectrovision.learn.predict import run_predict
 from spectrovision.ensemble.submission import probabilities
 from spectrovision.ensemble.tabular import GBMSettings, fit_tabular, metadata_features
-from spectrovision.learn.train import fold_metadata, load_trained, run_train
+from spectrovision.learn.checkpoint import load_trained
+from spectrovision.learn.settings import ModelSettings
+from spectrovision.learn.train import fold_metadata, run_train
 from support import derived_config, run_snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,14 +179,16 @@ def test_representation_keys_split_by_layout_and_defaults_match_schema():
 def test_standardisation_uses_the_training_fold_only():
     sheet = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "x": [1.0, 3.0, 1000.0, np.nan],
                           "y": [5.0, 5.0, -7.0, 2.0]})
-    settings = {"metadata_columns": ["x", "y"]}
+    settings = ModelSettings.with_defaults({"name": "m", "representation": "r",
+                                            "metadata_columns": ["x", "y"]})
     scaler, train_meta, val_meta = fold_metadata(sheet, settings, ["a", "b"], ["c", "d"])
     assert np.allclose(scaler.mean, [2.0, 5.0]) and np.allclose(scaler.std, [1.0, 1.0])
     assert torch.allclose(train_meta, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
     assert val_meta[0, 0] == 998.0 and val_meta[1, 0] == 0.0, "missing = training mean"
     again = Standardizer.from_bundle(scaler.to_bundle())
     assert np.array_equal(again.transform([[2.0, 6.0]]), scaler.transform([[2.0, 6.0]]))
-    assert fold_metadata(sheet, {"metadata_columns": []}, ["a"], ["b"]) == (None, None, None)
+    image_only = ModelSettings.with_defaults({"name": "m", "representation": "r"})
+    assert fold_metadata(sheet, image_only, ["a"], ["b"]) == (None, None, None)
     with pytest.raises(InputError, match="not a number"):
         metadata_values(sheet.assign(x=["1", "2", "three", "4"]), ["c"], ["x"])
     with pytest.raises(ConfigError, match="not in the sample sheet"):
@@ -213,15 +217,19 @@ def test_the_fused_model_learns_from_metadata_and_predicts_with_its_statistics(t
     root = toy["root"]
     settings = {"name": "fused", "backbone": "resnet10t", "head": "pool", "epochs": 6,
                 "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0, "time_resize": None,
-                "amp": False, "channels_last": False, "seed": 1, "mixup_p": 0.2}
+                "amp": False, "channels_last": False, "seed": 1, "mixup_p": 0.2,
+                "grad_clip": None}  # the code default these settings had (schema: 1.0)
     results = {}
+    stack_inputs = {"stacks": [root / "stack_train.npy"],
+                    "stack_ids": [root / "stack_train.csv"], "folds": root / "folds.csv"}
     for name, columns in (("image", []), ("fused", ["m", "noise"])):
         out = {k: str(tmp_path / name / f) for k, f in (("weights", "model.pt"),
                ("metrics", "metrics.json"), ("history", "history.csv"), ("curve", "c.png"))}
-        results[name] = run_train([root / "stack_train.npy"], [root / "stack_train.csv"],
-                                  root / "folds.csv", toy["labels"], toy["classes"],
-                                  {**settings, "metadata_columns": columns}, 0, "multiclass",
-                                  out, checkpoint=tmp_path / name / "ck.pt",
+        typed = ModelSettings.with_defaults({"representation": "r", **settings,
+                                             "metadata_columns": columns})
+        results[name] = run_train(inputs=stack_inputs, outputs=out, settings=typed, fold=0,
+                                  task="multiclass", label_table=toy["labels"],
+                                  labels=toy["classes"], checkpoint=tmp_path / name / "ck.pt",
                                   metadata=toy["sheet"])
     # chance is ln 3 = 1.10; the image-only CNN can only memorise its noise
     assert results["fused"]["best_val_loss"] < min(0.95, results["image"]["best_val_loss"] - 0.1)
@@ -230,14 +238,15 @@ def test_the_fused_model_learns_from_metadata_and_predicts_with_its_statistics(t
     assert bundle["n_meta"] == 2 and bundle["meta_columns"] == ["m", "noise"]
     assert np.allclose(bundle["meta_mean"], train_rows[["m", "noise"]].mean())
     outputs = {"oof": str(tmp_path / "oof.parquet"), "test": str(tmp_path / "test.parquet")}
-    args = (tmp_path / "fused" / "model.pt", [root / "stack_train.npy"],
-            [root / "stack_train.csv"], root / "folds.csv", [], 0, 1, 8, 32, outputs)
-    run_predict(*args, metadata=toy["sheet"])
+    args = dict(inputs={**stack_inputs, "weights": tmp_path / "fused" / "model.pt"},
+                outputs=outputs, fold=0, unlabelled=[],
+                settings={"tta_n_widths": 1, "tta_step": 8, "batch_size": 32})
+    run_predict(**args, metadata=toy["sheet"])
     oof = pd.read_parquet(outputs["oof"])
     truth = toy["labels"].loc[oof["sample_id"]].to_numpy().argmax(1)
     assert (oof[toy["classes"]].to_numpy().argmax(1) == truth).mean() > 0.6  # chance 1/3
     with pytest.raises(InputError, match="metadata"):
-        run_predict(*args)
+        run_predict(**args)
 
 
 # --- multiclass members, ensemble and scores ---------------------------------------------------
@@ -380,12 +389,13 @@ def test_the_particle_demo_trains_all_three_model_kinds(particles, tmp_path):
 
 
 def test_precise_bn_recalibrates_running_statistics_without_random_numbers():
+    from spectrovision.learn.loop import recalibrate_batch_norm
     from spectrovision.learn.models import create_model
-    from spectrovision.learn.train import recalibrate_batch_norm
 
     torch.manual_seed(0)
-    model = create_model({"backbone": "resnet10t", "head": "pool", "drop_rate": 0.5},
-                         (1, 24, 24), 3)
+    model = create_model(ModelSettings.with_defaults(
+        {"name": "m", "representation": "r", "backbone": "resnet10t", "head": "pool",
+         "drop_rate": 0.5}), (1, 24, 24), 3)
     x = torch.rand(40, 1, 24, 24) * 3 + 1  # far from the initial running stats (0, 1)
     reference = copy.deepcopy(model).eval()  # batch statistics, dropout off
     for norm in reference.modules():

@@ -6,10 +6,20 @@ import pytest
 import torch
 
 from spectrovision.errors import InputError
-from spectrovision.learn.models import HEADS, backbone_channels, create_model
+from spectrovision.learn.models import HEADS, backbone_channels
+from spectrovision.learn.models import create_model as create_typed
+from spectrovision.learn.settings import ModelSettings
 
 BASE = {"backbone": "resnet10t", "head": "pool", "drop_rate": 0.0, "weights": None,
         "in_chans": None}
+
+
+def settings(keys: dict) -> ModelSettings:
+    return ModelSettings.with_defaults({"name": "m", "representation": "r", **keys})
+
+
+def create_model(keys: dict, *args, **kwargs):
+    return create_typed(settings(keys), *args, **kwargs)
 
 
 @pytest.mark.parametrize("head", sorted(HEADS))
@@ -46,7 +56,7 @@ def test_time_avg_head_keeps_the_mass_axis():
 
 def test_extra_channels_go_through_a_trainable_1x1_adapter():
     model = create_model(BASE, (4, 32, 32), 2)
-    assert backbone_channels(BASE, 4) == 3
+    assert backbone_channels(settings(BASE), 4) == 3
     conv = model.adapter.conv
     assert conv.kernel_size == (1, 1) and conv.in_channels == 4 and conv.out_channels == 3
     assert conv.weight.requires_grad

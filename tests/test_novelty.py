@@ -109,9 +109,11 @@ def test_run_novelty_writes_scores_and_gallery(tmp_path):
     ids = [s.replace(".npy", ".csv") for s in stacks]
     out = {"scores": str(tmp_path / "novelty_scores.csv"),
            "gallery": str(tmp_path / "gallery.png")}
-    info = run_novelty(stacks, ids, train_ids, test_ids, tmp_path / "ens.parquet",
-                       tmp_path / "selection.json", members, LABELS, epochs=8, seed=0,
-                       top_k=4, log_mode="log1p1000", x_axis="time", outputs=out)
+    inputs = {"stacks": stacks, "stack_ids": ids, "ensemble": tmp_path / "ens.parquet",
+              "selection": tmp_path / "selection.json", "members": list(members.values())}
+    info = run_novelty(inputs=inputs, outputs=out, settings={"epochs": 8, "top_k": 4},
+                       train_ids=train_ids, unlabelled=test_ids, members=list(members),
+                       labels=LABELS, seed=0, log_mode="log1p1000", x_axis="time")
     assert info["n_scored"] == 6 and info["n_train"] == 48
     table = pd.read_csv(out["scores"])
     assert sorted(table["sample_id"]) == test_ids
@@ -120,6 +122,6 @@ def test_run_novelty_writes_scores_and_gallery(tmp_path):
     assert (table["disagreement"] > 0).all()
     assert (tmp_path / "gallery.png").stat().st_size > 10_000
     with pytest.raises(InputError, match="no logits"):
-        run_novelty(stacks, ids, train_ids, [*test_ids, "T00"], tmp_path / "ens.parquet",
-                    tmp_path / "selection.json", members, LABELS, epochs=1, seed=0, top_k=4,
-                    log_mode="log1p1000", x_axis="time", outputs=out)
+        run_novelty(inputs=inputs, outputs=out, settings={"epochs": 1, "top_k": 4},
+                    train_ids=train_ids, unlabelled=[*test_ids, "T00"], members=list(members),
+                    labels=LABELS, seed=0, log_mode="log1p1000", x_axis="time")

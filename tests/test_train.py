@@ -15,16 +15,20 @@ import pandas as pd
 import pytest
 import torch
 
-from spectrovision.learn import train as train_mod
+from spectrovision.learn import loop as loop_mod
+from spectrovision.learn.checkpoint import load_trained
+from spectrovision.learn.loop import train_model
 from spectrovision.learn.predict import predict_logits, run_predict
-from spectrovision.learn.train import load_trained, run_train, train_model
+from spectrovision.learn.settings import ModelSettings
+from spectrovision.learn.train import run_train
 
 LABELS = ["a", "b", "c"]
-SETTINGS = {"name": "toy", "backbone": "resnet10t", "head": "pool", "weights": None,
+SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "head": "pool", "weights": None,
             "in_chans": None, "epochs": 3, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.01,
             "warmup_epochs": 1, "grad_clip": 1.0, "loss": "bce", "focal_gamma": 2.0,
             "label_smoothing": 0.0, "mixup_p": 0.0, "time_resize": [20, 28], "time_warp": None,
-            "amp": True, "channels_last": True, "drop_rate": 0.0, "seed": 3}
+            "amp": True, "channels_last": True, "drop_rate": 0.0, "precise_bn": False,
+            "metadata_columns": [], "seed": 3}
 
 
 def write_toy_data(root: Path, n_train: int = 24, n_test: int = 6, seed: int = 0) -> dict:
@@ -56,9 +60,13 @@ def outputs(root: Path) -> dict[str, str]:
                                           ("history", "history.csv"), ("curve", "curve.png"))}
 
 
+def inputs(data: dict) -> dict:
+    return {"stacks": data["stacks"], "stack_ids": data["stack_ids"], "folds": data["folds"]}
+
+
 def train(data: dict, root: Path, settings: dict | None = None, fold: int = 0) -> dict:
-    return run_train(data["stacks"], data["stack_ids"], data["folds"], data["labels"], LABELS,
-                     settings or SETTINGS, fold, "multilabel", outputs(root),
+    return run_train(inputs=inputs(data), outputs=outputs(root), settings=settings or SETTINGS,
+                     fold=fold, task="multilabel", label_table=data["labels"], labels=LABELS,
                      checkpoint=root / "ckpt" / "last.pt", threads=1)
 
 
@@ -109,8 +117,9 @@ DRIVER = """
 import sys, pickle
 from spectrovision.learn.train import run_train
 data, out, settings = pickle.load(open(sys.argv[1], "rb"))
-run_train(data["stacks"], data["stack_ids"], data["folds"], data["labels"], {labels!r},
-          settings, 0, "multilabel", out, checkpoint=sys.argv[2], threads=1)
+run_train(inputs={{k: data[k] for k in ("stacks", "stack_ids", "folds")}}, outputs=out,
+          settings=settings, fold=0, task="multilabel", label_table=data["labels"],
+          labels={labels!r}, checkpoint=sys.argv[2], threads=1)
 """
 
 
@@ -123,9 +132,9 @@ def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path)
     args.write_bytes(pickle.dumps((toy, out, SETTINGS)))
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER.format(labels=LABELS))
-    env = {**os.environ, "PYTHONPATH": str(Path(train_mod.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(loop_mod.__file__).parents[2])}
     killed = subprocess.run([sys.executable, str(driver), str(args), str(ckpt)],
-                            env={**env, train_mod.STOP_AFTER_EPOCH_ENV: "2"},
+                            env={**env, loop_mod.STOP_AFTER_EPOCH_ENV: "2"},
                             capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert ckpt.exists() and not Path(out["weights"]).exists()
@@ -144,7 +153,7 @@ def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path)
 def test_checkpoint_of_other_settings_is_not_resumed(toy, tmp_path, caplog):
     root = tmp_path / "a"
     torch.save({"fingerprint": "stale", "epoch": 1}, _mk(root / "ckpt" / "last.pt"))
-    with caplog.at_level(logging.INFO, logger="spectrovision.learn.train"):
+    with caplog.at_level(logging.INFO, logger="spectrovision.learn"):
         metrics = train(toy, root, {**SETTINGS, "epochs": 1})
     assert metrics["resumed_from_epoch"] is None
     assert "starting over" in caplog.text
@@ -156,7 +165,7 @@ def _mk(path: Path) -> Path:
 
 
 def test_not_on_a_tty_each_epoch_is_one_plain_log_line(toy, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="spectrovision.learn.train"):
+    with caplog.at_level(logging.INFO, logger="spectrovision.learn"):
         train(toy, tmp_path, {**SETTINGS, "epochs": 2})
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()
              and "val loss" in r.getMessage()]
@@ -165,7 +174,7 @@ def test_not_on_a_tty_each_epoch_is_one_plain_log_line(toy, tmp_path, caplog):
 
 def _widths_seen(toy, monkeypatch, settings) -> list[int]:
     seen: list[int] = []
-    original = train_mod.create_model
+    original = loop_mod.create_model
 
     def spy(*args, **kwargs):
         model = original(*args, **kwargs)
@@ -173,12 +182,12 @@ def _widths_seen(toy, monkeypatch, settings) -> list[int]:
                                                 if m.training else None)
         return model
 
-    monkeypatch.setattr(train_mod, "create_model", spy)
+    monkeypatch.setattr(loop_mod, "create_model", spy)
     data = toy
     x = torch.from_numpy(np.load(data["stacks"][0]).astype(np.float32))
     y = torch.tensor(data["labels"].to_numpy(np.float32))
-    train_model(x[:16], y[:16], x[16:], y[16:], {**settings, "epochs": 3, "batch_size": 4},
-                "multilabel")
+    train_model(x[:16], y[:16], x[16:], y[16:],
+                ModelSettings(**{**settings, "epochs": 3, "batch_size": 4}), "multilabel")
     return seen
 
 
@@ -197,10 +206,12 @@ def test_grad_clip_switch_clips_at_the_configured_norm(toy, monkeypatch):
     x = torch.from_numpy(np.load(toy["stacks"][0]).astype(np.float32))
     y = torch.tensor(toy["labels"].to_numpy(np.float32))
     short = {**SETTINGS, "epochs": 1, "batch_size": 8}
-    train_model(x[:16], y[:16], x[16:], y[16:], {**short, "grad_clip": 0.5}, "multilabel")
+    train_model(x[:16], y[:16], x[16:], y[16:], ModelSettings(**{**short, "grad_clip": 0.5}),
+                "multilabel")
     assert calls == [0.5, 0.5]
     calls.clear()
-    train_model(x[:16], y[:16], x[16:], y[16:], {**short, "grad_clip": None}, "multilabel")
+    train_model(x[:16], y[:16], x[16:], y[16:], ModelSettings(**{**short, "grad_clip": None}),
+                "multilabel")
     assert calls == []
 
 
@@ -215,9 +226,9 @@ def test_each_recipe_switch_changes_the_trained_weights(toy, trained, tmp_path, 
 def test_multiclass_trains_with_cross_entropy(toy, tmp_path):
     one_hot = pd.DataFrame(np.eye(3)[np.arange(len(toy["labels"])) % 3], columns=LABELS,
                            index=toy["labels"].index)
-    metrics = run_train(toy["stacks"], toy["stack_ids"], toy["folds"], one_hot, LABELS,
-                        {**SETTINGS, "epochs": 1}, 1, "multiclass", outputs(tmp_path),
-                        checkpoint=tmp_path / "c.pt")
+    metrics = run_train(inputs=inputs(toy), outputs=outputs(tmp_path),
+                        settings={**SETTINGS, "epochs": 1}, fold=1, task="multiclass",
+                        label_table=one_hot, labels=LABELS, checkpoint=tmp_path / "c.pt")
     assert 0 < metrics["best_val_loss"] < 5  # cross-entropy of 3 classes starts near ln 3
 
 
@@ -240,8 +251,10 @@ def test_tta_averages_logits_over_widths(trained):
 def test_predict_writes_fold_oof_and_unlabelled_test_logits(toy, trained, tmp_path):
     out = {"oof": str(tmp_path / "oof.parquet"), "test": str(tmp_path / "test.parquet"),
            "info": str(tmp_path / "tta.json")}
-    info = run_predict(trained / "model.pt", toy["stacks"], toy["stack_ids"], toy["folds"],
-                       toy["test_ids"], 0, 3, 4, 16, out)
+    weighted = {**inputs(toy), "weights": trained / "model.pt"}
+    tta = {"tta_n_widths": 3, "tta_step": 4, "batch_size": 16}
+    info = run_predict(inputs=weighted, outputs=out, settings=tta, fold=0,
+                       unlabelled=toy["test_ids"])
     assert info["tta_widths"] == [20, 24, 28]
     oof, test = pd.read_parquet(out["oof"]), pd.read_parquet(out["test"])
     folds = pd.read_csv(toy["folds"])
@@ -250,5 +263,5 @@ def test_predict_writes_fold_oof_and_unlabelled_test_logits(toy, trained, tmp_pa
     assert sorted(test["sample_id"]) == sorted(toy["test_ids"])
     assert np.isfinite(test[LABELS].to_numpy()).all()
     with pytest.raises(ValueError, match="fold 0, not 1"):
-        run_predict(trained / "model.pt", toy["stacks"], toy["stack_ids"], toy["folds"],
-                    toy["test_ids"], 1, 3, 4, 16, out)
+        run_predict(inputs=weighted, outputs=out, settings=tta, fold=1,
+                    unlabelled=toy["test_ids"])

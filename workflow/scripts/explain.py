@@ -1,14 +1,12 @@
 """Grad-CAM++ grid of one model x fold over its held-out renders (thin adapter)."""
 
-from spectrovision.data.sheet import sample_sheet
 from spectrovision.analysis.explain import run_explain
-from spectrovision.provenance.job import job_context
+from spectrovision.data.sheet import sample_sheet
+from spectrovision.provenance.job import job_context, named_items
 
 p = snakemake.params
-with job_context(snakemake) as record:
-    label_table = sample_sheet(p.data).attrs["label_table"]
-    record.extra["explain"] = run_explain(
-        snakemake.input.weights, list(snakemake.input.stacks), list(snakemake.input.stack_ids),
-        snakemake.input.folds, label_table, samples_per_label=p.samples_per_label,
-        labels=p.labels, log_mode=p.log_mode, x_axis=p.x_axis,
-        outputs=dict(snakemake.output.items()), threads=snakemake.threads)
+with job_context(snakemake) as job:
+    job.extra["explain"] = run_explain(
+        inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
+        settings=named_items(p), label_table=sample_sheet(p.data).attrs["label_table"],
+        log_mode=p.log_mode, x_axis=p.x_axis, threads=snakemake.threads)

@@ -1,13 +1,12 @@
 """Novelty scores of unlabelled samples and the top-k gallery (thin adapter)."""
 
 from spectrovision.analysis.novelty import run_novelty
-from spectrovision.provenance.job import job_context
+from spectrovision.provenance.job import job_context, named_items
 
 p = snakemake.params
-with job_context(snakemake, skip_params=("train_ids", "unlabelled")) as record:
-    record.extra["novelty"] = run_novelty(
-        list(snakemake.input.stacks), list(snakemake.input.stack_ids), p.train_ids,
-        p.unlabelled, snakemake.input.ensemble, snakemake.input.selection,
-        dict(zip(p.members, snakemake.input.members, strict=True)), p.labels,
-        epochs=p.epochs, seed=p.seed, top_k=p.top_k, log_mode=p.log_mode, x_axis=p.x_axis,
-        outputs=dict(snakemake.output.items()), threads=snakemake.threads)
+with job_context(snakemake, skip_params=("train_ids", "unlabelled")) as job:
+    job.extra["novelty"] = run_novelty(
+        inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
+        settings=named_items(p), train_ids=p.train_ids, unlabelled=p.unlabelled,
+        members=p.members, labels=p.labels, seed=p.seed, log_mode=p.log_mode,
+        x_axis=p.x_axis, threads=snakemake.threads)

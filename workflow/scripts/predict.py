@@ -2,12 +2,11 @@
 
 from spectrovision.data.sheet import sample_sheet
 from spectrovision.learn.predict import run_predict
-from spectrovision.provenance.job import job_context
+from spectrovision.provenance.job import job_context, named_items
 
 p = snakemake.params
-with job_context(snakemake, skip_params=("unlabelled",)) as record:
-    record.extra["tta"] = run_predict(
-        snakemake.input.weights, list(snakemake.input.stacks), list(snakemake.input.stack_ids),
-        snakemake.input.folds, p.unlabelled, p.fold, p.tta_n_widths, p.tta_step, p.batch_size,
-        dict(snakemake.output.items()), threads=snakemake.threads,
-        metadata=sample_sheet(p.data) if p.data else None)
+with job_context(snakemake, skip_params=("unlabelled",)) as job:
+    job.extra["tta"] = run_predict(
+        inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
+        settings=named_items(p), fold=p.fold, unlabelled=p.unlabelled,
+        threads=snakemake.threads, metadata=sample_sheet(p.data) if p.data else None)

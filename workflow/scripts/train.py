@@ -1,14 +1,13 @@
 """Train one model x fold (thin adapter)."""
 
 from spectrovision.data.sheet import sample_sheet
-from spectrovision.provenance.job import job_context
 from spectrovision.learn.train import run_train
+from spectrovision.provenance.job import job_context, named_items
 
 p = snakemake.params
-with job_context(snakemake) as record:
+with job_context(snakemake) as job:
     sheet = sample_sheet(p.data)
-    metrics = run_train(list(snakemake.input.stacks), list(snakemake.input.stack_ids),
-                        snakemake.input.folds, sheet.attrs["label_table"], p.labels,
-                        dict(p.settings), p.fold, p.task, dict(snakemake.output.items()),
-                        checkpoint=p.checkpoint, threads=snakemake.threads, metadata=sheet)
-    record.extra["metrics"] = metrics
+    job.extra["metrics"] = run_train(
+        inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
+        settings=p.settings, fold=p.fold, task=p.task, label_table=sheet.attrs["label_table"],
+        labels=p.labels, checkpoint=p.checkpoint, threads=snakemake.threads, metadata=sheet)

@@ -19,9 +19,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..learn.augment import resize_time
 from ..errors import InputError
+from ..learn.augment import resize_time
+from ..learn.settings import as_settings
 from .explain import class_probabilities
+from .settings import EmbedSettings
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -94,28 +96,34 @@ def embedding_plot(table: pd.DataFrame, label: str, title: str = "") -> Any:
     return fig
 
 
-def run_embed(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-              splits: Sequence[str], label_table: pd.DataFrame, *, color_label: str | None,
-              n_neighbors: int, min_dist: float, seed: int, outputs: Mapping[str, PathLike],
-              threads: int = 1) -> dict[str, Any]:
+def run_embed(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+              settings: EmbedSettings | Mapping[str, Any], splits: Sequence[str],
+              label_table: pd.DataFrame, seed: int, threads: int = 1) -> dict[str, Any]:
     """Write ``outputs['table']`` (parquet: sample_id, split, labelled, x, y, truth, prob of
-    the colour label) and ``outputs['plot']`` (PNG)."""
+    the colour label) and ``outputs['plot']`` (PNG).
+
+    ``inputs``: ``weights`` (model.pt) and ``stacks``/``stack_ids``, one per split of
+    ``splits`` in that order; ``settings``: the ``embed:`` block; ``seed``: UMAP's
+    ``random_state`` (the global seed)."""
     import matplotlib.pyplot as plt
 
     from ..io import save_figure, write_parquet
-    from ..learn.train import load_image_set, load_trained
+    from ..learn.checkpoint import load_trained
+    from ..learn.imageset import load_image_set
 
+    umap_settings = as_settings(EmbedSettings, settings, "embed")
+    weights, stack_ids = inputs["weights"], inputs["stack_ids"]
     torch.set_num_threads(max(int(threads), 1))
     model, bundle = load_trained(weights)
     labels = list(bundle["labels"])
-    label = color_label or labels[0]
+    label = umap_settings.color_label or labels[0]
     if label not in labels:
         raise InputError(weights, f"embed.color_label '{label}' is not one of {labels}",
                          "fix embed.color_label in the config (null = the first label)")
     ids: list[str] = []
     split_of: list[str] = []
     blocks = []
-    for split, stack, csv in zip(splits, stacks, stack_ids, strict=True):
+    for split, stack, csv in zip(splits, inputs["stacks"], stack_ids, strict=True):
         part = load_image_set([stack], [csv])
         ids += part.ids
         split_of += [split] * len(part.ids)
@@ -124,15 +132,15 @@ def run_embed(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequence
         raise InputError(stack_ids[0], "a sample id occurs in more than one split's stack",
                          "re-run the render stack rules")
     feats, logits = penultimate_features(model, torch.cat(blocks), int(bundle["train_width"]))
-    probs = class_probabilities(logits, bundle.get("task", "multilabel"))[:, labels.index(label)]
+    probs = class_probabilities(logits, bundle["task"])[:, labels.index(label)]
     labelled = [s in label_table.index and pd.notna(label_table.at[s, label]) for s in ids]
     truth = [float(label_table.at[s, label]) if known else np.nan
              for s, known in zip(ids, labelled)]
-    xy = umap_2d(feats, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    xy = umap_2d(feats, n_neighbors=umap_settings.n_neighbors,
+                 min_dist=umap_settings.min_dist, seed=seed)
     table = embedding_table(ids, split_of, labelled, xy, truth, probs)
     write_parquet(outputs["table"], table)
-    settings = bundle["settings"]
-    fig = embedding_plot(table, label, f"UMAP of {settings.get('name', 'model')} fold "
+    fig = embedding_plot(table, label, f"UMAP of {bundle['settings'].name} fold "
                                        f"{bundle['fold']} features, coloured by {label}")
     save_figure(outputs["plot"], fig, dpi=110)
     plt.close(fig)

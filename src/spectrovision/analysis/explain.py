@@ -23,8 +23,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..learn.augment import resize_time
 from ..errors import InputError
+from ..learn.augment import resize_time
+from ..learn.settings import as_settings
+from .settings import ExplainSettings
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -143,22 +145,29 @@ def peak_cell(cam: np.ndarray) -> tuple[int, float]:
     return int(row), float((col + 0.5) / cam.shape[1])
 
 
-def run_explain(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-                folds_path: PathLike, label_table: pd.DataFrame, *, samples_per_label: int,
-                labels: Sequence[str] | None, log_mode: str, x_axis: str,
-                outputs: Mapping[str, PathLike], threads: int = 1) -> dict[str, Any]:
+def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                settings: ExplainSettings | Mapping[str, Any], label_table: pd.DataFrame,
+                log_mode: str, x_axis: str, threads: int = 1) -> dict[str, Any]:
     """Write ``outputs['figure']`` (PNG grid: labels down, samples across) and
-    ``outputs['table']`` (CSV: sample_id, label, truth, prob, peak_mz, peak_x_fraction)."""
+    ``outputs['table']`` (CSV: sample_id, label, truth, prob, peak_mz, peak_x_fraction).
+
+    ``inputs``: ``weights`` (model.pt), ``stacks``/``stack_ids`` (the model's stacked
+    renders) and ``folds``; ``settings``: the ``explain:`` block; ``log_mode``/``x_axis``:
+    how the representation's renders are drawn."""
     import matplotlib.pyplot as plt
 
-    from ..io import save_figure, write_csv
     from ..data.folds import fold_split
-    from ..learn.train import load_image_set, load_trained
+    from ..io import save_figure, write_csv
+    from ..learn.checkpoint import load_trained
+    from ..learn.imageset import load_image_set
 
+    chosen_settings = as_settings(ExplainSettings, settings, "explain")
+    samples_per_label = chosen_settings.samples_per_label
+    weights, folds_path = inputs["weights"], inputs["folds"]
     torch.set_num_threads(max(int(threads), 1))
     model, bundle = load_trained(weights)
     all_labels = list(bundle["labels"])
-    chosen = list(labels) if labels else all_labels
+    chosen = list(chosen_settings.labels) if chosen_settings.labels else all_labels
     unknown = sorted(set(chosen) - set(all_labels))
     if unknown:
         raise InputError(weights, f"labels {unknown} are not among the model's {all_labels}",
@@ -169,21 +178,21 @@ def run_explain(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequen
     if not pairs:
         raise InputError(folds_path, f"no held-out sample of fold {bundle['fold']} carries "
                          f"any of the labels {chosen}", "pick another explain.fold or labels")
-    images = load_image_set(stacks, stack_ids, keep={s for s, _ in pairs})
+    images = load_image_set(inputs["stacks"], inputs["stack_ids"], keep={s for s, _ in pairs})
     x = images.select([s for s, _ in pairs]).float()
     index = [all_labels.index(label) for _, label in pairs]
     width = int(bundle["train_width"])
     with torch.no_grad():
         logits = LogitModel(model, width)(x).numpy()
-    probs = class_probabilities(logits, bundle.get("task", "multilabel"))
+    probs = class_probabilities(logits, bundle["task"])
     prob = probs[np.arange(len(pairs)), index]
     maps = gradcam_maps(model, x, index, width)
     titles = [f"{s} | {label} | p={p:.2f}" for (s, label), p in zip(pairs, prob)]
-    settings = bundle["settings"]
+    trained = bundle["settings"]
     fig = gradcam_figure(x.numpy(), maps, titles, log_mode=log_mode, x_axis=x_axis,
                          n_cols=max(samples_per_label, 1),
-                         title=f"Grad-CAM++: {settings.get('name', 'model')} fold "
-                               f"{bundle['fold']} ({settings.get('backbone')})")
+                         title=f"Grad-CAM++: {trained.name} fold "
+                               f"{bundle['fold']} ({trained.backbone})")
     save_figure(outputs["figure"], fig, dpi=100)
     plt.close(fig)
     peaks = [peak_cell(m) for m in maps]

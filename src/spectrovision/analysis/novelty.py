@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..learn.settings import as_settings
 from ..metrics import sigmoid
+from .settings import NoveltySettings
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -146,21 +148,27 @@ def gallery_figure(images: np.ndarray, table: pd.DataFrame, *, log_mode: str, x_
     return render_grid(images, names, log_mode=log_mode, x_axis=x_axis, title=title)
 
 
-def run_novelty(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-                train_ids: Sequence[str], unlabelled: Sequence[str],
-                ensemble_test: PathLike, selection: PathLike,
-                member_tests: Mapping[str, PathLike], labels: Sequence[str], *, epochs: int,
-                seed: int, top_k: int, log_mode: str, x_axis: str,
-                outputs: Mapping[str, PathLike], threads: int = 1) -> dict[str, Any]:
+def run_novelty(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                settings: NoveltySettings | Mapping[str, Any], train_ids: Sequence[str],
+                unlabelled: Sequence[str], members: Sequence[str], labels: Sequence[str],
+                seed: int, log_mode: str, x_axis: str, threads: int = 1) -> dict[str, Any]:
     """Write ``outputs['scores']`` (novelty_scores.csv) and ``outputs['gallery']`` (PNG of
-    the ``top_k`` samples with the highest reconstruction error)."""
+    the ``top_k`` samples with the highest reconstruction error).
+
+    ``inputs``: ``stacks``/``stack_ids`` (the novelty representation's stacked renders),
+    ``ensemble`` (its test logits), ``selection`` (selection.json) and ``members`` (the
+    test logits of each candidate member, in the order of ``members``); ``settings``: the
+    ``novelty:`` block; ``seed``: the autoencoder's seed (the global seed)."""
     import json
 
     import matplotlib.pyplot as plt
 
     from ..io import save_figure, write_csv
-    from ..learn.train import load_image_set
+    from ..learn.imageset import load_image_set
 
+    scoring = as_settings(NoveltySettings, settings, "novelty")
+    ensemble_test, selection = inputs["ensemble"], inputs["selection"]
+    member_tests = dict(zip(members, inputs["members"], strict=True))
     torch.set_num_threads(max(int(threads), 1))
     test_ids = sorted(map(str, unlabelled))
     if not test_ids:
@@ -171,17 +179,19 @@ def run_novelty(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
     if absent:
         raise InputError(selection, f"selected members {absent} have no test logits here",
                          "re-run the ensemble rule")
-    images = load_image_set(stacks, stack_ids, keep=set(map(str, train_ids)) | set(test_ids))
+    images = load_image_set(inputs["stacks"], inputs["stack_ids"],
+                            keep=set(map(str, train_ids)) | set(test_ids))
     train_x = images.select(sorted(set(map(str, train_ids)) & set(images.ids)))
     test_x = images.select(test_ids)
-    model = train_autoencoder(train_x, epochs=epochs, seed=seed)
+    model = train_autoencoder(train_x, epochs=scoring.epochs, seed=seed)
     recon = reconstruction_error(model, test_x)
     ens = aligned_logits(pd.read_parquet(ensemble_test), test_ids, labels, ensemble_test)
-    members = [aligned_logits(pd.read_parquet(member_tests[m]), test_ids, labels,
-                              member_tests[m]) for m in chosen]
-    table = novelty_table(test_ids, recon, mean_entropy(ens), member_disagreement(members))
+    member_logits = [aligned_logits(pd.read_parquet(member_tests[m]), test_ids, labels,
+                                    member_tests[m]) for m in chosen]
+    table = novelty_table(test_ids, recon, mean_entropy(ens),
+                          member_disagreement(member_logits))
     write_csv(outputs["scores"], table)
-    top = table.head(max(int(top_k), 1))
+    top = table.head(max(int(scoring.top_k), 1))
     position = {s: i for i, s in enumerate(test_ids)}
     shown = test_x[[position[s] for s in top["sample_id"]]].float().numpy()
     fig = gallery_figure(shown, top, log_mode=log_mode, x_axis=x_axis,

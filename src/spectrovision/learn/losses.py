@@ -6,11 +6,12 @@ multiclass one row per sample summing to 1 (one-hot or mixed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from .settings import ModelSettings
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -44,13 +45,13 @@ def cross_entropy_loss(eps: float = 0.0) -> Loss:
     return loss
 
 
-def make_loss(settings: Mapping[str, Any], task: str) -> Loss:
+def make_loss(settings: ModelSettings, task: str) -> Loss:
     """The training loss a model's settings name (multiclass always uses cross-entropy)."""
-    eps = float(settings.get("label_smoothing", 0.0))
+    eps = float(settings.label_smoothing)
     if task == "multiclass":
         return cross_entropy_loss(eps)
-    if settings.get("loss", "bce") == "focal":
-        return focal_loss(float(settings.get("focal_gamma", 2.0)), eps)
+    if settings.loss == "focal":
+        return focal_loss(float(settings.focal_gamma), eps)
     return bce_loss(eps)
 
 

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import timm
 import torch
 from torch import nn
 
 from ..errors import InputError
+from .settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +138,14 @@ class SpectroNet(nn.Module):
         return self.forward_heads(x, meta)["logits"]
 
 
-def backbone_channels(settings: Mapping[str, Any], image_channels: int) -> int:
+def backbone_channels(settings: ModelSettings, image_channels: int) -> int:
     """Channels the backbone sees: ``in_chans``, else 3 with extra channels, else the image's."""
-    if settings.get("in_chans"):
-        return int(settings["in_chans"])
+    if settings.in_chans:
+        return int(settings.in_chans)
     return 3 if image_channels > 1 else image_channels
 
 
-def create_model(settings: Mapping[str, Any], image_shape: tuple[int, int, int],
+def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
                  n_outputs: int, n_meta: int = 0) -> SpectroNet:
     """Build the network a model's settings describe (resolved config, see ``resolve_model``).
 
@@ -153,19 +153,19 @@ def create_model(settings: Mapping[str, Any], image_shape: tuple[int, int, int],
     depends on the mass axis only, so any time width works at training and prediction.
     """
     channels, height, width = image_shape
-    head_name = settings.get("head", "pool")
+    head_name = settings.head
     if head_name not in HEADS:
         raise ValueError(f"unknown head '{head_name}'; choose one of {sorted(HEADS)}")
     k = backbone_channels(settings, channels)
-    name = settings["backbone"]
+    name = settings.backbone
     try:
         backbone = timm.create_model(name, pretrained=False, num_classes=0, in_chans=k,
-                                     drop_rate=float(settings.get("drop_rate", 0.0)))
+                                     drop_rate=float(settings.drop_rate))
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise ValueError(f"backbone '{name}': {exc}. Pick a name from timm.list_models().") \
             from None
-    if settings.get("weights"):
-        load_backbone_weights(backbone, settings["weights"])
+    if settings.weights:
+        load_backbone_weights(backbone, settings.weights)
     adapter = InputAdapter(channels, k) if channels != k else None
     with torch.no_grad():
         was_training = backbone.training
@@ -178,7 +178,7 @@ def create_model(settings: Mapping[str, Any], image_shape: tuple[int, int, int],
                          "feature map (batch, features, mass, time) is needed")
     meta_branch = MetadataBranch(n_meta) if n_meta else None
     head = HEADS[head_name](fmap.shape[1], fmap.shape[2], n_outputs,
-                            float(settings.get("drop_rate", 0.0)),
+                            float(settings.drop_rate),
                             meta_branch.width if meta_branch else 0)
     return SpectroNet(backbone, head, adapter, meta_branch)
 

@@ -16,11 +16,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .augment import resize_time, tta_time_sizes
-from ..errors import InputError
-from ..data.metadata import Standardizer, metadata_values
 from ..data.folds import fold_split
-from .train import cuda_options, load_image_set, load_trained
+from ..data.metadata import Standardizer, metadata_values
+from ..errors import InputError
+from .augment import resize_time, tta_time_sizes
+from .checkpoint import load_trained
+from .imageset import load_image_set
+from .loop import cuda_options
+from .settings import PredictSettings, as_settings
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -59,34 +62,42 @@ def logit_frame(ids: Sequence[str], logits: np.ndarray, labels: Sequence[str],
     return table
 
 
-def run_predict(weights: PathLike, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-                folds_path: PathLike, unlabelled: Sequence[str], fold: int, n_widths: int,
-                step: int, batch_size: int, outputs: Mapping[str, PathLike], *,
-                threads: int = 1, metadata: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Write ``oof`` (fold's validation samples) and ``test`` (unlabelled samples) logits.
-    A fused model reads its metadata columns from ``metadata`` (the sample sheet),
-    standardised with the statistics stored at training."""
+def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                settings: PredictSettings | Mapping[str, Any], fold: int,
+                unlabelled: Sequence[str], threads: int = 1,
+                metadata: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Write ``outputs`` ``oof`` (the fold's validation samples), ``test`` (unlabelled
+    samples) logits and, when named, ``info`` (tta.json).
+
+    ``inputs``: ``weights`` (model.pt), ``stacks``/``stack_ids`` (the model's stacked
+    renders of every split) and ``folds``; ``settings``: the ``predict:`` block (TTA
+    widths, step, batch size). A fused model reads its metadata columns from ``metadata``
+    (the sample sheet), standardised with the statistics stored at training."""
     from ..io import write_json, write_parquet
     from .lease import lease_device
 
+    tta = as_settings(PredictSettings, settings, "predict")
+    weights = inputs["weights"]
     torch.set_num_threads(max(int(threads), 1))
-    folds = pd.read_csv(folds_path, dtype={"sample_id": str})
+    folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
     _, oof_ids = fold_split(folds, fold)
     test_ids = sorted(map(str, unlabelled))
-    images = load_image_set(stacks, stack_ids, keep=set(oof_ids) | set(test_ids))
+    images = load_image_set(inputs["stacks"], inputs["stack_ids"],
+                            keep=set(oof_ids) | set(test_ids))
     with lease_device() as lease:
         model, bundle = load_trained(weights, lease.device)
         if bundle["fold"] != fold:
             raise ValueError(f"{weights} was trained on fold {bundle['fold']}, not {fold}")
-        widths = tta_time_sizes(int(bundle["train_width"]), n_widths, step)
+        widths = tta_time_sizes(int(bundle["train_width"]), tta.tta_n_widths, tta.tta_step)
         amp, channels_last = cuda_options(bundle["settings"], lease.device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         labels = bundle["labels"]
         scaler = Standardizer.from_bundle(bundle)
-        oof = predict_logits(model, images.select(oof_ids), widths, batch_size, lease.device,
-                             amp, channels_last, bundle_meta(scaler, metadata, oof_ids))
-        test = (predict_logits(model, images.select(test_ids), widths, batch_size,
+        oof = predict_logits(model, images.select(oof_ids), widths, tta.batch_size,
+                             lease.device, amp, channels_last,
+                             bundle_meta(scaler, metadata, oof_ids))
+        test = (predict_logits(model, images.select(test_ids), widths, tta.batch_size,
                                lease.device, amp, channels_last,
                                bundle_meta(scaler, metadata, test_ids))
                 if test_ids else np.zeros((0, len(labels))))

@@ -1,0 +1,130 @@
+"""What training leaves on disk: the resumable training state and the weights bundle.
+
+- Training state (``checkpoints/{model}/fold{fold}/last.pt``, outside the job's declared
+  outputs so Snakemake does not delete it when a job is killed): weights, optimiser, every
+  RNG state, history and the best weights so far, tagged with a fingerprint of what
+  determines the run; a re-started job resumes only from a state whose fingerprint matches.
+- Weights bundle (``models/{model}/fold{fold}/model.pt``): the best weights with the
+  model's settings (stored as a plain dict), labels, image shape, training width, fold and
+  the metadata standardiser; :func:`load_trained` rebuilds the model from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config.typed import as_dict
+from ..data.metadata import Standardizer
+from ..errors import InputError
+from .models import create_model
+from .settings import ModelSettings
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+
+
+def save_torch(path: PathLike, obj: Any) -> None:
+    """``torch.save`` written atomically (an interrupted job leaves no half file)."""
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def settings_fingerprint(settings: ModelSettings, fold: int, train_ids: Sequence[str],
+                         extra: Mapping[str, Any] | None = None) -> str:
+    """A hash of what determines the training run (a checkpoint resumes only if it matches)."""
+    text = json.dumps({"settings": as_dict(settings), "fold": fold, "train": list(train_ids),
+                       "extra": extra or {}}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- resumable training state ---------------------------------------------------------------
+
+def clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's weights."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def training_state(*, fingerprint: str, epoch: int, model: nn.Module,
+                   optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                   device: torch.device, history: list[dict[str, float]],
+                   best_state: dict[str, torch.Tensor], best_epoch: int,
+                   best_val: float) -> dict[str, Any]:
+    """Everything a resumed run needs after ``epoch`` (0-based), RNG states included."""
+    on_cuda = device.type == "cuda"
+    return {"fingerprint": fingerprint, "epoch": epoch, "model": clone_state(model),
+            "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+            "generator": generator.get_state(), "python_rng": random.getstate(),
+            "numpy_rng": np.random.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if on_cuda else None,
+            "history": history, "best_state": best_state, "best_epoch": best_epoch,
+            "best_val": best_val}
+
+
+def matching_state(path: Path | None, fingerprint: str, label: str) -> dict[str, Any] | None:
+    """The training state at ``path`` when it exists and was written for ``fingerprint``."""
+    if not path or not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") == fingerprint:
+        return state
+    log.info("%s: checkpoint %s is from other settings; starting over", label, path)
+    return None
+
+
+def restore_state(state: Mapping[str, Any], model: nn.Module,
+                  optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                  device: torch.device) -> None:
+    """Put weights, optimiser and every RNG back as :func:`training_state` saved them."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    generator.set_state(state["generator"])
+    random.setstate(state["python_rng"])
+    np.random.set_state(state["numpy_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+# --- the weights bundle ----------------------------------------------------------------------
+
+def save_weights(path: PathLike, *, state_dict: dict[str, torch.Tensor],
+                 settings: Mapping[str, Any], task: str, labels: Sequence[str],
+                 image_shape: tuple[int, ...], train_width: int, fold: int, n_meta: int,
+                 scaler: Standardizer | None) -> None:
+    """Write the weights bundle; ``settings`` is the model's settings as a plain dict."""
+    save_torch(path, {"state_dict": state_dict, "settings": dict(settings), "task": task,
+                      "labels": list(labels), "image_shape": tuple(image_shape),
+                      "train_width": train_width, "fold": fold, "n_meta": n_meta,
+                      **(scaler.to_bundle() if scaler is not None else {})})
+
+
+def load_trained(path: PathLike, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a trained model from its weights bundle; returns ``(model in eval mode,
+    bundle)`` where ``bundle["settings"]`` is the model's :class:`ModelSettings` and
+    ``task``/``n_meta`` are filled for bundles written before they were stored."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "model weights not found", "re-run the train rule")
+    stored = torch.load(path, map_location="cpu", weights_only=False)
+    settings = ModelSettings.with_defaults(stored["settings"], "model.pt settings")
+    bundle = {"task": "multilabel", "n_meta": 0, **stored, "settings": settings}
+    # the trained weights replace any initial backbone weights file
+    architecture = dataclasses.replace(settings, weights=None)
+    model = create_model(architecture, tuple(bundle["image_shape"]), len(bundle["labels"]),
+                         n_meta=int(bundle["n_meta"]))
+    model.load_state_dict(bundle["state_dict"])
+    return model.to(device).eval(), bundle

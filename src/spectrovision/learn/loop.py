@@ -1,0 +1,244 @@
+"""The training loop of one model: seeded, resumable, one device, best validation loss kept.
+
+Recipe (all from :class:`~spectrovision.learn.settings.ModelSettings`): batch-wise random
+time resize, time warp, mixup, the configured loss, AdamW with linear warm-up + cosine
+decay, gradient clipping, bf16 autocast + channels_last on CUDA, optional batch-norm
+recalibration before validating. After every epoch the whole training state goes to the
+checkpoint (:mod:`~spectrovision.learn.checkpoint`); a re-started run with the same
+fingerprint continues from there and, on the CPU, ends with the same weights as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .augment import mixup_with_meta, random_time_width, resize_time, time_warp, training_width
+from .checkpoint import clone_state, matching_state, restore_state, save_torch, training_state
+from .losses import eval_loss, make_loss, sed_frame_loss
+from .models import create_model, model_summary
+from .settings import ModelSettings
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+STOP_AFTER_EPOCH_ENV = "SPECTROVISION_KILL_AFTER_EPOCH"  # tests: SIGKILL self after epoch k
+
+
+# --- schedule, seeds, device ---------------------------------------------------------------
+
+def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to 0."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    return peak * 0.5 * (1 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed + 1)
+
+
+def cuda_options(settings: ModelSettings, device: str) -> tuple[bool, bool]:
+    """``(amp, channels_last)`` as the model's settings ask, both off unless on CUDA."""
+    on_cuda = torch.device(device).type == "cuda"
+    return bool(settings.amp) and on_cuda, bool(settings.channels_last) and on_cuda
+
+
+def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True).float()
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    state_dict: dict[str, torch.Tensor]
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_loss: float
+    resumed_from_epoch: int | None
+    seconds: float
+    model_info: dict[str, int] = field(default_factory=dict)
+
+
+def _batches(batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
+    """Mini-batches of ``order``; a last batch of one sample joins the previous one
+    (batch norm cannot train on a single sample)."""
+    chunks = list(order.split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < 2:
+        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty())
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, width: int, batch_size: int,
+             task: str, device: torch.device, amp: bool, channels_last: bool,
+             meta: torch.Tensor | None = None) -> float:
+    """Mean validation log loss at the training width (``meta``: standardised metadata)."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = _to_device(x[start:start + batch_size], device, channels_last)
+            yb = y[start:start + batch_size].to(device)
+            mb = None if meta is None else meta[start:start + batch_size].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(resize_time(xb, width), mb)
+            total += float(eval_loss(logits, yb, task)) * len(xb)
+            count += len(xb)
+    return total / max(count, 1)
+
+
+def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, width: int, batch_size: int,
+                           device: torch.device, channels_last: bool,
+                           meta: torch.Tensor | None = None) -> None:
+    """Re-estimate every batch-norm layer's running mean and variance as the plain average
+    over one pass of ``x`` (in order, at the training width, no gradient; dropout stays
+    off, no random numbers are drawn). Short runs on small data sets otherwise validate
+    with running statistics that lag far behind the weights (eval mode near chance while
+    train mode is right); setting ``precise_bn``."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the pass
+        norm.train()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = _to_device(x[start:start + batch_size], device, channels_last)
+            mb = None if meta is None else meta[start:start + batch_size].to(device)
+            model(resize_time(xb, width), mb)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.train(was_training)
+
+
+def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
+                val_y: torch.Tensor, settings: ModelSettings, task: str, *,
+                checkpoint: PathLike | None = None, device: str = "cpu",
+                fingerprint: str = "", label: str = "", train_meta: torch.Tensor | None = None,
+                val_meta: torch.Tensor | None = None) -> TrainResult:
+    """Train with the model's recipe; return the best-validation-loss weights and history.
+    ``train_meta``/``val_meta``: standardised metadata rows for a fused model (else None)."""
+    started = time.time()
+    dev = torch.device(device)
+    amp, channels_last = cuda_options(settings, device)
+    seed = int(settings.seed)
+    generator = seed_everything(seed)
+    n_x = train_x.shape[-1]
+    width = training_width(settings.time_resize, n_x)
+    n_meta = 0 if train_meta is None else int(train_meta.shape[1])
+    model = create_model(settings, tuple(train_x.shape[1:]), train_y.shape[1], n_meta).to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(settings.lr),
+                                  weight_decay=float(settings.weight_decay))
+    loss_fn = make_loss(settings, task)
+    epochs = int(settings.epochs)
+    batch_size = int(settings.batch_size)
+    steps_per_epoch = len(_batches(batch_size, torch.arange(len(train_x))))
+    total_steps = epochs * steps_per_epoch
+    warmup_steps = int(round(float(settings.warmup_epochs) * steps_per_epoch))
+
+    history: list[dict[str, float]] = []
+    best_state, best_epoch, best_val = clone_state(model), -1, math.inf
+    first_epoch, resumed = 0, None
+    ckpt_path = Path(checkpoint) if checkpoint else None
+    state = matching_state(ckpt_path, fingerprint, label)
+    if state is not None:
+        restore_state(state, model, optimizer, generator, dev)
+        history, best_state = state["history"], state["best_state"]
+        best_epoch, best_val = state["best_epoch"], state["best_val"]
+        first_epoch = resumed = state["epoch"] + 1
+        log.info("%s: resumed from the checkpoint after epoch %d", label, state["epoch"] + 1)
+
+    kill_after = os.environ.get(STOP_AFTER_EPOCH_ENV)
+    for epoch in range(first_epoch, epochs):
+        model.train()
+        t0 = time.time()
+        order = torch.randperm(len(train_x), generator=generator)
+        batches = _batches(batch_size, order)
+        running, seen = 0.0, 0
+        bar = _progress(len(batches), f"{label} epoch {epoch + 1}/{epochs}")
+        for i, idx in enumerate(batches):
+            step = epoch * steps_per_epoch + i
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, float(settings.lr), warmup_steps, total_steps)
+            xb = train_x[idx].to(dev, non_blocking=True).float()
+            yb = train_y[idx].to(dev)
+            if settings.time_resize:
+                lo, hi = settings.time_resize
+                xb = resize_time(xb, random_time_width(lo, hi, generator))
+            elif xb.shape[-1] != width:
+                xb = resize_time(xb, width)
+            if settings.time_warp:
+                xb = time_warp(xb, settings.time_warp, generator)
+            mb = None if train_meta is None else train_meta[idx].to(dev)
+            xb, yb, mb, _ = mixup_with_meta(xb, yb, mb, float(settings.mixup_p), generator,
+                                            multiclass=task == "multiclass")
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                out = model.forward_heads(xb, mb)
+                loss = loss_fn(out["logits"], yb)
+                if "frame_logits" in out:
+                    loss = loss + 0.5 * sed_frame_loss(loss_fn, out["frame_logits"], yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), float(settings.grad_clip))
+            optimizer.step()
+            running += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            bar.update(1)
+        bar.close()
+        train_seconds = time.time() - t0
+        if settings.precise_bn:
+            recalibrate_batch_norm(model, train_x, width, 2 * batch_size, dev, channels_last,
+                                   train_meta)
+        val_loss = evaluate(model, val_x, val_y, width, 2 * batch_size, task, dev, amp,
+                            channels_last, val_meta)
+        row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), "val_loss": val_loss,
+               "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - t0,
+               "samples_per_s": seen / max(train_seconds, 1e-9)}
+        history.append(row)
+        if val_loss < best_val:
+            best_val, best_epoch, best_state = val_loss, epoch + 1, clone_state(model)
+        log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f%s, %.1f samples/s", label,
+                 epoch + 1, epochs, row["train_loss"], val_loss,
+                 " (best)" if best_epoch == epoch + 1 else "", row["samples_per_s"])
+        if ckpt_path:
+            save_torch(ckpt_path, training_state(
+                fingerprint=fingerprint, epoch=epoch, model=model, optimizer=optimizer,
+                generator=generator, device=dev, history=history, best_state=best_state,
+                best_epoch=best_epoch, best_val=best_val))
+        if kill_after is not None and epoch + 1 == int(kill_after):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return TrainResult(best_state, history, best_epoch, best_val, resumed,
+                       time.time() - started, model_summary(model))

@@ -1,0 +1,80 @@
+"""Typed settings of the learn stages: a model (``models.<name>``) and prediction (``predict:``).
+
+Built once from validated config values with :func:`~spectrovision.config.typed.settings_from`;
+the schema (``$defs/model`` and ``predict`` in ``config.schema.yaml``) is the single source
+of their defaults, so no field has one here. Rule params stay plain dicts (Snakemake
+compares them to decide re-runs); the library builds these classes from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..config.schema import load_schema
+from ..config.typed import settings_from
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One model's resolved settings (``resolve_model``: schema < model_defaults < model)."""
+
+    name: str
+    representation: str
+    backbone: str
+    weights: str | None
+    head: str
+    in_chans: int | None
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: float
+    grad_clip: float | None
+    loss: str
+    focal_gamma: float
+    label_smoothing: float
+    mixup_p: float
+    time_resize: list[int] | None
+    time_warp: list[float] | None
+    amp: bool
+    channels_last: bool
+    drop_rate: float
+    precise_bn: bool
+    metadata_columns: list[str]
+    seed: int
+
+    @classmethod
+    def with_defaults(cls, values: Mapping[str, Any], where: str = "models") -> ModelSettings:
+        """``values`` over the schema's model defaults, unvalidated: settings stored in a
+        weights bundle before the schema gained a key, or a model built outside a config
+        (tests, benchmarks; ``name`` and ``representation`` have no default). A config's
+        models go through ``resolve_model`` and :func:`model_settings` instead."""
+        schema = load_schema()["$defs"]["model"]["properties"]
+        defaults = {k: v["default"] for k, v in schema.items() if "default" in v}
+        return settings_from(cls, {**defaults, **values}, where)
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """``predict:``: test-time time widths and the batch size."""
+
+    tta_n_widths: int
+    tta_step: int
+    batch_size: int
+
+
+def as_settings(cls: type[T], values: T | Mapping[str, Any], where: str) -> T:
+    """``values`` as an instance of the settings class ``cls``: unchanged when it is one,
+    else built from the mapping (e.g. a rule's params) naming ``where`` in errors."""
+    return values if isinstance(values, cls) else settings_from(cls, values, where)
+
+
+def model_settings(values: ModelSettings | Mapping[str, Any]) -> ModelSettings:
+    """A model's settings from its resolved dict (the train rule's ``settings`` param)."""
+    where = f"models/{values['name']}" if isinstance(values, Mapping) and "name" in values \
+        else "models"
+    return as_settings(ModelSettings, values, where)
