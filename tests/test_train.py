@@ -91,6 +91,23 @@ def trained(toy, tmp_path_factory) -> Path:
     return root
 
 
+def test_training_writes_the_progress_that_status_reads(trained):
+    from spectrovision.status import job_status
+
+    progress = json.loads((trained / "ckpt" / "progress.json").read_text())
+    history = pd.read_csv(trained / "history.csv")
+    assert (progress["epoch"], progress["epochs"]) == (3, 3)
+    assert progress["epoch_seconds"] == pytest.approx(list(history["seconds"]), abs=1e-3)
+    # laid out as results/checkpoints/{model}/fold{k}/: a started job reads as running
+    results = trained / "results"
+    target = results / "checkpoints" / "m" / "fold0"
+    target.mkdir(parents=True)
+    (target / "progress.json").write_text(json.dumps(dict(progress, epoch=1)))
+    job = job_status(results, "m", 0, epochs=3)
+    assert job.state == "running" and job.epoch == 1
+    assert job.seconds_left == pytest.approx(2 * sum(history["seconds"]) / 3, rel=1e-3)
+
+
 def test_outputs_hold_the_best_validation_epoch(trained):
     history = pd.read_csv(trained / "history.csv")
     metrics = json.loads((trained / "metrics.json").read_text())

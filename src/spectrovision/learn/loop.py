@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from .augment import mixup_with_meta, random_time_width, resize_time, time_warp, training_width
+from ..io import write_json
+from ..status import PROGRESS_FILE, progress_record
 from .checkpoint import clone_state, matching_state, restore_state, save_torch, training_state
 from .losses import eval_loss, make_loss, sed_frame_loss
 from .models import create_model, model_summary
@@ -238,6 +240,9 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 fingerprint=fingerprint, epoch=epoch, model=model, optimizer=optimizer,
                 generator=generator, device=dev, history=history, best_state=best_state,
                 best_epoch=best_epoch, best_val=best_val))
+            # what `spectrovision status` reads: epoch k of n and the measured epoch times
+            write_json(ckpt_path.parent / PROGRESS_FILE, progress_record(
+                epoch + 1, epochs, [row["seconds"] for row in history]))
         if kill_after is not None and epoch + 1 == int(kill_after):
             os.kill(os.getpid(), signal.SIGKILL)
     return TrainResult(best_state, history, best_epoch, best_val, resumed,
