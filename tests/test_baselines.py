@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 
 from spectrovision.ensemble.baselines import (REGISTRY, Baseline, BenchmarkLR, ConditionalPrior,
-                                              Prior, baseline_class, baseline_representation,
+                                              LogisticL2, Prior, baseline_class,
+                                              baseline_representation, baseline_settings,
                                               group_column, register_baseline, run_baseline)
-from spectrovision.ensemble.members import coarse_time_features, cross_fit, load_stack_features
+from spectrovision.ensemble.members import (Renders, coarse_time_features, cross_fit,
+                                            load_stack_features)
 from spectrovision.data.sheet import sample_sheet
 from spectrovision.errors import InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
@@ -122,6 +124,128 @@ def test_missing_render_of_a_sample_is_a_clear_error(tmp_path):
         load_stack_features([tmp_path / "s.npy"], [tmp_path / "s.csv"], 2, ["A", "B"])
 
 
+
+# --- logistic_l2: the tuned L2 yardstick --------------------------------------------------
+
+GRID = [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0]
+
+
+def _weak_pattern_data(n=240, n_labelled=200, seed=0):
+    """Label b follows a latent score that adds weakly (0.35 sd) to 48 cells of the render,
+    too weak to read from any one cell; label a is noise. Features: 12 masses x 8 bins."""
+    rng = np.random.default_rng(seed)
+    ids = [f"S{i:03d}" for i in range(n)]
+    z = rng.normal(size=n)
+    stack = rng.normal(size=(n, 1, 12, 16))
+    stack[:, 0, :6, :] += 0.35 * z[:, None, None]  # masses 0-5, whole run: 6 x 8 bins
+    y = np.column_stack([rng.random(n) < 0.3, z + 0.3 * rng.normal(size=n) > 0.3]).astype(float)
+    labelled = ids[:n_labelled]
+    labels = pd.DataFrame(y[:n_labelled], columns=LABELS,
+                          index=pd.Index(labelled, name="sample_id"))
+    folds = pd.DataFrame({"sample_id": labelled, "fold": np.arange(n_labelled) % 4})
+    features = coarse_time_features(stack.astype(np.float32), 8)
+    return ids, features, labels, folds, ids[n_labelled:]
+
+
+def _label_loss(oof, labels, label="b"):
+    y = labels.loc[oof["sample_id"], [label]].to_numpy()
+    return mean_log_loss(y, sigmoid(oof[[label]].to_numpy()))
+
+
+def test_logistic_l2_beats_prior_and_fixed_c_at_either_end_on_a_weak_spread_pattern():
+    ids, features, labels, folds, test_ids = _weak_pattern_data()
+    tuned = LogisticL2(features, GRID, inner_folds=3)
+    oof, test = cross_fit(tuned, ids, labels, folds, test_ids, LABELS, CLIP)
+    prior, _ = cross_fit(Prior(), ids, labels, folds, test_ids, LABELS, CLIP)
+    fixed, _ = cross_fit(LogisticL2(features, [GRID[0]]), ids, labels, folds, test_ids,
+                         LABELS, CLIP)
+    loose, _ = cross_fit(LogisticL2(features, [GRID[-1]]), ids, labels, folds, test_ids,
+                         LABELS, CLIP)
+    loss, loss_prior, loss_fixed, loss_loose = (_label_loss(t, labels)
+                                                for t in (oof, prior, fixed, loose))
+    assert loss < loss_prior - 0.15, (loss, loss_prior)
+    assert loss < loss_fixed - 0.05, (loss, loss_fixed)  # too strong a penalty underfits
+    assert loss < loss_loose - 0.05, (loss, loss_loose)  # too weak a one overfits
+    chosen_b = [c[1] for c in tuned.chosen]
+    assert len(chosen_b) == 4 and min(chosen_b) > GRID[0]  # the inner CV moved off the grid's end
+    assert list(test["sample_id"]) == test_ids
+
+
+def test_logistic_l2_chooses_c_without_the_held_out_rows():
+    ids, features, labels, folds, _ = _weak_pattern_data()
+    row = {s: i for i, s in enumerate(ids)}
+    held = folds["fold"] == 0
+    train = np.array([row[s] for s in folds.loc[~held, "sample_id"]])
+    held_rows = np.array([row[s] for s in folds.loc[held, "sample_id"]])
+    unlabelled = np.arange(200, 240)
+    y = labels.loc[folds.loc[~held, "sample_id"], LABELS].to_numpy()
+    predict = np.concatenate([held_rows, unlabelled])
+    changed = features.copy()
+    changed[held_rows] = np.random.default_rng(5).normal(size=changed[held_rows].shape) * 10
+    first, second = LogisticL2(features, GRID), LogisticL2(changed, GRID)
+    p1, p2 = first.fit_predict(train, y, predict), second.fit_predict(train, y, predict)
+    np.testing.assert_array_equal(first.chosen[0], second.chosen[0])
+    np.testing.assert_array_equal(p1[len(held_rows):], p2[len(held_rows):])
+    assert not np.allclose(p1[:len(held_rows)], p2[:len(held_rows)])
+
+
+def test_logistic_l2_is_deterministic():
+    ids, features, labels, folds, test_ids = _weak_pattern_data(seed=3)
+    runs = [cross_fit(LogisticL2(features, GRID, seed=7), ids, labels, folds, test_ids, LABELS,
+                      CLIP) for _ in range(2)]
+    for first, second in zip(*runs):
+        pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_logistic_l2_predicts_the_prevalence_of_a_single_class_label():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(30, 5))
+    y = np.column_stack([np.ones(20), rng.random(20) < 0.5]).astype(float)
+    model = LogisticL2(features, GRID)
+    probs = model.fit_predict(np.arange(20), y, np.arange(20, 30))
+    np.testing.assert_array_equal(probs[:, 0], 1.0)
+    assert np.isnan(model.chosen[0][0]) and not np.isnan(model.chosen[0][1])
+    assert "a=prevalence" in model.describe(LABELS)[0]
+
+
+def test_logistic_l2_runs_from_the_config_and_logs_its_choice(tiny_mars2, tmp_path, caplog):
+    from spectrovision.config.schema import validate_config
+
+    cfg = validate_config({"representations": {"r": {}},
+                           "baselines": ["prior", "logistic_l2"]})
+    settings = cfg["baseline_settings"]["logistic_l2"]
+    typed = baseline_settings("logistic_l2", settings)
+    assert (typed.time_bins, list(typed.c_grid), typed.inner_folds) == (22, GRID, 3)
+    assert baseline_representation("logistic_l2", cfg) == "r"
+
+    data_cfg = {"layout": "mars2", "dir": str(tiny_mars2)}
+    sheet = sample_sheet(data_cfg)
+    names = sheet.attrs["labels"]
+    ids = list(sheet["sample_id"])
+    np.save(tmp_path / "stack.npy",
+            np.random.default_rng(0).random((len(ids), 1, 4, 22)).astype(np.float16))
+    pd.DataFrame({"sample_id": ids}).to_csv(tmp_path / "stack.csv", index=False)
+    labelled = list(sheet.loc[sheet["labelled"], "sample_id"])
+    folds_csv = tmp_path / "folds.csv"
+    pd.DataFrame({"sample_id": labelled, "fold": np.arange(len(labelled)) % 2}).to_csv(
+        folds_csv, index=False)
+    baseline = LogisticL2.prepare(sheet, typed, Renders((str(tmp_path / "stack.npy"),),
+                                                        (str(tmp_path / "stack.csv"),)), 0)
+    assert baseline.features.shape == (len(ids), 4 * 22)
+    outputs = {"oof": tmp_path / "oof.parquet", "test": tmp_path / "test.parquet"}
+    with caplog.at_level("INFO", logger="spectrovision.ensemble.baselines"):
+        run_baseline(name="logistic_l2",
+                     inputs={"folds": folds_csv, "stacks": [tmp_path / "stack.npy"],
+                             "stack_ids": [tmp_path / "stack.csv"]},
+                     outputs=outputs, settings=settings, data=data_cfg, labels=names, seed=0,
+                     clip=CLIP, task="multilabel")
+    assert sorted(pd.read_parquet(outputs["oof"])["sample_id"]) == sorted(labelled)
+    assert len(pd.read_parquet(outputs["test"])) == int((~sheet["labelled"]).sum())
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("logistic_l2: fit ") for m in logged) == 2
+    assert f"{names[0]}=" in next(m for m in logged if m.startswith("logistic_l2: fit 1 of 2"))
+
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -211,6 +335,7 @@ def test_baseline_representation_asks_the_registry():
     assert baseline_representation("benchmark_lr", cfg) == "a"
     assert baseline_representation("prior", cfg) is None
     assert baseline_representation("conditional_prior", cfg) is None
+    assert baseline_representation("logistic_l2", cfg) == "a"
     cfg["baseline_settings"]["benchmark_lr"]["representation"] = "zzz"
     with pytest.raises(ConfigError, match="'baseline_settings/benchmark_lr/representation'"):
         baseline_representation("benchmark_lr", cfg)

@@ -8,11 +8,15 @@ it reads and fits per fold (the member interface of :mod:`.members`):
   Mars-2, ``instrument_type`` for Mars-1), smoothed toward the global prior.
 - ``benchmark_lr``: the public benchmark recipe: the rendered intensity image max-pooled
   into coarse time bins per mass, then per-label L1 logistic regression (liblinear).
+- ``logistic_l2``: the classical yardstick: the same coarse features, standardized, then
+  per-label L2 logistic regression (lbfgs) with C chosen by inner cross-validation on the
+  training folds.
 
 A new baseline is one registered subclass of :class:`Baseline`: ``settings_class`` (the
 frozen dataclass of its ``baseline_settings.<name>`` block, or None), ``representation_key``
 (the key of that block naming the representation it reads, or None), :meth:`Baseline.prepare`
-(build it over the rows of the sheet) and :meth:`Baseline.fit_predict`.
+(build it over the rows of the sheet) and :meth:`Baseline.fit_predict`; :meth:`Baseline.describe`
+(optional) says what its fits chose, for the job's log.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .tables import write_member_tables
 from ..config.checks import chosen_representation
 from ..config.typed import settings_from
 from ..errors import InputError
+from ..metrics import mean_log_loss
 
 log = logging.getLogger(__name__)
 GROUP_COLUMNS = ("derivatized", "instrument_type")
@@ -66,6 +71,10 @@ class Baseline:
 
     def __call__(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
         return self.fit_predict(train, y, predict)
+
+    def describe(self, labels: Sequence[str]) -> list[str]:
+        """Lines for the log after every fold was fitted: what the fits chose (none here)."""
+        return []
 
 
 REGISTRY: dict[str, type[Baseline]] = {}
@@ -229,6 +238,123 @@ class BenchmarkLR(Baseline):
         return out
 
 
+# --- tuned L2 logistic regression: the classical yardstick ----------------------------------
+
+@dataclass(frozen=True)
+class LogisticL2Settings:
+    """``baseline_settings.logistic_l2``."""
+
+    representation: str | None
+    time_bins: int
+    c_grid: Sequence[float]
+    inner_folds: int
+    standardize: bool
+    max_iter: int
+
+
+@register_baseline("logistic_l2")
+class LogisticL2(Baseline):
+    """Per-label L2 logistic regression (lbfgs) on coarse render features, standardized with
+    the training rows' mean and std. The C of each label is the one of ``c_grid`` with the
+    lowest mean log loss over seeded inner stratified folds of the training rows (ties: the
+    smaller C; the held-out rows take no part), then the model is refitted on every training
+    row. A label constant in the training rows is predicted by its prevalence.
+
+    ``chosen`` holds the C per label of every fit, in fit order (NaN: a constant label).
+    """
+
+    settings_class = LogisticL2Settings
+    representation_key = "representation"
+
+    def __init__(self, features: np.ndarray, c_grid: Sequence[float], inner_folds: int = 3,
+                 standardize: bool = True, max_iter: int = 1000, seed: int = 0) -> None:
+        if not c_grid:
+            raise ValueError("c_grid must name at least one C")
+        self.features = features
+        self.c_grid = tuple(sorted(float(c) for c in c_grid))
+        self.inner_folds, self.standardize = int(inner_folds), bool(standardize)
+        self.max_iter, self.seed = int(max_iter), seed
+        self.chosen: list[np.ndarray] = []
+        self.unconverged = 0
+
+    @classmethod
+    def prepare(cls, sheet: pd.DataFrame, settings: LogisticL2Settings, renders: Renders,
+                seed: int) -> Baseline:
+        features = load_stack_features(renders.stacks, renders.stack_ids,
+                                       int(settings.time_bins), list(sheet["sample_id"]))
+        return cls(features, settings.c_grid, settings.inner_folds, settings.standardize,
+                   settings.max_iter, seed)
+
+    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        x_train = np.asarray(self.features[train], dtype=np.float64)
+        x_predict = np.asarray(self.features[predict], dtype=np.float64)
+        if self.standardize:
+            mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+            std[std == 0] = 1.0
+            x_train, x_predict = (x_train - mean) / std, (x_predict - mean) / std
+        out = np.tile(y.mean(axis=0), (len(predict), 1))
+        chosen = np.full(y.shape[1], np.nan)
+        for j in range(y.shape[1]):
+            if np.unique(y[:, j]).size < 2:
+                continue
+            chosen[j] = self.choose_c(x_train, y[:, j])
+            model = self._model(chosen[j])
+            self._fit(model, x_train, y[:, j])
+            out[:, j] = model.predict_proba(x_predict)[:, 1]
+        self.chosen.append(chosen)
+        return out
+
+    def choose_c(self, x: np.ndarray, y: np.ndarray) -> float:
+        """The C of the grid with the lowest mean log loss over inner stratified folds of
+        ``x`` (at most ``inner_folds``, fewer when a class has fewer rows; none and the
+        smallest C when it has one). Along the grid each fit starts from the previous C's."""
+        from sklearn.model_selection import StratifiedKFold
+
+        minority = int(min(y.sum(), len(y) - y.sum()))
+        n_splits = min(self.inner_folds, minority)
+        if len(self.c_grid) == 1 or n_splits < 2:
+            return self.c_grid[0]
+        losses = np.zeros(len(self.c_grid))
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.seed)
+        for inner_train, inner_val in splitter.split(x, y):
+            model = self._model(self.c_grid[0], warm_start=True)
+            for k, c in enumerate(self.c_grid):
+                model.set_params(C=c)
+                self._fit(model, x[inner_train], y[inner_train])
+                losses[k] += mean_log_loss(y[inner_val, None],
+                                           model.predict_proba(x[inner_val])[:, 1:])
+        return self.c_grid[int(np.argmin(losses / n_splits))]
+
+    def _model(self, c: float, warm_start: bool = False) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=c, solver="lbfgs", max_iter=self.max_iter,
+                                  warm_start=warm_start)
+
+    def _fit(self, model: Any, x: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", category=ConvergenceWarning)
+            model.fit(x, y)
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                self.unconverged += 1
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    def describe(self, labels: Sequence[str]) -> list[str]:
+        """The C chosen per label in each fit (held-out folds in ascending order)."""
+        lines = [f"fit {i} of {len(self.chosen)}: C per label "
+                 + ", ".join(f"{label}={'prevalence' if np.isnan(c) else f'{c:g}'}"
+                             for label, c in zip(labels, chosen))
+                 for i, chosen in enumerate(self.chosen, start=1)]
+        if self.unconverged:
+            lines.append(f"{self.unconverged} lbfgs fits stopped at max_iter={self.max_iter} "
+                         "before converging")
+        return lines
+
+
 # --- file-level entry point (called by workflow/scripts) ---------------------------------
 
 def run_baseline(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
@@ -246,5 +372,7 @@ def run_baseline(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, 
                                             Renders.from_inputs(inputs), seed)
     oof, test = cross_fit(baseline, list(sheet["sample_id"]), sheet.attrs["label_table"],
                           read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, clip, task)
+    for line in baseline.describe(labels):
+        log.info("%s: %s", name, line)
     log.info("%s: %d OOF rows, %d test rows", name, len(oof), len(test))
     write_member_tables(outputs, oof, test)
