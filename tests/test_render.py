@@ -14,7 +14,7 @@ import yaml
 
 from spectrovision.config.schema import load_schema
 from spectrovision.errors import ConfigError, InputError
-from spectrovision.data.images import IMAGE_ONLY_KEYS
+from spectrovision.data.layouts import IMAGE_ONLY_KEYS
 from spectrovision.render.runs import RenderSpec, render_sample, render_shard, stack_split, stack_splits
 
 REPO = Path(__file__).resolve().parents[1]
