@@ -22,9 +22,9 @@ from spectrovision.ensemble.combine import combine_logits
 from spectrovision.ensemble.gather import gather_member
 from spectrovision.ensemble.selection import score_members
 from spectrovision.errors import ConfigError, InputError
-from spectrovision.data.images import (IMAGE_ONLY_KEYS, ImageSpec, ingest_image, ingest_image_shard,
-                                  render_image, render_image_shard, representation_settings,
-                                  summarize_image_qc)
+from spectrovision.data.images import ingest_image, ingest_image_shard, summarize_image_qc
+from spectrovision.data.layouts import IMAGE_ONLY_KEYS, representation_settings
+from spectrovision.render.images import ImageSpec, render_image, render_image_shard
 from spectrovision.data.metadata import Standardizer, check_model_metadata, metadata_values
 from spectrovision.metrics import softmax
 from spectrovision.data.particles import CLASSES, METADATA_COLUMNS, generate_particle_dataset
@@ -142,7 +142,7 @@ def test_a_bad_image_is_an_input_error_naming_the_file(particles, tmp_path, dama
         bad.write_bytes(good.read_bytes()[:80])
     records = [{"sample_id": "X1", "features_path": str(bad), "md5": None}]
     with pytest.raises(InputError) as info:
-        ingest_image_shard(records, tmp_path / "runs", tmp_path / "qc.parquet", {})
+        ingest_image_shard(records, tmp_path / "runs", tmp_path / "qc.parquet", True)
     assert str(bad) in str(info.value) and "Fix:" in str(info.value)
 
 
@@ -150,7 +150,7 @@ def test_ingest_and_render_shard_write_the_stack_contract(particles, tmp_path):
     table = pd.read_csv(particles / "metadata.csv").head(8)
     records = [{"sample_id": r.sample_id, "features_path": str(particles / r.features_path),
                 "md5": r.features_md5_hash} for r in table.itertuples()]
-    qc = ingest_image_shard(records, tmp_path / "runs", tmp_path / "qc.parquet", {})
+    qc = ingest_image_shard(records, tmp_path / "runs", tmp_path / "qc.parquet", True)
     assert list(qc["sample_id"]) == list(table["sample_id"]) and qc["md5_ok"].all()
     _, summary = summarize_image_qc([tmp_path / "qc.parquet"])
     assert "8 images decoded" in summary

@@ -12,7 +12,7 @@ import pytest
 
 from spectrovision.config.schema import load_schema
 from spectrovision.errors import ConfigError, InputError
-from spectrovision.data.images import IMAGE_ONLY_KEYS
+from spectrovision.data.layouts import IMAGE_ONLY_KEYS
 from spectrovision.render.runs import RenderSpec, render_sample, render_shard, stack_split, stack_splits
 from support import derived_config, dry_run, run_snakemake, write_config
 

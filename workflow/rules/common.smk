@@ -15,7 +15,7 @@ from spectrovision.config.checks import (
 from spectrovision.config.schema import load_schema, resolve_model, validate_config
 from spectrovision.data.sheet import load_sample_sheet, run_columns
 from spectrovision.provenance.code import script_code_version
-from spectrovision.data.images import IMAGE_LAYOUT, representation_settings
+from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.metadata import check_model_metadata
 from spectrovision.ensemble.tabular import resolve_tabular
 
@@ -171,7 +171,7 @@ def get_submission_inputs(wildcards):
 
 # --- render ---
 def get_render_shard_runs(wildcards):
-    """The ingest shard folder (cached Parquet runs) that one render shard reads."""
+    """The ingest shard folder (cached runs or decoded images) that one render shard reads."""
     return res("runs", f"shard{wildcards.shard}")
 
 
@@ -183,18 +183,13 @@ def get_rendered_shards(wildcards):
 def render_settings(rep):
     """A representation's settings (its own only: editing one re-renders only it), the
     keys its layout uses (images: image_size, channels, interpolation, dtype)."""
-    return representation_settings(CFG["representations"][rep], CFG["data"]["layout"])
+    return LAYOUT.representation_settings(CFG["representations"][rep])
 
 
 def render_view(rep):
-    """How a representation's images are drawn in reports: its log mode and x axis (layout
-    images: linear grey levels across the image width)."""
-    if CFG["data"]["layout"] == IMAGE_LAYOUT:
-        return {"log": "linear", "x_axis": "image x"}
-    if rep is None:  # no representation configured: nothing is rendered or drawn
-        return {"log": None, "x_axis": None}
-    settings = CFG["representations"][rep]
-    return {"log": settings["log"], "x_axis": settings["x_axis"]}
+    """How a representation's images are drawn in reports: its log mode and x axis, as
+    its layout says (rep None: no representation is configured)."""
+    return LAYOUT.render_view(None if rep is None else CFG["representations"][rep])
 
 
 def render_shard_samples(shard):
@@ -281,6 +276,17 @@ def get_report_curves():
 
 
 # --- ingest ---
+# data.layout names one registered layout (spectrovision.data.layouts): its class ingests,
+# summarises and renders, and each stage's code version is its own modules' closure.
+LAYOUT = get_layout(CFG["data"]["layout"])
+
+
+def layout_code(script, stage):
+    """Code version of a layout stage's job: the script's import closure plus the
+    layout's modules for the stage (editing one layout's code re-runs only its jobs)."""
+    return f"{script_code(script)}+{layout_code_version(LAYOUT.name, stage)}"
+
+
 def ingest_columns():
     """The run-file column names of the layout (data.layout, data.columns) as a plain dict."""
     return dataclasses.asdict(run_columns(CFG["data"]))
@@ -367,9 +373,6 @@ LABELLED = list(SHEET.loc[SHEET["labelled"], "sample_id"])
 
 
 # --- images ---
-# data.layout images: ingest decodes image files, render resizes them (their own scripts and
-# modules, so runs of the other layouts keep their code versions).
-IMAGES = CFG["data"]["layout"] == IMAGE_LAYOUT
 for _name, _settings in MODELS.items():
     check_model_metadata(_name, _settings, list(SHEET.columns))
 

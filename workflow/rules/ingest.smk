@@ -1,6 +1,6 @@
 # Stage: ingest (see workflow/rules/common.smk for shared input functions).
-# ingest_shard: raw run files of one shard -> validated, typed Parquet runs + the shard's QC table
-# (layout images: decoded images as NPY, their own script);
+# ingest_shard: raw files of one shard -> cached samples + the shard's QC table, as the layout
+# says (run tables: validated, typed Parquet runs; images: decoded pixels as NPY);
 # qc_summary: every shard's QC table -> one QC table and a readable Markdown summary.
 
 
@@ -20,9 +20,10 @@ rule ingest_shard:
         samples=lambda wildcards: sheet_records(wildcards.shard),
         columns=ingest_columns(),
         qc=CFG["qc"],
-        code=script_code("ingest_images" if IMAGES else "ingest_shard"),
+        layout=CFG["data"]["layout"],
+        code=layout_code("ingest_shard", "ingest"),
     script:
-        "../scripts/ingest_images.py" if IMAGES else "../scripts/ingest_shard.py"
+        "../scripts/ingest_shard.py"
 
 
 rule qc_summary:
@@ -41,6 +42,7 @@ rule qc_summary:
         "../../envs/core.yaml"
     params:
         findings=SHEET.attrs["findings"],
-        code=script_code("qc_images_summary" if IMAGES else "qc_summary"),
+        layout=CFG["data"]["layout"],
+        code=layout_code("qc_summary", "qc"),
     script:
-        "../scripts/qc_images_summary.py" if IMAGES else "../scripts/qc_summary.py"
+        "../scripts/qc_summary.py"

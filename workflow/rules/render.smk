@@ -1,6 +1,6 @@
 # Stage: render (see workflow/rules/common.smk for shared input functions).
-# render_shard: cached runs of one ingest shard -> one NPY image per sample, per representation
-# (layout images: decoded images resized, their own script);
+# render_shard: cached samples of one ingest shard -> one NPY image per sample, per
+# representation, as the layout says (run tables: rendered runs; images: resized images);
 # stack_render: all shards of a representation -> one memory-mappable stack + id CSV per split.
 
 
@@ -18,9 +18,10 @@ rule render_shard:
     params:
         settings=lambda wildcards: render_settings(wildcards.rep),
         samples=lambda wildcards: render_shard_samples(wildcards.shard),
-        code=script_code("render_images" if IMAGES else "render_shard"),
+        layout=CFG["data"]["layout"],
+        code=layout_code("render_shard", "render"),
     script:
-        "../scripts/render_images.py" if IMAGES else "../scripts/render_shard.py"
+        "../scripts/render_shard.py"
 
 
 rule stack_render:

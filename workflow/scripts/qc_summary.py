@@ -1,8 +1,10 @@
-"""Combine the shards' QC tables into qc.parquet and a Markdown summary (thin adapter)."""
+"""Combine the shards' QC tables into qc.parquet and a Markdown summary, with the configured
+layout's summariser (thin adapter)."""
 
-from spectrovision.data.ingest import write_qc_summary
+from spectrovision.data.layouts import get_layout
 from spectrovision.provenance.job import job_context
 
 with job_context(snakemake):
-    write_qc_summary(list(snakemake.input.shards), snakemake.output.qc,
-                     snakemake.output.summary, snakemake.params.findings)
+    get_layout(snakemake.params.layout).write_qc_summary(
+        inputs=dict(snakemake.input.items()), outputs=dict(snakemake.output.items()),
+        findings=snakemake.params.findings)

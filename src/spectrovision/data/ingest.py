@@ -42,7 +42,7 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -99,20 +99,21 @@ def qc_settings(qc_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     return {**QC_DEFAULTS, **(qc_cfg or {})}
 
 
-def read_raw_bytes(path: Path) -> bytes:
-    """The file's bytes; a missing or 0-byte file is an InputError."""
+def read_raw_bytes(path: Path, kind: str = "run file") -> bytes:
+    """The file's bytes; a missing or 0-byte file is an InputError (``kind`` names the
+    file in the message: ``run file``, ``image file``)."""
     if not path.is_file():
-        raise InputError(path, "run file not found",
+        raise InputError(path, f"{kind} not found",
                          "check features_path in the metadata and that the file was copied "
                          "completely into data.dir")
     try:
         data = path.read_bytes()
     except OSError as exc:  # permission denied, a folder, an unreadable mount, ...
-        raise InputError(path, f"run file cannot be read ({exc.strerror or exc})",
+        raise InputError(path, f"{kind} cannot be read ({exc.strerror or exc})",
                          "check that the file is readable by you (permissions) and is a "
                          "plain file") from None
     if not data or data.isspace():  # = not data.strip(), without copying the file
-        raise InputError(path, "run file is empty (0 bytes)",
+        raise InputError(path, f"{kind} is empty (0 bytes)",
                          "re-export or re-download this run, or remove the sample from the "
                          "metadata")
     return data
@@ -515,19 +516,22 @@ def discard_stale_qc(out_dir: PathLike, qc_out_path: PathLike) -> list[Path]:
     return removed
 
 
-def qc_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """QC records as a table with the columns of :data:`QC_SCHEMA` (nullable md5_ok)."""
-    table = pd.DataFrame(list(rows), columns=QC_SCHEMA.names)
+def qc_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema = QC_SCHEMA
+             ) -> pd.DataFrame:
+    """QC records as a table with the columns of ``schema`` (nullable md5_ok)."""
+    table = pd.DataFrame(list(rows), columns=schema.names)
     table["md5_ok"] = table["md5_ok"].astype("boolean")
     return table
 
 
-def read_qc_tables(tables: Iterable[PathLike | pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate shard QC tables (paths or frames), sorted by sample_id."""
+def read_qc_tables(tables: Iterable[PathLike | pd.DataFrame], schema: pa.Schema = QC_SCHEMA
+                   ) -> pd.DataFrame:
+    """Concatenate shard QC tables (paths or frames), sorted by sample_id (none: an empty
+    table with the columns of ``schema``)."""
     frames = [t if isinstance(t, pd.DataFrame) else pd.read_parquet(t) for t in tables]
     frames = [f for f in frames if len(f)]
     if not frames:
-        return qc_table([])
+        return qc_table([], schema)
     qc = pd.concat(frames, ignore_index=True)
     return qc.sort_values("sample_id", kind="stable").reset_index(drop=True)
 
@@ -593,10 +597,18 @@ def sheet_lines(findings: Mapping[str, Sequence[str]]) -> list[str]:
     return lines + [""]
 
 
+Summarizer = Callable[[Iterable[PathLike | pd.DataFrame], Mapping[str, Sequence[str]] | None],
+                      tuple[pd.DataFrame, str]]
+
+
 def write_qc_summary(shard_tables: Iterable[PathLike | pd.DataFrame], qc_path: PathLike,
                      summary_path: PathLike,
-                     sheet_findings: Mapping[str, Sequence[str]] | None = None) -> None:
-    """Write the combined QC table (Parquet) and the Markdown summary."""
-    qc, text = summarize_qc(shard_tables, sheet_findings)
-    write_parquet(qc_path, qc, schema=QC_SCHEMA)
+                     sheet_findings: Mapping[str, Sequence[str]] | None = None, *,
+                     summarize: Summarizer = summarize_qc, schema: pa.Schema = QC_SCHEMA
+                     ) -> None:
+    """Write the combined QC table (Parquet, ``schema``) and the Markdown summary, both
+    made by ``summarize`` (a layout's summariser: runs :func:`summarize_qc`, images
+    :func:`~spectrovision.data.images.summarize_image_qc`)."""
+    qc, text = summarize(shard_tables, sheet_findings)
+    write_parquet(qc_path, qc, schema=schema)
     write_text(summary_path, text)
