@@ -3,7 +3,6 @@ the file-level entry point and the Snakemake rule."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,9 @@ import pandas as pd
 import pytest
 
 from spectrovision.data.demo import LABELS, load_spectra_library, plan_run, run_labels
-from spectrovision.errors import InputError
+from spectrovision.config.schema import validate_config
+from spectrovision.data.sheet import (labelled_table, load_sample_sheet, read_labelled_sheet,
+                                      write_labelled_sheet)
 from spectrovision.data.folds import (imbalance, iterative_stratification, make_folds,
                                  refine_by_moves, write_folds)
 from support import run_snakemake, write_config
@@ -96,10 +97,18 @@ def test_bad_label_values_are_rejected():
         make_folds(labels.clip(upper=1), 1, seed=0)
 
 
+def labelled_sheet(data_dir: Path, out: Path) -> Path:
+    """The folds rule's input: the labelled samples of ``data_dir`` as labelled.parquet."""
+    sheet = load_sample_sheet(validate_config({"data": {"layout": "mars2",
+                                                        "dir": str(data_dir)}}))
+    write_labelled_sheet(labelled_table(sheet), out)
+    return out
+
+
 def test_write_folds_val_in_folds_false_keeps_val_training(tiny_mars2, tmp_path):
-    label_files = [tiny_mars2 / "train_labels.csv", tiny_mars2 / "val_labels.csv"]
+    labelled = labelled_sheet(tiny_mars2, tmp_path / "labelled.parquet")
     out = tmp_path / "folds.csv"
-    table = write_folds(tiny_mars2 / "metadata.csv", label_files, out, 2, 3, val_in_folds=False)
+    table = write_folds(labelled, LABELS, out, 2, 3, val_in_folds=False)
     meta = pd.read_csv(tiny_mars2 / "metadata.csv").set_index("sample_id")
     written = pd.read_csv(out)
     assert list(written.columns) == ["sample_id", "fold"]
@@ -108,20 +117,23 @@ def test_write_folds_val_in_folds_false_keeps_val_training(tiny_mars2, tmp_path)
     assert (written.loc[split == "val", "fold"] == -1).all()
     assert set(written.loc[split == "train", "fold"]) == {0, 1}
     assert set(split) == {"train", "val"}  # every labelled sample, no test sample
-    together = write_folds(tiny_mars2 / "metadata.csv", label_files, out, 2, 3)
+    together = write_folds(labelled, LABELS, out, 2, 3)
     assert set(together["fold"]) == {0, 1}
 
 
-def test_write_folds_names_the_bad_label_cell(tiny_mars2, tmp_path):
-    bad = pd.read_csv(tiny_mars2 / "train_labels.csv")
-    bad.loc[3, "alcohol"] = 7
-    shutil.copy(tiny_mars2 / "metadata.csv", tmp_path / "metadata.csv")
-    bad.to_csv(tmp_path / "train_labels.csv", index=False)
-    with pytest.raises(InputError) as err:
-        write_folds(tmp_path / "metadata.csv", [tmp_path / "train_labels.csv"],
-                    tmp_path / "folds.csv", 2, 0)
-    assert err.value.row == 5 and err.value.column == "alcohol"
-    assert "train_labels.csv" in str(err.value)
+def test_the_labelled_sheet_holds_labels_and_split_in_label_order(tiny_mars2, tmp_path):
+    sheet = load_sample_sheet(validate_config({"data": {"layout": "mars2",
+                                                        "dir": str(tiny_mars2)}}))
+    table = labelled_table(sheet)
+    labels, rows = read_labelled_sheet(
+        labelled_sheet(tiny_mars2, tmp_path / "labelled.parquet"), LABELS)
+    expected = sheet.attrs["label_table"]
+    assert labels.equals(expected.astype(labels.dtypes.to_dict()))
+    assert list(rows.columns) == ["sample_id", "split", "derivatized"]
+    assert set(rows["split"]) == {"train", "val"}
+    # plain values: the rule param compares equal across parses
+    assert table == labelled_table(load_sample_sheet(validate_config(
+        {"data": {"layout": "mars2", "dir": str(tiny_mars2)}})))
 
 
 def test_folds_rule_writes_the_library_folds_and_reruns_on_seed_change(tiny_config, tmp_path):
@@ -134,10 +146,10 @@ def test_folds_rule_writes_the_library_folds_and_reruns_on_seed_change(tiny_conf
         config = write_config(tmp_path / "config.yaml", cfg)
         return run_snakemake(tmp_path, str(target), config=config, cores=1).stderr
 
+    labelled = labelled_sheet(data, tmp_path / "labelled.parquet")
+
     def library_folds(seed: int) -> pd.DataFrame:
-        return write_folds(data / "metadata.csv",
-                           [data / "train_labels.csv", data / "val_labels.csv"],
-                           tmp_path / "expected.csv", 2, seed, True)
+        return write_folds(labelled, LABELS, tmp_path / "expected.csv", 2, seed, True)
 
     run(folds_seed=7, global_seed=1)
     assert pd.read_csv(target).equals(library_folds(7))

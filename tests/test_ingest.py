@@ -418,7 +418,7 @@ def test_ingest_rules_run_and_a_fatal_file_stops_the_run(tiny_mars2, tmp_path):
     bad.mkdir()
     proc = run_ingest_rules(bad, data)
     assert proc.returncode != 0
-    logs = "".join(p.read_text() for p in (bad / "logs/ingest").glob("shard*.log"))
+    logs = "".join(p.read_text() for p in (bad / "results/logs/ingest").glob("shard*.log"))
     expected = f"{victim}, row 4, column 'intensity': non-numeric value 'oops'"
     assert expected in logs, logs[-3000:]
     assert "Fix: " in logs

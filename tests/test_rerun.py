@@ -8,6 +8,7 @@ happens once per module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import datetime
@@ -15,11 +16,13 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import pandas as pd
 import pytest
 import yaml
 
+from spectrovision.data.sheet import sample_shards
 from spectrovision.provenance.lineage import build_lineage
 from support import (TINY_REPRESENTATION, dry_run, parse_dry_run, run_snakemake,
                      tiny_workflow_config)
@@ -99,7 +102,8 @@ def completed_run(tiny_mars2: Path, tmp_path_factory: pytest.TempPathFactory) ->
         pytest.skip("the pipeline is not complete yet: " + "; ".join(missing_stages()))
     workdir = tmp_path_factory.mktemp("rerun")
     copy_workflow(workdir)
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(tiny_mars2)))
+    shutil.copytree(tiny_mars2, workdir / "data")  # tests add runs to this copy
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(workdir / "data")))
     # two (fake) GPUs declared: the 4 train jobs lease devices (checked below)
     fake_gpus = {"SPECTROVISION_FAKE_GPUS": "2",
                  "SPECTROVISION_GPU_LOCK_DIR": str(workdir / "gpu-locks")}
@@ -182,6 +186,96 @@ def test_editing_one_representation_rerenders_only_it(completed_run):
     assert [w for r, w in jobs if r == "report_renders"] == [{"rep": "tiny_b"}]
 
 
+@contextlib.contextmanager
+def added_runs(workdir: Path, split: str, n: int) -> Iterator[list[str]]:
+    """``n`` new runs in ``split`` (copies of one run of that split under new ids; labelled
+    ones get that run's labels), undone afterwards."""
+    data = workdir / "data"
+    tables = [data / "metadata.csv", data / "train_labels.csv"]
+    saved = {path: path.read_text() for path in tables}
+    meta = pd.read_csv(tables[0], dtype=str)
+    source = meta[meta["split"] == split].iloc[0]
+    rows, ids, copies = [], [], []
+    for i in range(n):
+        sample_id = f"added_{split}_{i:02d}"
+        copy = Path(source["features_path"]).with_name(f"{sample_id}.csv")
+        shutil.copy(data / source["features_path"], data / copy)
+        rows.append({**source.to_dict(), "sample_id": sample_id, "features_path": str(copy)})
+        ids.append(sample_id)
+        copies.append(data / copy)
+    pd.concat([meta, pd.DataFrame(rows)]).to_csv(tables[0], index=False)
+    if split == "train":
+        labels = pd.read_csv(tables[1], dtype={"sample_id": str})
+        row = labels[labels["sample_id"] == source["sample_id"]]
+        extra = pd.concat([row.assign(sample_id=i) for i in ids])
+        pd.concat([labels, extra]).to_csv(tables[1], index=False)
+    try:
+        yield ids
+    finally:
+        for path, text in saved.items():
+            path.write_text(text)
+        for copy in copies:
+            copy.unlink()
+
+
+def shards_of(workdir: Path, ids: list[str], labelled: bool) -> set[str]:
+    n = base_config(workdir)["workflow"]["shards"]
+    return {str(s) for s in sample_shards(ids, [labelled] * len(ids), n)}
+
+
+PREDICT_SIDE = {"ingest_shard", "qc_summary", "render_shard", "stack_render", "predict",
+                "gather_model", "baseline", "tabular", "ensemble", "submission", "all",
+                "report_qc", *REPORT_ON_RESULTS}
+
+
+def test_new_unlabelled_runs_are_predicted_never_retrained(completed_run):
+    with added_runs(completed_run, "test", 20) as ids:
+        jobs = planned_jobs(completed_run)
+    counts = rule_counts(jobs)
+    assert not TRAIN_RULES & set(counts), "no train job"
+    assert not {"labelled_sheet", "folds"} & set(counts)
+    assert set(counts) <= PREDICT_SIDE and counts["predict"] == 2 * N_FOLDS
+    n = base_config(completed_run)["workflow"]["shards"]
+    ingested = {w["shard"] for r, w in jobs if r == "ingest_shard"}
+    assert ingested == shards_of(completed_run, ids, labelled=False)
+    assert all(int(s) >= n for s in ingested), "only unlabelled shards"
+    assert {w["split"] for r, w in jobs if r == "stack_render"} == {"test"}
+    assert {w["shard"] for r, w in jobs if r == "render_shard"} == ingested
+
+
+def test_new_labelled_runs_retrain_but_untouched_shards_keep_their_renders(completed_run):
+    with added_runs(completed_run, "train", 20) as ids:
+        jobs = planned_jobs(completed_run)
+    counts = rule_counts(jobs)
+    assert counts["labelled_sheet"] == 1 and counts["folds"] == 1
+    assert sum(counts[r] for r in TRAIN_RULES) == 2 * N_FOLDS  # folds changed: expected
+    touched = shards_of(completed_run, ids, labelled=True)
+    assert {w["shard"] for r, w in jobs if r == "ingest_shard"} == touched
+    assert {w["shard"] for r, w in jobs if r == "render_shard"} == touched
+    assert {w["split"] for r, w in jobs if r == "stack_render"} == {"train"}
+
+
+def test_editing_the_submission_format_reruns_only_the_submission(completed_run):
+    data = completed_run / "data"
+    shutil.copy(data / "submission_format.csv", data / "submission_format_b.csv")
+    config = base_config(completed_run)
+    config["data"]["submission_format"] = "submission_format_b.csv"
+    assert rule_counts(planned_jobs(completed_run, config)) == Counter(
+        {"submission": 1, "all": 1})
+
+
+def test_editing_the_clip_reruns_only_the_ensemble_stage(completed_run):
+    config = base_config(completed_run)
+    config["ensemble"]["clip"] = 2.0e-4
+    counts = rule_counts(planned_jobs(completed_run, config))
+    assert "ensemble" in counts
+    # the member tables average clipped fold probabilities, so gather and the fitted
+    # members re-write theirs; nothing trains, predicts, renders or ingests again
+    assert set(counts) <= {"gather_model", "baseline", "tabular"} | ENSEMBLE_ON | \
+        REPORT_ON_RESULTS
+    assert not TRAIN_RULES & set(counts) and not PREDICT_RULES & set(counts)
+
+
 def rule_scripts(workdir: Path, images: bool = False) -> dict[str, Path]:
     """Each rule's script (the run-layout choice where a rule picks by layout)."""
     scripts: dict[str, Path] = {}
@@ -254,7 +348,7 @@ def lease_intervals(log: Path) -> list[tuple[str, datetime, datetime]]:
 
 
 def test_train_jobs_under_two_gpus_never_share_a_device(completed_run):
-    logs = sorted((completed_run / "logs" / "train").glob("*/fold*.log"))
+    logs = sorted((completed_run / "results" / "logs" / "train").glob("*/fold*.log"))
     assert len(logs) == 2 * N_FOLDS
     leases = [lease for log in logs for lease in lease_intervals(log)]
     assert len(leases) == len(logs)  # every train job held exactly one device

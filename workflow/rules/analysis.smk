@@ -21,16 +21,16 @@ rule explain:
         ),
         table=res("explain", "{model}", "fold{fold}", "gradcam.csv"),
     log:
-        "logs/explain/{model}/fold{fold}.log",
+        res("logs", "explain", "{model}", "fold{fold}.log"),
     benchmark:
-        "benchmarks/explain/{model}/fold{fold}.tsv"
+        res("benchmarks", "explain", "{model}", "fold{fold}.tsv")
     wildcard_constraints:
         model=MODEL_PATTERN,
     conda:
         "../../envs/torch.yaml"
     threads: CFG["workflow"]["train_threads"]
     params:
-        data=CFG["data"],
+        data=SHEET_DATA,
         samples_per_label=CFG["explain"]["samples_per_label"],
         labels=CFG["explain"]["labels"],
         log_mode=lambda wildcards: render_view(
@@ -59,16 +59,16 @@ rule embed:
             caption="../report/umap.rst",
         ),
     log:
-        "logs/embed/{model}/fold{fold}.log",
+        res("logs", "embed", "{model}", "fold{fold}.log"),
     benchmark:
-        "benchmarks/embed/{model}/fold{fold}.tsv"
+        res("benchmarks", "embed", "{model}", "fold{fold}.tsv")
     wildcard_constraints:
         model=MODEL_PATTERN,
     conda:
         "../../envs/torch.yaml"
     threads: CFG["workflow"]["train_threads"]
     params:
-        data=CFG["data"],
+        data=SHEET_DATA,
         splits=SPLITS,
         color_label=CFG["embed"]["color_label"],
         n_neighbors=CFG["embed"]["n_neighbors"],
@@ -90,9 +90,9 @@ rule novelty:
             caption="../report/novelty.rst",
         ),
     log:
-        "logs/novelty/novelty.log",
+        res("logs", "novelty", "novelty.log"),
     benchmark:
-        "benchmarks/novelty/novelty.tsv"
+        res("benchmarks", "novelty", "novelty.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: CFG["workflow"]["train_threads"]

@@ -13,7 +13,7 @@ from spectrovision.config.checks import (
     novelty_representation,
 )
 from spectrovision.config.schema import load_schema, resolve_model, validate_config
-from spectrovision.data.sheet import load_sample_sheet, run_columns
+from spectrovision.data.sheet import labelled_table, load_sample_sheet, run_columns
 from spectrovision.provenance.code import script_code_version
 from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.metadata import check_model_metadata
@@ -28,6 +28,13 @@ LABELS = SHEET.attrs["labels"]
 SAMPLES = list(SHEET["sample_id"])
 SPLITS = sorted(SHEET["split"].unique())
 SHARDS = sorted(int(s) for s in SHEET["shard"].unique())
+# splits that hold labelled samples: the only stacks training reads
+LABELLED_SPLITS = sorted(SHEET.loc[SHEET["labelled"], "split"].unique())
+# the labelled samples (ids, split, metadata, labels) as plain values: the labelled_sheet
+# rule writes them, so adding unlabelled runs to metadata.csv re-runs nothing that trains
+LABELLED_TABLE = labelled_table(SHEET)
+# the data block as the sample sheet reads it (submission_format only reaches submission)
+SHEET_DATA = {k: v for k, v in CFG["data"].items() if k != "submission_format"}
 REPRESENTATIONS = sorted(CFG["representations"])
 _SCHEMA = load_schema()  # parsed once, not once per model
 MODELS = {name: resolve_model(CFG, name, _SCHEMA) for name in sorted(CFG["models"])}
@@ -175,9 +182,17 @@ def get_render_shard_runs(wildcards):
     return res("runs", f"shard{wildcards.shard}")
 
 
-def get_rendered_shards(wildcards):
-    """Every rendered shard folder of one representation, in SHARDS order."""
-    return [res("render", wildcards.rep, f"shard{shard}") for shard in SHARDS]
+def get_split_shards(wildcards):
+    """The rendered shard folders holding one split's samples, in shard order."""
+    return [
+        res("render", wildcards.rep, f"shard{shard}")
+        for shard in split_shards(wildcards.split)
+    ]
+
+
+def split_shards(split):
+    """Shard numbers of one split's samples."""
+    return sorted(int(s) for s in SHEET.loc[SHEET["split"] == split, "shard"].unique())
 
 
 def render_settings(rep):
@@ -202,24 +217,16 @@ def render_shard_samples(shard):
     ]
 
 
-def stack_members():
-    """Rows of each split's stack: [sample_id, shard] in sample-sheet order."""
-    return {
-        split: [
-            [sample_id, int(shard)]
-            for sample_id, shard in zip(t["sample_id"], t["shard"])
-        ]
-        for split, t in SHEET.groupby("split", sort=True)
-    }
+def split_members(split):
+    """Rows of one split's stack: [sample_id, shard] in sample-sheet order."""
+    rows = SHEET.loc[SHEET["split"] == split]
+    return [
+        [sample_id, int(shard)]
+        for sample_id, shard in zip(rows["sample_id"], rows["shard"])
+    ]
 
 
 # --- folds ---
-def get_folds_inputs(wildcards):
-    """The metadata (for the split of each sample) and the label files the folds use."""
-    metadata, *labels = get_sample_sheet_files()
-    return {"metadata": metadata, "labels": labels}
-
-
 def folds_seed():
     """The folds' own seed, or the global seed when folds.seed is null."""
     seed = CFG["folds"]["seed"]
@@ -318,13 +325,15 @@ def model_settings(model):
     return MODELS[model]
 
 
-def get_model_stacks(ext):
-    """Input function: the stacked renders (ext npy) or their id lists (csv) of every split,
-    for the representation the model reads."""
+def get_model_stacks(ext, splits=None):
+    """Input function: the stacked renders (ext npy) or their id lists (csv) of ``splits``
+    (default: every split), for the representation the model reads."""
 
     def inputs(wildcards):
         rep = MODELS[wildcards.model]["representation"]
-        return [res("render", rep, f"stack_{split}.{ext}") for split in SPLITS]
+        return [
+            res("render", rep, f"stack_{split}.{ext}") for split in splits or SPLITS
+        ]
 
     return inputs
 

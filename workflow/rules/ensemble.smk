@@ -12,7 +12,7 @@ rule gather_model:
         oof=res("members", "{model}", "oof_logits.parquet"),
         test=res("members", "{model}", "test_logits.parquet"),
     log:
-        "logs/gather/{model}.log",
+        res("logs", "gather", "{model}.log"),
     wildcard_constraints:
         model=MODEL_PATTERN,
     conda:
@@ -33,15 +33,15 @@ rule baseline:
         oof=res("members", "{baseline}", "oof_logits.parquet"),
         test=res("members", "{baseline}", "test_logits.parquet"),
     log:
-        "logs/baseline/{baseline}.log",
+        res("logs", "baseline", "{baseline}.log"),
     benchmark:
-        "benchmarks/baseline/{baseline}.tsv"
+        res("benchmarks", "baseline", "{baseline}.tsv")
     wildcard_constraints:
         baseline=BASELINE_PATTERN,
     conda:
         "../../envs/core.yaml"
     params:
-        data=CFG["data"],
+        data=SHEET_DATA,
         labels=LABELS,
         settings=lambda wildcards: CFG["baseline_settings"].get(wildcards.baseline, {}),
         representation=lambda wildcards: BASELINE_REPRESENTATIONS[wildcards.baseline],
@@ -64,13 +64,13 @@ rule ensemble:
         oof=res("ensemble", "oof_logits.parquet"),
         test=res("ensemble", "test_logits.parquet"),
     log:
-        "logs/ensemble/ensemble.log",
+        res("logs", "ensemble", "ensemble.log"),
     benchmark:
-        "benchmarks/ensemble/ensemble.tsv"
+        res("benchmarks", "ensemble", "ensemble.tsv")
     conda:
         "../../envs/core.yaml"
     params:
-        data=CFG["data"],
+        data=SHEET_DATA,
         labels=LABELS,
         members=MEMBERS,
         candidates=ensemble_candidates(),
@@ -88,7 +88,7 @@ rule submission:
         submission=res("submission.csv"),
         provenance=res("submission.csv.provenance.json"),
     log:
-        "logs/submission/submission.log",
+        res("logs", "submission", "submission.log"),
     conda:
         "../../envs/core.yaml"
     params:

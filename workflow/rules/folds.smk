@@ -1,17 +1,34 @@
 # Stage: folds (see workflow/rules/common.smk for shared input functions).
-# folds: metadata + label files -> folds.csv (multilabel iterative stratification, seeded).
+# labelled_sheet: the labelled samples (ids, split, metadata, labels), from params, so that
+# edits of metadata.csv that add or change only unlabelled rows re-run nothing downstream;
+# folds: the labelled sheet -> folds.csv (multilabel iterative stratification, seeded).
+
+
+rule labelled_sheet:
+    output:
+        sheet=res("sheet", "labelled.parquet"),
+    log:
+        res("logs", "sheet", "labelled.log"),
+    conda:
+        "../../envs/core.yaml"
+    params:
+        table=LABELLED_TABLE,
+        code=script_code("labelled_sheet"),
+    script:
+        "../scripts/labelled_sheet.py"
 
 
 rule folds:
     input:
-        unpack(get_folds_inputs),
+        labelled=res("sheet", "labelled.parquet"),
     output:
         folds=res("folds.csv"),
     log:
-        "logs/folds.log",
+        res("logs", "folds.log"),
     conda:
         "../../envs/core.yaml"
     params:
+        labels=LABELS,
         n_folds=CFG["folds"]["n_folds"],
         seed=folds_seed(),
         val_in_folds=CFG["folds"]["val_in_folds"],

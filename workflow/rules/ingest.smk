@@ -11,9 +11,9 @@ rule ingest_shard:
         runs=directory(res("runs", "shard{shard}")),
         qc=res("qc", "shard{shard}.parquet"),
     log:
-        "logs/ingest/shard{shard}.log",
+        res("logs", "ingest", "shard{shard}.log"),
     benchmark:
-        "benchmarks/ingest/shard{shard}.tsv"
+        res("benchmarks", "ingest", "shard{shard}.tsv")
     conda:
         "../../envs/core.yaml"
     params:
@@ -37,7 +37,7 @@ rule qc_summary:
             labels={"table": "QC summary (Markdown)"},
         ),
     log:
-        "logs/ingest/qc_summary.log",
+        res("logs", "ingest", "qc_summary.log"),
     conda:
         "../../envs/core.yaml"
     params:

@@ -15,9 +15,9 @@ rule predict:
         test=res("predictions", "{model}", "fold{fold}", "test_logits.parquet"),
         info=res("predictions", "{model}", "fold{fold}", "tta.json"),
     log:
-        "logs/predict/{model}/fold{fold}.log",
+        res("logs", "predict", "{model}", "fold{fold}.log"),
     benchmark:
-        "benchmarks/predict/{model}/fold{fold}.tsv"
+        res("benchmarks", "predict", "{model}", "fold{fold}.tsv")
     wildcard_constraints:
         model=MODEL_PATTERN,
     conda:
@@ -32,9 +32,7 @@ rule predict:
         tta_step=CFG["predict"]["tta_step"],
         batch_size=CFG["predict"]["batch_size"],
         data=lambda wildcards: (
-            CFG["data"]
-            if model_settings(wildcards.model)["metadata_columns"]
-            else None
+            SHEET_DATA if model_settings(wildcards.model)["metadata_columns"] else None
         ),
         code=script_code("predict"),
     script:

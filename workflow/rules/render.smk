@@ -1,7 +1,8 @@
 # Stage: render (see workflow/rules/common.smk for shared input functions).
 # render_shard: cached samples of one ingest shard -> one NPY image per sample, per
 # representation, as the layout says (run tables: rendered runs; images: resized images);
-# stack_render: all shards of a representation -> one memory-mappable stack + id CSV per split.
+# stack_render: the shards of one split -> that split's memory-mappable stack + id CSV (so new
+# unlabelled runs re-stack only their split).
 
 
 rule render_shard:
@@ -10,9 +11,9 @@ rule render_shard:
     output:
         images=directory(res("render", "{rep}", "shard{shard}")),
     log:
-        "logs/render/{rep}/shard{shard}.log",
+        res("logs", "render", "{rep}", "shard{shard}.log"),
     benchmark:
-        "benchmarks/render/{rep}/shard{shard}.tsv"
+        res("benchmarks", "render", "{rep}", "shard{shard}.tsv")
     conda:
         "../../envs/core.yaml"
     params:
@@ -26,20 +27,19 @@ rule render_shard:
 
 rule stack_render:
     input:
-        shards=get_rendered_shards,
+        shards=get_split_shards,
     output:
-        stacks=expand(res("render", "{{rep}}", "stack_{split}.npy"), split=SPLITS),
-        ids=expand(res("render", "{{rep}}", "stack_{split}.csv"), split=SPLITS),
+        stack=res("render", "{rep}", "stack_{split}.npy"),
+        ids=res("render", "{rep}", "stack_{split}.csv"),
     log:
-        "logs/render/{rep}/stack.log",
+        res("logs", "render", "{rep}", "stack_{split}.log"),
     benchmark:
-        "benchmarks/render/{rep}/stack.tsv"
+        res("benchmarks", "render", "{rep}", "stack_{split}.tsv")
     conda:
         "../../envs/core.yaml"
     params:
-        splits=SPLITS,
-        shards=SHARDS,
-        members=stack_members(),
+        shards=lambda wildcards: split_shards(wildcards.split),
+        members=lambda wildcards: split_members(wildcards.split),
         code=script_code("stack_render"),
     script:
         "../scripts/stack_render.py"

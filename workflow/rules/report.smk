@@ -16,7 +16,7 @@ rule report_qc:
             caption="../report/qc_summary.rst",
         ),
     log:
-        "logs/report/qc.log",
+        res("logs", "report", "qc.log"),
     conda:
         "../../envs/core.yaml"
     params:
@@ -37,7 +37,7 @@ rule report_renders:
             caption="../report/renders.rst",
         ),
     log:
-        "logs/report/renders_{rep}.log",
+        res("logs", "report", "renders_{rep}.log"),
     conda:
         "../../envs/core.yaml"
     params:
@@ -59,7 +59,7 @@ rule report_training_curves:
             caption="../report/training_curves.rst",
         ),
     log:
-        "logs/report/training_curves.log",
+        res("logs", "report", "training_curves.log"),
     conda:
         "../../envs/core.yaml"
     params:
@@ -90,7 +90,7 @@ rule report_scores:
             caption="../report/baseline_comparison.rst",
         ),
     log:
-        "logs/report/scores.log",
+        res("logs", "report", "scores.log"),
     conda:
         "../../envs/core.yaml"
     params:
@@ -112,11 +112,11 @@ rule report_calibration:
         ),
         table=res("report", "calibration.csv"),
     log:
-        "logs/report/calibration.log",
+        res("logs", "report", "calibration.log"),
     conda:
         "../../envs/core.yaml"
     params:
-        data=CFG["data"],
+        data=SHEET_DATA,
         labels=LABELS,
         n_bins=REPORT_CALIBRATION_BINS,
         task=CFG["task"],
@@ -136,7 +136,7 @@ rule report_correlation:
         ),
         table=res("report", "member_correlation.csv"),
     log:
-        "logs/report/correlation.log",
+        res("logs", "report", "correlation.log"),
     conda:
         "../../envs/core.yaml"
     params:
@@ -157,7 +157,7 @@ rule report_selection:
             caption="../report/ensemble_selection.rst",
         ),
     log:
-        "logs/report/selection.log",
+        res("logs", "report", "selection.log"),
     conda:
         "../../envs/core.yaml"
     params:

@@ -17,16 +17,16 @@ rule tabular:
             caption="../report/tabular_shap.rst",
         ),
     log:
-        "logs/tabular/{tabular}.log",
+        res("logs", "tabular", "{tabular}.log"),
     benchmark:
-        "benchmarks/tabular/{tabular}.tsv"
+        res("benchmarks", "tabular", "{tabular}.tsv")
     wildcard_constraints:
         tabular=TABULAR_PATTERN,
     conda:
         "../../envs/core.yaml"
     threads: CFG["workflow"]["train_threads"]
     params:
-        data=CFG["data"],
+        data=SHEET_DATA,
         labels=LABELS,
         settings=lambda wildcards: tabular_settings(wildcards.tabular),
         num_threads=CFG["workflow"]["train_threads"],

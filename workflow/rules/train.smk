@@ -1,14 +1,14 @@
 # Stage: train (see workflow/rules/common.smk for shared input functions).
-# train: stacked renders + folds + labels -> models/{model}/fold{fold}/ (best validation-loss
+# train: the labelled splits' stacks + folds + the labelled sheet -> models/{model}/fold{fold}/ (best validation-loss
 # weights, metrics, history, curve). One GPU per job; per-epoch checkpoint under checkpoints/.
 
 
 rule train:
     input:
-        stacks=get_model_stacks("npy"),
-        stack_ids=get_model_stacks("csv"),
+        stacks=get_model_stacks("npy", LABELLED_SPLITS),
+        stack_ids=get_model_stacks("csv", LABELLED_SPLITS),
         folds=res("folds.csv"),
-        sheet=get_sample_sheet_files(),
+        labelled=res("sheet", "labelled.parquet"),
     output:
         weights=res("models", "{model}", "fold{fold}", "model.pt"),
         metrics=res("models", "{model}", "fold{fold}", "metrics.json"),
@@ -20,9 +20,9 @@ rule train:
             caption="../report/training_curves.rst",
         ),
     log:
-        "logs/train/{model}/fold{fold}.log",
+        res("logs", "train", "{model}", "fold{fold}.log"),
     benchmark:
-        "benchmarks/train/{model}/fold{fold}.tsv"
+        res("benchmarks", "train", "{model}", "fold{fold}.tsv")
     wildcard_constraints:
         model=MODEL_PATTERN,
     conda:
@@ -35,7 +35,6 @@ rule train:
     params:
         settings=lambda wildcards: model_settings(wildcards.model),
         fold=lambda wildcards: int(wildcards.fold),
-        data=CFG["data"],
         labels=LABELS,
         task=CFG["task"],
         checkpoint=checkpoint_path,

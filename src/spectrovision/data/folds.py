@@ -12,60 +12,32 @@ file-level :func:`write_folds`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .sheet import load_labels
 from ..errors import InputError
 from ..io import write_csv
 
 ALWAYS_TRAIN = -1
 
 
-def write_folds(metadata_path: str | os.PathLike[str],
-                label_paths: Sequence[str | os.PathLike[str]],
+def write_folds(labelled_path: str | os.PathLike[str], labels: Sequence[str],
                 out_path: str | os.PathLike[str], n_folds: int, seed: int,
                 val_in_folds: bool = True) -> pd.DataFrame:
-    """Read the metadata and label files, make the folds and write ``folds.csv``
+    """Make the folds of the labelled samples (``results/sheet/labelled.parquet``, see
+    :func:`~spectrovision.data.sheet.read_labelled_sheet`) and write ``folds.csv``
     (``sample_id,fold``, every labelled sample; val samples get -1 unless
     ``val_in_folds``). Returns the table written."""
-    meta = pd.read_csv(metadata_path, dtype={"sample_id": str, "split": str})
-    labels = read_label_files(metadata_path, label_paths, set(meta["sample_id"]))
-    always = set() if val_in_folds else set(meta.loc[meta["split"] == "val", "sample_id"])
-    folds = make_folds(labels, n_folds, seed, always)
+    from .sheet import read_labelled_sheet
+
+    label_table, rows = read_labelled_sheet(labelled_path, labels)
+    always = set() if val_in_folds else set(rows.loc[rows["split"] == "val", "sample_id"])
+    folds = make_folds(label_table, n_folds, seed, always)
     table = folds.rename_axis("sample_id").reset_index()
     write_csv(out_path, table)
     return table
-
-
-def read_label_files(metadata_path: str | os.PathLike[str],
-                     label_paths: Iterable[str | os.PathLike[str]],
-                     known: set[str]) -> pd.DataFrame:
-    """The label files (beside the metadata) concatenated, each checked for 0/1 values."""
-    root = Path(metadata_path).parent
-    names = [os.path.relpath(p, root) for p in label_paths]
-    for path in label_paths:
-        check_label_values(path)
-    return load_labels({"data": {"dir": str(root), "labels_files": names}}, known)
-
-
-def check_label_values(path: str | os.PathLike[str]) -> None:
-    """Raise InputError at the first label cell that is not 0/1 (a single class-name
-    column, multiclass, is accepted as it is)."""
-    table = pd.read_csv(path, dtype={"sample_id": str})
-    cols = [c for c in table.columns if c != "sample_id"]
-    if len(cols) == 1 and not pd.api.types.is_numeric_dtype(table[cols[0]]):
-        bad = table[cols].isna().to_numpy()
-    else:
-        bad = ~table[cols].isin([0, 1]).to_numpy()
-    if bad.any():
-        row, col = (int(v[0]) for v in np.nonzero(bad))
-        raise InputError(path, f"label value {table[cols[col]].iloc[row]!r} is not 0 or 1",
-                         "use 0/1 labels (or one column of class names)",
-                         row=row + 2, column=cols[col])
 
 
 def make_folds(labels: pd.DataFrame, n_folds: int, seed: int,

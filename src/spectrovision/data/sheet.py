@@ -58,6 +58,14 @@ def shard_of(sample_id: str, n_shards: int) -> int:
     return int.from_bytes(digest, "little") % n_shards
 
 
+def sample_shards(sample_ids: Sequence[str], labelled: Sequence[bool], n_shards: int
+                  ) -> list[int]:
+    """Each sample's ingest/render shard: labelled samples in shards ``0..n-1``, unlabelled
+    ones in ``n..2n-1``, so new unlabelled runs never touch a shard that training reads."""
+    return [shard_of(s, n_shards) + (0 if is_labelled else n_shards)
+            for s, is_labelled in zip(sample_ids, labelled)]
+
+
 SAFE_SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_SAMPLE_ID_LENGTH = 128  # per-sample files are named {sample_id}.parquet/.npy (limit 255)
 TRAIN_SPLIT = "train"
@@ -111,7 +119,8 @@ def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
     if "derivatized" in sheet.columns:
         sheet["derivatized"] = derivatized_flags(meta_path, sheet["derivatized"])
     sheet["labelled"] = sheet["sample_id"].isin(labels.index)
-    sheet["shard"] = [shard_of(s, int(config["workflow"]["shards"])) for s in sheet["sample_id"]]
+    sheet["shard"] = sample_shards(sheet["sample_id"], sheet["labelled"],
+                                   int(config["workflow"]["shards"]))
     findings = unlabelled_findings(meta_path, sheet)
     sheet = sheet.reset_index(drop=True)
     sheet.attrs["labels"] = list(labels.columns)
@@ -383,3 +392,49 @@ def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str
 def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
     """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block."""
     return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}})
+
+
+# --- the labelled samples as their own artefact ---------------------------------------------
+# Training, folds and the fitted members read only the labelled samples. Handing them over
+# as a file written from a rule's params (not from metadata.csv, whose mtime changes when
+# unlabelled runs are added) means that such an edit re-runs nothing that trains.
+SHEET_INTERNAL_COLUMNS = ("features_path", "md5", "labelled", "shard")
+
+
+def labelled_table(sheet: pd.DataFrame) -> dict[str, Any]:
+    """The labelled samples as plain values (a rule param): ``columns`` = sample_id, split,
+    the metadata columns, then the labels; ``rows`` in label-table order."""
+    labels: pd.DataFrame = sheet.attrs["label_table"]
+    meta_cols = [c for c in sheet.columns
+                 if c not in SHEET_INTERNAL_COLUMNS and c not in ("sample_id",)]
+    meta = sheet.set_index("sample_id").loc[list(labels.index), meta_cols]
+    table = pd.concat([meta, labels], axis=1).rename_axis("sample_id").reset_index()
+    return {"columns": list(table.columns), "labels": list(labels.columns),
+            "rows": [[_plain(v) for v in row] for row in table.itertuples(index=False)]}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values (params are compared by value and stored as text)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def write_labelled_sheet(table: Mapping[str, Any], out_path: str | os.PathLike[str]) -> int:
+    """Write :func:`labelled_table`'s values as Parquet; returns the number of samples."""
+    from ..io import write_parquet
+
+    frame = pd.DataFrame(table["rows"], columns=table["columns"])
+    write_parquet(out_path, frame)
+    return len(frame)
+
+
+def read_labelled_sheet(path: str | os.PathLike[str], labels: Sequence[str]
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(label table indexed by sample_id, the sheet rows: sample_id, split, metadata)."""
+    frame = pd.read_parquet(path)
+    missing = [c for c in ("sample_id", "split", *labels) if c not in frame.columns]
+    if missing:
+        raise InputError(path, f"columns {missing} are missing", "re-run the labelled_sheet "
+                         "rule (delete the file)", column=missing[0])
+    frame["sample_id"] = frame["sample_id"].astype(str)
+    label_table = frame.set_index("sample_id")[list(labels)]
+    return label_table, frame.drop(columns=list(labels))
