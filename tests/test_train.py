@@ -176,6 +176,37 @@ def test_checkpoint_of_other_settings_is_not_resumed(toy, tmp_path, caplog):
     assert "starting over" in caplog.text
 
 
+def test_a_killed_run_starts_over_when_its_renders_changed(tmp_path):
+    """Kill mid-training, re-render with a setting that keeps the image shape (here: the
+    intensities halved), re-run: a fresh start that says why, not a resume."""
+    import pickle
+
+    data = write_toy_data(tmp_path / "toy")
+    out = outputs(tmp_path / "run")
+    ckpt = tmp_path / "outside" / "last.pt"
+    args = tmp_path / "args.pkl"
+    args.write_bytes(pickle.dumps((data, out, SETTINGS)))
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(labels=LABELS) + "print(open(sys.argv[3]).read())\n")
+    log_file = tmp_path / "train.log"
+    driver.write_text(DRIVER.format(labels=LABELS).replace(
+        "import sys, pickle\n", "import sys, pickle, logging\n"
+        "logging.basicConfig(filename=sys.argv[3], level=logging.INFO)\n"))
+    env = {**os.environ, "PYTHONPATH": str(Path(loop_mod.__file__).parents[2])}
+    command = [sys.executable, str(driver), str(args), str(ckpt), str(log_file)]
+    killed = subprocess.run(command, env={**env, loop_mod.STOP_AFTER_EPOCH_ENV: "2"},
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1
+    for stack in data["stacks"]:
+        np.save(stack, np.load(stack) * np.float16(0.5))  # same shape, other content
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(Path(out["metrics"]).read_text())["resumed_from_epoch"] is None
+    log = log_file.read_text()
+    assert "was written for other renders_train, renders_val; starting over" in log
+
+
 def _mk(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

@@ -10,4 +10,5 @@ with job_context(snakemake) as job:
     job.extra["metrics"] = run_train(
         inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
         settings=p.settings, fold=p.fold, task=p.task, label_table=label_table,
-        labels=p.labels, checkpoint=p.checkpoint, threads=snakemake.threads, metadata=rows)
+        labels=p.labels, checkpoint=p.checkpoint, threads=snakemake.threads, metadata=rows,
+        code=p.code)

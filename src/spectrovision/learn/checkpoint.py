@@ -43,12 +43,28 @@ def save_torch(path: PathLike, obj: Any) -> None:
         torch.save(obj, tmp)
 
 
-def settings_fingerprint(settings: ModelSettings, fold: int, train_ids: Sequence[str],
-                         extra: Mapping[str, Any] | None = None) -> str:
-    """A hash of what determines the training run (a checkpoint resumes only if it matches)."""
-    text = json.dumps({"settings": as_dict(settings), "fold": fold, "train": list(train_ids),
-                       "extra": extra or {}}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _digest(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to("cpu").contiguous()
+        data = tensor.numpy().tobytes() + str((tuple(tensor.shape), str(tensor.dtype))).encode()
+    else:
+        data = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def run_fingerprint(settings: ModelSettings, fold: int, train_ids: Sequence[str],
+                    extra: Mapping[str, Any] | None = None, *,
+                    tensors: Mapping[str, torch.Tensor] | None = None,
+                    code: str | None = None) -> dict[str, str]:
+    """What determines a training run, part by part (a checkpoint resumes only when every
+    part matches; the parts that differ say why it starts over): the settings, the fold
+    and its training ids, ``extra`` (task, labels, image shape, metadata statistics), the
+    content of ``tensors`` (the input renders and label values) and the code version."""
+    parts = {"settings": _digest(as_dict(settings)), "fold": str(fold),
+             "train_ids": _digest(list(train_ids)), "extra": _digest(extra or {}),
+             "code": str(code)}
+    parts.update({name: _digest(tensor) for name, tensor in (tensors or {}).items()})
+    return parts
 
 
 # --- resumable training state ---------------------------------------------------------------
@@ -58,7 +74,7 @@ def clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def training_state(*, fingerprint: str, epoch: int, model: nn.Module,
+def training_state(*, fingerprint: Mapping[str, str], epoch: int, model: nn.Module,
                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
                    device: torch.device, history: list[dict[str, float]],
                    best_state: dict[str, torch.Tensor], best_epoch: int,
@@ -74,14 +90,22 @@ def training_state(*, fingerprint: str, epoch: int, model: nn.Module,
             "best_val": best_val}
 
 
-def matching_state(path: Path | None, fingerprint: str, label: str) -> dict[str, Any] | None:
-    """The training state at ``path`` when it exists and was written for ``fingerprint``."""
+def matching_state(path: Path | None, fingerprint: Mapping[str, str], label: str
+                   ) -> dict[str, Any] | None:
+    """The training state at ``path`` when it exists and was written for ``fingerprint``;
+    otherwise None, and the log says which parts differ (settings, renders, labels, code...)."""
     if not path or not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("fingerprint") == fingerprint:
+    saved = state.get("fingerprint")
+    if saved == dict(fingerprint):
         return state
-    log.info("%s: checkpoint %s is from other settings; starting over", label, path)
+    if isinstance(saved, Mapping):
+        why = ", ".join(sorted(k for k in set(saved) | set(fingerprint)
+                               if saved.get(k) != fingerprint.get(k)))
+    else:
+        why = "an older checkpoint format"
+    log.info("%s: checkpoint %s was written for other %s; starting over", label, path, why)
     return None
 
 

@@ -18,6 +18,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,8 @@ def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, width: int, batch_
 def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                 val_y: torch.Tensor, settings: ModelSettings, task: str, *,
                 checkpoint: PathLike | None = None, device: str = "cpu",
-                fingerprint: str = "", label: str = "", train_meta: torch.Tensor | None = None,
+                fingerprint: Mapping[str, str] | None = None, label: str = "",
+                train_meta: torch.Tensor | None = None,
                 val_meta: torch.Tensor | None = None) -> TrainResult:
     """Train with the model's recipe; return the best-validation-loss weights and history.
     ``train_meta``/``val_meta``: standardised metadata rows for a fused model (else None)."""
@@ -172,6 +174,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     best_state, best_epoch, best_val = clone_state(model), -1, math.inf
     first_epoch, resumed = 0, None
     ckpt_path = Path(checkpoint) if checkpoint else None
+    fingerprint = dict(fingerprint or {})
     state = matching_state(ckpt_path, fingerprint, label)
     if state is not None:
         restore_state(state, model, optimizer, generator, dev)

@@ -21,7 +21,7 @@ from ..config.typed import as_dict
 from ..data.metadata import Standardizer, metadata_values
 from ..errors import InputError
 from .augment import training_width
-from .checkpoint import save_weights, settings_fingerprint
+from .checkpoint import run_fingerprint, save_weights
 from .imageset import label_tensor, load_image_set
 from .loop import train_model
 from .settings import ModelSettings, model_settings
@@ -53,9 +53,11 @@ def curve_figure(history: pd.DataFrame, title: str) -> Any:
 def run_train(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
               settings: ModelSettings | Mapping[str, Any], fold: int, task: str,
               label_table: pd.DataFrame, labels: Sequence[str], checkpoint: PathLike,
-              threads: int = 1, metadata: pd.DataFrame | None = None) -> dict[str, Any]:
+              threads: int = 1, metadata: pd.DataFrame | None = None,
+              code: str | None = None) -> dict[str, Any]:
     """Train one model x fold and write ``outputs`` ``weights``, ``metrics``, ``history``,
-    ``curve``.
+    ``curve``. A checkpoint resumes only when the settings, fold, label values, input
+    renders (content) and ``code`` (the rule's code version) that wrote it are the same.
 
     ``inputs``: ``stacks`` and ``stack_ids`` (the model's stacked renders of every split and
     their id CSVs) and ``folds`` (folds.csv). ``settings``: the model's resolved settings
@@ -82,7 +84,10 @@ def run_train(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     extra = {"task": task, "labels": list(labels), "shape": list(train_x.shape[1:])}
     if scaler is not None:
         extra["metadata"] = scaler.to_bundle()
-    fingerprint = settings_fingerprint(typed, fold, train_ids, extra)
+    fingerprint = run_fingerprint(
+        typed, fold, train_ids, extra, code=code,
+        tensors={"renders_train": train_x, "renders_val": val_x, "labels_train": train_y,
+                 "labels_val": val_y})
     with lease_device() as lease:
         if lease.device == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
