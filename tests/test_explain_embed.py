@@ -26,7 +26,8 @@ from spectrovision.learn.train import run_train
 
 LABELS = ["a", "b"]
 REGIONS = {"a": (slice(40, 56), slice(40, 56)), "b": (slice(8, 24), slice(8, 24))}
-SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "head": "pool", "weights": None,
+SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "net_width": None,
+            "head": "pool", "weights": None,
             "in_chans": None, "epochs": 8, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.01,
             "warmup_epochs": 0, "grad_clip": 1.0, "loss": "bce", "focal_gamma": 2.0,
             "label_smoothing": 0.0, "mixup_p": 0.0, "time_resize": None, "time_warp": None,

@@ -1,13 +1,14 @@
-"""Networks: heads, input adapter, local weights, any width along time."""
+"""Networks: heads, input adapter, local weights, any width along time, 1-D backbones."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from spectrovision.errors import InputError
+from spectrovision.errors import ConfigError, InputError
 from spectrovision.learn.models import HEADS, backbone_channels
 from spectrovision.learn.models import create_model as create_typed
+from spectrovision.learn.nets1d import NETS1D
 from spectrovision.learn.settings import ModelSettings
 
 BASE = {"backbone": "resnet10t", "head": "pool", "drop_rate": 0.0, "weights": None,
@@ -96,3 +97,68 @@ def test_metadata_branch_joins_the_pooled_features():
     assert not torch.allclose(model(x, meta), model(x, meta + 1.0))
     with pytest.raises(ValueError, match="meta"):
         model(x)
+
+
+# --- 1-D backbones -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("head", ["pool", "sed"])
+@pytest.mark.parametrize("backbone", sorted(NETS1D))
+def test_each_1d_backbone_runs_at_two_time_widths(backbone, head):
+    torch.manual_seed(0)
+    model = create_model({**BASE, "backbone": backbone, "head": head}, (2, 16, 32), 5).eval()
+    assert isinstance(model.adapter, torch.nn.Identity)  # channels x mass = input channels
+    for width in (24, 40):
+        x = torch.randn(3, 2, 16, width)
+        fmap = model.feature_map(x)
+        assert fmap.shape == (3, model.backbone.n_features, 1, width)  # a vector per column
+        out = model.forward_heads(x)
+        assert out["logits"].shape == (3, 5)
+        if head == "sed":
+            assert out["frame_logits"].shape == (3, 5, width)
+    if head == "pool":  # max + mean pooling doubles the embedding where the net asks
+        pooled = model.embed(torch.randn(2, 2, 16, 32)).shape[1]
+        assert pooled == len(model.backbone.pooling) * model.backbone.n_features
+
+
+@pytest.mark.parametrize("backbone", sorted(NETS1D))
+def test_1d_backbone_reads_every_mass_row_and_the_column_position(backbone):
+    torch.manual_seed(0)
+    model = create_model({**BASE, "backbone": backbone}, (1, 8, 20), 2).eval()
+    x = torch.zeros(1, 1, 8, 20)
+    moved = x.clone()
+    moved[0, 0, 7, 3] = 1.0  # the last mass row matters (channels x mass flattened)
+    assert not torch.allclose(model(x), model(moved))
+    early, late = x.clone(), x.clone()
+    early[0, 0, 2, 2], late[0, 0, 2, 17] = 1.0, 1.0  # position matters despite global pooling
+    assert not torch.allclose(model(early), model(late))
+
+
+def test_net_width_sizes_the_1d_backbones_only():
+    small = create_model({**BASE, "backbone": "conv1d", "net_width": 16}, (1, 8, 20), 2)
+    default = create_model({**BASE, "backbone": "conv1d"}, (1, 8, 20), 2)
+    assert small.backbone.n_features == 16 and default.backbone.n_features == 64
+    assert create_model({**BASE, "backbone": "gru1d", "net_width": 8}, (1, 8, 20),
+                        2).backbone.n_features == 16  # both directions
+    with pytest.raises(ConfigError, match="models/m/net_width.*multiple of"):
+        create_model({**BASE, "backbone": "transformer1d", "net_width": 30}, (1, 8, 20), 2)
+    with pytest.raises(ConfigError, match="models/m/net_width.*1-D backbones only"):
+        create_model({**BASE, "net_width": 16}, (1, 32, 32), 2)
+
+
+def test_1d_backbone_refuses_weights_in_chans_and_time_avg_naming_the_key(tmp_path):
+    net = {**BASE, "backbone": "conv1d"}
+    with pytest.raises(ConfigError, match="models/m/weights.*weights: null"):
+        create_model({**net, "weights": str(tmp_path / "w.pt")}, (1, 8, 20), 2)
+    with pytest.raises(ConfigError, match="models/m/in_chans.*in_chans: null"):
+        create_model({**net, "in_chans": 3}, (2, 8, 20), 2)
+    with pytest.raises(ConfigError, match="models/m/head.*'pool' or 'sed'"):
+        create_model({**net, "head": "time_avg"}, (1, 8, 20), 2)
+
+
+@pytest.mark.parametrize("backbone", sorted(NETS1D))
+def test_1d_backbone_takes_a_metadata_branch_with_the_pool_head(backbone):
+    torch.manual_seed(0)
+    model = create_model({**BASE, "backbone": backbone}, (1, 8, 20), 3, n_meta=4).eval()
+    x, meta = torch.randn(2, 1, 8, 20), torch.randn(2, 4)
+    assert model(x, meta).shape == (2, 3)
+    assert not torch.allclose(model(x, meta), model(x, meta + 1.0))

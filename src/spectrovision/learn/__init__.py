@@ -1,10 +1,11 @@
-"""Learn: typed model/predict settings, networks (timm backbones + heads), augmentation, losses, the training loop, checkpoints and weights bundles, TTA prediction, device lease."""
+"""Learn: typed model/predict settings, networks (timm or 1-D backbones + heads), augmentation, losses, the training loop, checkpoints and weights bundles, TTA prediction, device lease."""
 
 from .._exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
     "settings": ['ModelSettings', 'PredictSettings'],
     "models": ['HEADS', 'SpectroNet', 'create_model'],
+    "nets1d": ['NETS1D'],
     "augment": ['resize_time', 'training_width', 'tta_time_sizes'],
     "losses": ['make_loss', 'eval_loss'],
     "imageset": ['ImageSet', 'load_image_set', 'label_tensor'],

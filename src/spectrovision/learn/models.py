@@ -4,6 +4,10 @@ Images are ``(batch, channels, mass, time)``: height is the mass axis, width the
 (or temperature) axis. Backbones come from timm by name and are never downloaded:
 ``pretrained=False`` always, and a model may name a local weights file instead.
 
+``backbone`` may also name a 1-D net of :data:`~spectrovision.learn.nets1d.NETS1D`
+(``conv1d``, ``gru1d``, ``transformer1d``): built from that registry instead of timm, it
+reads channels x mass rows as input channels and gives one feature vector per time column.
+
 Heads (the registry :data:`HEADS`, chosen by name like timm's ``create_model``):
 
 - ``pool``: global average over mass and time, dropout, linear.
@@ -18,14 +22,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import timm
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
+from .nets1d import create_net1d, is_net1d
 from .settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -46,15 +51,26 @@ class InputAdapter(nn.Module):
         return self.conv(x)
 
 
+POOLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "mean": lambda fmap: fmap.mean(dim=(2, 3)), "max": lambda fmap: fmap.amax(dim=(2, 3)),
+}
+
+
 class PoolHead(nn.Module):
+    """Global pooling over mass and time (``pooling``: mean, or several concatenated, as a
+    1-D backbone asks), dropout, linear."""
+
     def __init__(self, n_features: int, fmap_height: int, n_outputs: int, drop_rate: float,
-                 n_extra: int = 0) -> None:
+                 n_extra: int = 0, pooling: Sequence[str] = ("mean",)) -> None:
         super().__init__()
+        self.pooling = tuple(pooling)
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(n_features + n_extra, n_outputs)
+        self.fc = nn.Linear(n_features * len(self.pooling) + n_extra, n_outputs)
 
     def embed(self, fmap: torch.Tensor) -> torch.Tensor:
-        return fmap.mean(dim=(2, 3))
+        if self.pooling == ("mean",):
+            return fmap.mean(dim=(2, 3))
+        return torch.cat([POOLINGS[p](fmap) for p in self.pooling], dim=1)
 
     def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"logits": self.fc(self.drop(embedding))}
@@ -156,8 +172,14 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
     head_name = settings.head
     if head_name not in HEADS:
         raise ValueError(f"unknown head '{head_name}'; choose one of {sorted(HEADS)}")
-    k = backbone_channels(settings, channels)
     name = settings.backbone
+    if is_net1d(name):
+        return create_1d_model(settings, image_shape, n_outputs, n_meta)
+    if settings.net_width is not None:
+        raise ConfigError(f"config key 'models/{settings.name}/net_width': it sizes the 1-D "
+                          f"backbones only, not the timm backbone '{name}'. Fix: set "
+                          "net_width: null.")
+    k = backbone_channels(settings, channels)
     try:
         backbone = timm.create_model(name, pretrained=False, num_classes=0, in_chans=k,
                                      drop_rate=float(settings.drop_rate))
@@ -181,6 +203,18 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
                             float(settings.drop_rate),
                             meta_branch.width if meta_branch else 0)
     return SpectroNet(backbone, head, adapter, meta_branch)
+
+
+def create_1d_model(settings: ModelSettings, image_shape: tuple[int, int, int],
+                    n_outputs: int, n_meta: int = 0) -> SpectroNet:
+    """A registered 1-D backbone (:mod:`~spectrovision.learn.nets1d`) behind no adapter;
+    the ``pool`` head pools as the net asks, ``sed`` reads its per-column features."""
+    backbone = create_net1d(settings, image_shape)
+    meta_branch = MetadataBranch(n_meta) if n_meta else None
+    pooling = {"pooling": backbone.pooling} if settings.head == "pool" else {}
+    head = HEADS[settings.head](backbone.n_features, 1, n_outputs, float(settings.drop_rate),
+                                meta_branch.width if meta_branch else 0, **pooling)
+    return SpectroNet(backbone, head, None, meta_branch)
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike[str]) -> None:

@@ -25,6 +25,7 @@ class ModelSettings:
     name: str
     representation: str
     backbone: str
+    net_width: int | None
     weights: str | None
     head: str
     in_chans: int | None

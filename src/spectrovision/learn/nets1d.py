@@ -1,0 +1,171 @@
+"""1-D backbones over the time (or temperature) axis, chosen by name like a timm backbone.
+
+An image ``(batch, channels, mass, time)`` becomes a sequence of ``time`` columns with
+``channels x mass`` input channels (m/z rows as channels, the Mars-1 2nd-place recipe),
+plus one normalised column-coordinate channel (-1 at the first column, +1 at the last:
+absolute temperature matters and global pooling would otherwise discard it). Every net
+returns a feature map ``(batch, features, 1, time)`` with one feature vector per column,
+so the heads of :mod:`~spectrovision.learn.models` apply unchanged: ``pool`` (with each
+net's :attr:`Net1d.pooling`) and ``sed`` (per-column logits); ``time_avg`` keeps a mass
+axis these nets do not have, so :func:`create_net1d` refuses it. Any width along time
+works, so the time resize, time warp, mixup and TTA widths of the training loop do too.
+
+The registry :data:`NETS1D` (``models.<name>.backbone``):
+
+- ``conv1d``: 1x1 stem, residual dilated convolutions (kernel 3, dilations 1, 2, 4, 8,
+  16: a receptive field of 63 columns), batch norm, GELU; max + mean pooling.
+- ``gru1d``: per-column linear projection, layer norm, one bidirectional GRU layer;
+  max + mean pooling.
+- ``transformer1d``: a token per column, learned positional embedding (one per column of
+  the rendered image, linearly interpolated to other widths), a 2-layer pre-norm encoder
+  with 4 heads; mean pooling.
+
+``net_width`` (null = 64 for all three) is the conv channels, the GRU hidden size (per
+direction) or the transformer's d_model. They are trained from scratch: no weights file,
+no ``in_chans`` adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .settings import ModelSettings
+
+DEFAULT_WIDTH = 64
+INNER_DROP = 0.1  # dropout inside the nets; the head's dropout is the model's drop_rate
+
+
+def as_columns(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, channels, mass, time)`` -> ``(batch, channels * mass + 1, time)``: the
+    input channels of a 1-D net, the last one the column coordinate in [-1, 1]."""
+    batch, _, _, n_cols = x.shape
+    coord = torch.linspace(-1.0, 1.0, n_cols, device=x.device, dtype=x.dtype)
+    return torch.cat([x.flatten(1, 2), coord.expand(batch, 1, n_cols)], dim=1)
+
+
+class Net1d(nn.Module):
+    """Base of the 1-D backbones: ``forward_features`` gives ``(batch, features, 1, time)``."""
+
+    pooling: tuple[str, ...] = ("mean",)
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.n_features = n_features
+        # a module whose output is the 4-d feature map: Grad-CAM's target layer
+        self.to_map = nn.Unflatten(1, (n_features, 1))
+
+    def columns(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-column features ``(batch, features, time)`` of a flattened image."""
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_map(self.columns(as_columns(x)))
+
+
+class ResBlock1d(nn.Module):
+    """Dilated conv (kernel 3) -> BN -> GELU -> dropout -> 1x1 conv -> BN, plus the input."""
+
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(width, width, 3, padding=dilation, dilation=dilation)
+        self.norm = nn.BatchNorm1d(width)
+        self.drop = nn.Dropout(INNER_DROP)
+        self.mix = nn.Conv1d(width, width, 1)
+        self.mix_norm = nn.BatchNorm1d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.norm(self.conv(x)))
+        return F.gelu(x + self.mix_norm(self.mix(self.drop(h))))
+
+
+class DilatedConv1d(Net1d):
+    pooling = ("max", "mean")
+
+    def __init__(self, in_channels: int, width: int, n_columns: int,
+                 dilations: tuple[int, ...] = (1, 2, 4, 8, 16)) -> None:
+        super().__init__(width)
+        self.stem = nn.Sequential(nn.Conv1d(in_channels, width, 1), nn.BatchNorm1d(width),
+                                  nn.GELU())
+        self.blocks = nn.Sequential(*[ResBlock1d(width, d) for d in dilations])
+
+    def columns(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x))
+
+
+class Gru1d(Net1d):
+    pooling = ("max", "mean")
+
+    def __init__(self, in_channels: int, width: int, n_columns: int) -> None:
+        super().__init__(2 * width)
+        self.proj = nn.Sequential(nn.Linear(in_channels, width), nn.LayerNorm(width),
+                                  nn.GELU(), nn.Dropout(INNER_DROP))
+        self.gru = nn.GRU(width, width, batch_first=True, bidirectional=True)
+
+    def columns(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.gru(self.proj(x.transpose(1, 2)))
+        return h.transpose(1, 2)
+
+
+class Transformer1d(Net1d):
+    pooling = ("mean",)
+    n_heads = 4
+
+    def __init__(self, in_channels: int, width: int, n_columns: int, n_layers: int = 2) -> None:
+        super().__init__(width)
+        self.proj = nn.Linear(in_channels, width)
+        self.pos = nn.Parameter(torch.zeros(1, width, n_columns))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(width, self.n_heads, 2 * width, INNER_DROP,
+                                           activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+
+    def positions(self, n_cols: int) -> torch.Tensor:
+        """The positional embedding ``(1, width, n_cols)``, resized like the image's time."""
+        if self.pos.shape[-1] == n_cols:
+            return self.pos
+        return F.interpolate(self.pos, size=n_cols, mode="linear", align_corners=False)
+
+    def columns(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.proj(x.transpose(1, 2)) + self.positions(x.shape[-1]).transpose(1, 2)
+        return self.norm(self.encoder(tokens)).transpose(1, 2)
+
+
+NETS1D: dict[str, Callable[[int, int, int], Net1d]] = {
+    "conv1d": DilatedConv1d, "gru1d": Gru1d, "transformer1d": Transformer1d,
+}
+
+
+def is_net1d(backbone: str) -> bool:
+    return backbone in NETS1D
+
+
+def create_net1d(settings: ModelSettings, image_shape: tuple[int, int, int]) -> Net1d:
+    """The registered 1-D net ``settings.backbone`` for images ``(channels, mass, time)``;
+    a :class:`~spectrovision.errors.ConfigError` for settings that do not apply to it."""
+    key, name = f"models/{settings.name}", settings.backbone
+    if settings.weights:
+        raise ConfigError(f"config key '{key}/weights': the 1-D backbone '{name}' is trained "
+                          "from scratch and loads no weights file. Fix: set weights: null, "
+                          "or pick a timm backbone.")
+    if settings.in_chans:
+        raise ConfigError(f"config key '{key}/in_chans': the 1-D backbone '{name}' reads "
+                          "every channel x mass row as an input channel, without a 1x1 "
+                          "adapter. Fix: set in_chans: null.")
+    if settings.head == "time_avg":
+        raise ConfigError(f"config key '{key}/head': the 1-D backbone '{name}' folds the "
+                          "mass axis into its input channels, so head 'time_avg' has no mass "
+                          "axis to keep. Fix: use head 'pool' or 'sed'.")
+    width = DEFAULT_WIDTH if settings.net_width is None else int(settings.net_width)
+    if name == "transformer1d" and width % Transformer1d.n_heads:
+        raise ConfigError(f"config key '{key}/net_width': {width} is not a multiple of the "
+                          f"transformer's {Transformer1d.n_heads} attention heads. Fix: "
+                          "e.g. 32, 64 or 128.")
+    channels, height, n_columns = image_shape
+    return NETS1D[name](channels * height + 1, width, n_columns)
