@@ -72,6 +72,20 @@ def test_disagreement_is_member_std_of_probabilities_averaged_over_labels():
     np.testing.assert_allclose(member_disagreement([m1]), [0.0])
 
 
+def test_multiclass_entropy_and_disagreement_read_log_probabilities():
+    """Multiclass member logits are log-probabilities: a uniform 4-class row has entropy 1
+    (normalised), a certain one 0, where sigmoid of log-probabilities would say otherwise."""
+    uniform = np.log(np.full((1, 4), 0.25))
+    certain = np.log(np.array([[1 - 3e-9, 1e-9, 1e-9, 1e-9]]))
+    both = np.vstack([uniform, certain])
+    np.testing.assert_allclose(mean_entropy(both, "multiclass"), [1.0, 0.0], atol=1e-6)
+    assert mean_entropy(both)[0] < 0.9  # the multilabel reading of the same numbers
+    a = np.log(np.array([[0.5, 0.5, 1e-12]]))
+    b = np.log(np.array([[1.0 - 2e-12, 1e-12, 1e-12]]))
+    # class 0: .5 vs 1 -> std .25; class 1: .5 vs 0 -> .25; class 2: 0 -> mean 1/6
+    np.testing.assert_allclose(member_disagreement([a, b], "multiclass"), [1 / 6], atol=1e-6)
+
+
 def test_table_ranks_one_as_most_novel_and_sorts_by_recon():
     table = novelty_table(["x", "y", "z"], np.array([0.1, 0.3, 0.2]),
                           np.array([0.9, 0.1, 0.5]), np.array([0.0, 0.2, 0.1]))

@@ -105,6 +105,7 @@ rule novelty:
         epochs=CFG["novelty"]["epochs"],
         top_k=CFG["novelty"]["top_k"],
         seed=CFG["seed"],
+        task=CFG["task"],
         log_mode=render_view(novelty_representation(CFG))["log"],
         x_axis=render_view(novelty_representation(CFG))["x_axis"],
         code=script_code("novelty"),

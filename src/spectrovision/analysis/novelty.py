@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..learn.settings import as_settings
-from ..metrics import sigmoid
+from ..metrics import sigmoid, to_probs
 from .settings import NoveltySettings
 
 log = logging.getLogger(__name__)
@@ -96,15 +96,22 @@ def binary_entropy(probs: np.ndarray) -> np.ndarray:
     return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
 
 
-def mean_entropy(logits: np.ndarray) -> np.ndarray:
-    """Per sample: mean over labels of the binary entropy of ``sigmoid(logits)``."""
-    return binary_entropy(sigmoid(logits)).mean(axis=1)
+def mean_entropy(logits: np.ndarray, task: str = "multilabel") -> np.ndarray:
+    """Per sample, in bits: multilabel, the mean over labels of the binary entropy of
+    ``sigmoid(logits)``; multiclass (``logits`` are log-probabilities), the entropy of the
+    class distribution ``softmax(logits)`` divided by log2(n_classes), so both lie in 0..1."""
+    scores = np.asarray(logits, dtype=np.float64)
+    if task != "multiclass":
+        return binary_entropy(sigmoid(scores)).mean(axis=1)
+    probs = np.clip(to_probs(scores, task), 1e-12, 1.0)
+    return -(probs * np.log2(probs)).sum(axis=1) / np.log2(max(scores.shape[1], 2))
 
 
-def member_disagreement(member_logits: Sequence[np.ndarray]) -> np.ndarray:
-    """Per sample: std across members of ``sigmoid(logits)``, averaged over labels
-    (0 for a single member)."""
-    probs = np.stack([sigmoid(np.asarray(x, dtype=np.float64)) for x in member_logits])
+def member_disagreement(member_logits: Sequence[np.ndarray],
+                        task: str = "multilabel") -> np.ndarray:
+    """Per sample: std across members of each label's (multilabel: sigmoid) or class's
+    (multiclass: softmax) probability, averaged over labels (0 for a single member)."""
+    probs = np.stack([to_probs(np.asarray(x, dtype=np.float64), task) for x in member_logits])
     return probs.std(axis=0).mean(axis=1)
 
 
@@ -151,7 +158,8 @@ def gallery_figure(images: np.ndarray, table: pd.DataFrame, *, log_mode: str, x_
 def run_novelty(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                 settings: NoveltySettings | Mapping[str, Any], train_ids: Sequence[str],
                 unlabelled: Sequence[str], members: Sequence[str], labels: Sequence[str],
-                seed: int, log_mode: str, x_axis: str, threads: int = 1) -> dict[str, Any]:
+                seed: int, log_mode: str, x_axis: str, threads: int = 1,
+                task: str = "multilabel") -> dict[str, Any]:
     """Write ``outputs['scores']`` (novelty_scores.csv) and ``outputs['gallery']`` (PNG of
     the ``top_k`` samples with the highest reconstruction error).
 
@@ -188,8 +196,8 @@ def run_novelty(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     ens = aligned_logits(pd.read_parquet(ensemble_test), test_ids, labels, ensemble_test)
     member_logits = [aligned_logits(pd.read_parquet(member_tests[m]), test_ids, labels,
                                     member_tests[m]) for m in chosen]
-    table = novelty_table(test_ids, recon, mean_entropy(ens),
-                          member_disagreement(member_logits))
+    table = novelty_table(test_ids, recon, mean_entropy(ens, task),
+                          member_disagreement(member_logits, task))
     write_csv(outputs["scores"], table)
     top = table.head(max(int(scoring.top_k), 1))
     position = {s: i for i, s in enumerate(test_ids)}
