@@ -252,7 +252,8 @@ def test_new_labelled_runs_retrain_but_untouched_shards_keep_their_renders(compl
     touched = shards_of(completed_run, ids, labelled=True)
     assert {w["shard"] for r, w in jobs if r == "ingest_shard"} == touched
     assert {w["shard"] for r, w in jobs if r == "render_shard"} == touched
-    assert {w["split"] for r, w in jobs if r == "stack_render"} == {"train"}
+    # the labelled splits share the labelled shards; the test stack is untouched
+    assert {w["split"] for r, w in jobs if r == "stack_render"} == {"train", "val"}
 
 
 def test_editing_the_submission_format_reruns_only_the_submission(completed_run):
@@ -314,7 +315,7 @@ def test_changing_library_code_reruns_the_rules_behind_it(completed_run):
     assert counts["report_renders"] == 2  # both representations
 
 
-def test_submission_provenance_holds_the_whole_lineage(completed_run, tiny_mars2):
+def test_submission_provenance_holds_the_whole_lineage(completed_run):
     lineage = build_lineage("results/submission.csv", base=completed_run)
     rules = Counter(node.get("rule") for node in lineage["nodes"].values())
     # the submission reads the ensemble's test logits and, for labelled template rows, its
@@ -322,7 +323,7 @@ def test_submission_provenance_holds_the_whole_lineage(completed_run, tiny_mars2
     assert rules["submission"] == 1 and rules["ensemble"] == 2
     assert sum(rules[r] for r in TRAIN_RULES) >= 2 * N_FOLDS
     raw = [p for p, node in lineage["nodes"].items() if node["kind"] == "file"
-           and str(tiny_mars2) in p]
+           and str(completed_run / "data") in p]
     assert raw, "the lineage reaches the raw runs"
     embedded = json.loads(
         (completed_run / "results" / "submission.csv.provenance.json").read_text())
