@@ -60,7 +60,7 @@ DTYPES = ("float16", "float32")
 @dataclass(frozen=True)
 class RenderSpec:
     """How a run becomes an image; field names and defaults are the config keys of
-    ``representations.<name>`` (workflow/schemas/config.schema.yaml).
+    ``representations.<name>`` (config/config.schema.yaml in this package).
 
     - ``x_axis``: ``time`` or ``temp`` (the run needs a ``temp`` column).
     - ``n_mass``: mass rows, integer m/z ``0 .. n_mass-1``.
