@@ -14,6 +14,7 @@ from spectrovision.config.checks import (
 )
 from spectrovision.config.schema import load_schema, resolve_model, validate_config
 from spectrovision.data.sheet import labelled_table, load_sample_sheet, run_columns
+from spectrovision.learn.preflight import check_models_build
 from spectrovision.provenance.code import script_code_version
 from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.metadata import check_model_metadata
@@ -286,6 +287,16 @@ def get_report_curves():
 # data.layout names one registered layout (spectrovision.data.layouts): its class ingests,
 # summarises and renders, and each stage's code version is its own modules' closure.
 LAYOUT = get_layout(CFG["data"]["layout"])
+# Every model is built and run once on its representation's image shape (main process
+# only, cached under results/checks/): a backbone that cannot take these images fails now,
+# naming the model, not when its train job starts.
+if workflow.is_main_process and MODELS:
+    check_models_build(
+        MODELS,
+        {r: LAYOUT.image_shape(CFG["representations"][r]) for r in REPRESENTATIONS},
+        len(LABELS),
+        cache=res("checks", "models.json"),
+    )
 
 
 def layout_code(script, stage):

@@ -67,6 +67,11 @@ class Layout:
         (``settings`` None: no representation is configured)."""
         raise NotImplementedError
 
+    def image_shape(self, settings: Mapping[str, Any]) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of a representation's images (known at parse time,
+        so a model that cannot run on them is refused before any job starts)."""
+        raise NotImplementedError
+
     def ingest_shard(self, *, samples: Records, outputs: Mapping[str, PathLike],
                      settings: Mapping[str, Any]) -> dict[str, int]:
         raise NotImplementedError
@@ -132,6 +137,10 @@ class RunLayout(Layout):
 
     render_shard = shard_renderer("render.runs", "render_shard", "RenderSpec")
 
+    def image_shape(self, settings: Mapping[str, Any]) -> tuple[int, int, int]:
+        spec = library("render.runs").RenderSpec
+        return tuple(spec.from_config(self.representation_settings(settings)).shape)
+
 
 class ImageLayout(Layout):
     """Image files (``images``): decoded pixels cached as NPY, resized per representation
@@ -160,6 +169,10 @@ class ImageLayout(Layout):
             summarize=images.summarize_image_qc, schema=images.IMAGE_QC_SCHEMA)
 
     render_shard = shard_renderer("render.images", "render_image_shard", "ImageSpec")
+
+    def image_shape(self, settings: Mapping[str, Any]) -> tuple[int, int, int]:
+        spec = library("render.images").ImageSpec
+        return tuple(spec.from_config(self.representation_settings(settings)).shape)
 
 
 #: layout name -> its class (a class, or ``"module:Class"`` imported when first asked for)
