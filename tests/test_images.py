@@ -141,9 +141,15 @@ def test_a_bad_image_is_an_input_error_naming_the_file(particles, tmp_path, dama
     elif damage == "truncated":
         bad.write_bytes(good.read_bytes()[:80])
     records = [{"sample_id": "X1", "features_path": str(bad), "md5": None}]
+    qc_dir = tmp_path / "qc"
+    qc_dir.mkdir()
+    stale = [qc_dir / "qc_summary.md", qc_dir / "qc.parquet"]  # an earlier run's summary
+    for path in stale:
+        path.write_text("No findings")
     with pytest.raises(InputError) as info:
-        ingest_image_shard(records, tmp_path / "runs", tmp_path / "qc.parquet", True)
+        ingest_image_shard(records, tmp_path / "runs", qc_dir / "shard0.parquet", True)
     assert str(bad) in str(info.value) and "Fix:" in str(info.value)
+    assert not any(path.exists() for path in stale), "no summary of other data remains"
 
 
 def test_ingest_and_render_shard_write_the_stack_contract(particles, tmp_path):

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .ingest import check_md5, file_digests, qc_table, read_qc_tables, read_raw_bytes, sheet_lines
+from .ingest import (check_md5, discard_stale_qc, file_digests, qc_table, read_qc_tables,
+                     read_raw_bytes, sheet_lines)
 from ..errors import InputError
 from ..io import write_npy, write_parquet
 
@@ -122,7 +123,12 @@ def ingest_image_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike,
     rows = []
     for rec in records:
         expected = rec.get("md5") if isinstance(rec.get("md5"), str) else None
-        pixels, record = ingest_image(rec["features_path"], expected, verify_md5)
+        try:
+            pixels, record = ingest_image(rec["features_path"], expected, verify_md5)
+        except InputError as exc:  # into the job's log too; no stale QC describes other data
+            log.error("sample %s: %s", rec["sample_id"], exc)
+            discard_stale_qc(out_dir, qc_out_path)
+            raise
         write_npy(out_dir / f"{rec['sample_id']}.npy", pixels)
         rows.append({"sample_id": str(rec["sample_id"]), **record})
     table = qc_table(rows, IMAGE_QC_SCHEMA)
