@@ -4,6 +4,7 @@ loads none of its modules, and no import cycle exists between modules."""
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,23 @@ def test_no_import_cycle_between_library_modules():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_a_plain_install_finds_its_schema_and_data(tmp_path):
+    """`pip install .` without -e: the schema and the EI spectra ship inside the package."""
+    repo = code.PACKAGE_DIR.parents[1]
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "wheel"), str(repo)], check=True, capture_output=True)
+    wheel = next((tmp_path / "wheel").glob("spectrovision-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    script = ("import spectrovision\nfrom spectrovision.config.schema import load_schema\n"
+              "from spectrovision.data.demo import load_spectra_library\n"
+              "print(spectrovision.__file__, 'workflow' in load_schema()['properties'], "
+              "len(load_spectra_library().spectra) > 100)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=tmp_path, env={"PATH": os.environ.get("PATH", ""),
+                                            "PYTHONPATH": str(site)}, check=True).stdout
+    assert out.split() == [str(site / "spectrovision" / "__init__.py"), "True", "True"]
