@@ -106,7 +106,8 @@ def test_training_writes_the_progress_that_status_reads(trained):
     (target / "progress.json").write_text(json.dumps(dict(progress, epoch=1)))
     job = job_status(results, "m", 0, epochs=3)
     assert job.state == "running" and job.epoch == 1
-    assert job.seconds_left == pytest.approx(2 * sum(history["seconds"]) / 3, rel=1e-3)
+    # progress.json keeps epoch seconds to the millisecond
+    assert job.seconds_left == pytest.approx(2 * sum(history["seconds"]) / 3, abs=3e-3)
 
 
 def test_outputs_hold_the_best_validation_epoch(trained):
