@@ -23,7 +23,8 @@ pytest.importorskip("lightgbm")
 LABELS = ["a", "b", "c"]
 CLIP = 1e-4
 FAST = GBMSettings(n_estimators=40, learning_rate=0.1, num_leaves=7, min_child_samples=5,
-                   feature_fraction=0.8, seed=3, num_threads=1)
+                   feature_fraction=0.8, seed=3, early_stopping_rounds=None,
+                   validation_fraction=0.2, num_threads=1)
 
 
 def _data(n=300, n_labelled=240, seed=0):
@@ -208,3 +209,125 @@ def test_tabular_member_runs_through_snakemake_into_the_ensemble(tiny_config, tm
 
     selection = json.loads((results / "ensemble" / "selection.json").read_text())
     assert selection["members"] == ["gbm"]
+
+
+# --- peak features and early stopping (issue 12 item 5) -----------------------------------
+
+def _peak_stack(n=240, n_mass=4, n_x=32, seed=0):
+    """Images whose row 1 holds one Gaussian peak of random height in the first half of the
+    columns (inside one of 2 coarse time bins); label a = the peak lies in the first quarter."""
+    rng = np.random.default_rng(seed)
+    cols = np.arange(n_x)
+    stack = 0.1 * rng.random((n, 1, n_mass, n_x))
+    centre = rng.integers(2, 14, n)
+    height = rng.uniform(0.5, 1.5, n)
+    stack[:, 0, 1] += height[:, None] * np.exp(-0.5 * ((cols - centre[:, None]) / 1.5) ** 2)
+    y = np.column_stack([centre < 8, rng.random(n) < 0.3, rng.random(n) < 0.5]).astype(float)
+    return stack.astype(np.float32), y
+
+
+def test_peak_features_height_position_area_width_and_band_maxima():
+    from spectrovision.ensemble.tabular import peak_feature_names, peak_features
+
+    row = np.array([0.0, 1.0, 4.0, 3.0, 0.0, 0.0], dtype=np.float32)
+    stack = np.stack([row, np.zeros(6, np.float32)])[None, None]  # (1, 1, 2 masses, 6 cols)
+    stack = np.concatenate([stack, stack[..., ::-1]])  # second image: rows reversed in x
+    feats = peak_features(stack, bands=3, chunk=1)
+    names = peak_feature_names(2, 3)
+    assert names[:4] == ["peak_height_m0", "peak_height_m1", "peak_pos_m0", "peak_pos_m1"]
+    assert names[-1] == "peak_max_m1_b2" and len(names) == feats.shape[1] == 2 * (4 + 3)
+    got = dict(zip(names, feats[0]))
+    assert got["peak_height_m0"] == 4 and got["peak_pos_m0"] == pytest.approx(2 / 5)
+    assert got["peak_area_m0"] == 8 and got["peak_width_m0"] == 2  # 4 and 3 exceed 2
+    assert [got[f"peak_max_m0_b{b}"] for b in range(3)] == [1, 4, 0]
+    assert got["peak_width_m1"] == 0 and got["peak_height_m1"] == 0  # a flat row
+    assert dict(zip(names, feats[1]))["peak_pos_m0"] == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="peak_bands"):
+        peak_features(stack, bands=7)
+
+
+def _peak_member(tmp_path, peak_bands):
+    stack, y = _peak_stack()
+    ids = [f"S{i:03d}" for i in range(len(stack))]
+    np.save(tmp_path / "s.npy", stack)
+    pd.DataFrame({"sample_id": ids}).to_csv(tmp_path / "s.csv", index=False)
+    sheet = pd.DataFrame({"sample_id": ids})
+    features = build_features(sheet, [tmp_path / "s.npy"], [tmp_path / "s.csv"], 2,
+                              peak_bands=peak_bands)
+    labels = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids, name="sample_id"))
+    folds = pd.DataFrame({"sample_id": ids, "fold": np.arange(len(ids)) % 3})
+    return features, fit_tabular(features, ids, labels, folds, [], LABELS, FAST, CLIP), labels
+
+
+def test_peak_features_reach_a_peak_position_that_coarse_cells_cannot_see(tmp_path):
+    plain, without, labels = _peak_member(tmp_path, None)
+    assert plain.names == image_feature_names(4, 2)
+    peak, with_peaks, _ = _peak_member(tmp_path, 4)
+    assert peak.names[:8] == plain.names and "peak_pos_m1" in peak.names
+    assert peak.n_image == len(peak.names) == 4 * (2 + 4 + 4)
+    loss_without = _label_loss(without.oof, labels, "a")
+    loss_with = _label_loss(with_peaks.oof, labels, "a")
+    assert loss_without > 0.6  # about the prior (ln 2 at prevalence 1/2)
+    assert loss_with < loss_without - 0.3
+    top = with_peaks.importance.sort_values("a", ascending=False)["feature"].iloc[0]
+    assert top in ("peak_pos_m1", "peak_max_m1_b0", "peak_max_m1_b1")
+    again = _peak_member(tmp_path, 4)[1]  # same seed: identical output
+    pd.testing.assert_frame_equal(with_peaks.oof, again.oof, check_exact=True)
+    pd.testing.assert_frame_equal(with_peaks.importance, again.importance, check_exact=True)
+
+
+def _weak_signal(task, n=300, seed=0):
+    """Metadata-only features; labels (or classes) nearly independent of them."""
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i}" for i in range(n)]
+    x = rng.normal(size=(n, 4))
+    if task == "multiclass":
+        y = np.eye(3)[rng.integers(0, 3, n)]
+    else:
+        y = (rng.random((n, 3)) < np.array([0.3, 0.2, 0.4]) + 0.03 * (x[:, :1] > 0)).astype(float)
+    sheet = pd.DataFrame({"sample_id": ids, **{f"x{k}": x[:, k] for k in range(4)}})
+    labels = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids, name="sample_id"))
+    folds = pd.DataFrame({"sample_id": ids, "fold": np.arange(n) % 4})
+    return ids, metadata_features(sheet, list(sheet.columns[1:])), labels, folds
+
+
+def _member_loss(oof, labels, task):
+    y = labels.loc[oof["sample_id"], LABELS].to_numpy()
+    scores = oof[LABELS].to_numpy()
+    if task == "multiclass":  # member tables hold log-probabilities
+        return float(-np.mean(np.sum(y * scores, axis=1)))
+    return mean_log_loss(y, sigmoid(scores))
+
+
+@pytest.mark.parametrize("task", ["multilabel", "multiclass"])
+def test_early_stopping_keeps_a_weak_signal_member_at_the_prior(task):
+    ids, features, labels, folds = _weak_signal(task)
+    prior = _member_loss(cross_fit(Prior(), ids, labels, folds, [], LABELS, CLIP, task)[0],
+                         labels, task)
+    many = GBMSettings(**{**FAST.__dict__, "n_estimators": 150, "seed": 1})
+    fixed = fit_tabular(features, ids, labels, folds, [], LABELS, many, CLIP, task)
+    stopping = GBMSettings(**{**many.__dict__, "early_stopping_rounds": 10})
+    stopped = fit_tabular(features, ids, labels, folds, [], LABELS, stopping, CLIP, task)
+    assert _member_loss(fixed.oof, labels, task) > prior + 0.15  # over-confident trees
+    assert _member_loss(stopped.oof, labels, task) < prior + 0.02  # about the prior
+    again = fit_tabular(features, ids, labels, folds, [], LABELS, stopping, CLIP, task)
+    pd.testing.assert_frame_equal(stopped.oof, again.oof, check_exact=True)
+
+
+def test_validation_split_is_seeded_stratified_and_keeps_a_fit_row_per_class():
+    from spectrovision.ensemble.tabular import validation_split
+
+    y = np.array([0] * 20 + [1] * 10 + [2])
+    fit, valid = validation_split(y, 0.2, seed=7)
+    assert sorted([*fit, *valid]) == list(range(len(y)))
+    assert np.bincount(y[valid], minlength=3).tolist() == [4, 2, 0]
+    again = validation_split(y, 0.2, seed=7)
+    np.testing.assert_array_equal(valid, again[1])
+    assert not np.array_equal(valid, validation_split(y, 0.2, seed=8)[1])
+
+
+def test_peak_features_need_image_features():
+    cfg = validate_config({"representations": {"r": {}}, "tabular": {"gbm": {
+        "image_features": False, "peak_features": True, "metadata_columns": ["x"]}}})
+    with pytest.raises(ConfigError, match="peak_features"):
+        resolve_tabular(cfg, "gbm")

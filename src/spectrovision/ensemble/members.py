@@ -91,15 +91,22 @@ def unlabelled_ids(sheet: pd.DataFrame) -> list[str]:
 
 # --- render features ----------------------------------------------------------------------
 
+def column_band_edges(stack: np.ndarray, bands: int, key: str) -> np.ndarray:
+    """Edges of ``bands`` near-equal column bands of ``(N, C, n_mass, n_x)`` images (for
+    ``np.maximum.reduceat``); ``key`` names the setting in the error of a bad count."""
+    if stack.ndim != 4:
+        raise ValueError(f"expected (N, C, n_mass, n_x) images, got shape {stack.shape}")
+    n_x = stack.shape[3]
+    if not 1 <= bands <= n_x:
+        raise ValueError(f"{key} must lie in [1, {n_x}], got {bands}")
+    return np.linspace(0, n_x, bands + 1).round().astype(int)
+
+
 def coarse_time_features(stack: np.ndarray, time_bins: int, chunk: int = 256) -> np.ndarray:
     """Channel 0 of ``(N, C, n_mass, n_x)`` images max-pooled into ``time_bins`` near-equal
     bins along x: features ``(N, n_mass * time_bins)`` (read in chunks; memmaps welcome)."""
-    if stack.ndim != 4:
-        raise ValueError(f"expected (N, C, n_mass, n_x) images, got shape {stack.shape}")
-    n, _, n_mass, n_x = stack.shape
-    if not 1 <= time_bins <= n_x:
-        raise ValueError(f"time_bins must lie in [1, {n_x}], got {time_bins}")
-    edges = np.linspace(0, n_x, time_bins + 1).round().astype(int)
+    edges = column_band_edges(stack, time_bins, "time_bins")
+    n, _, n_mass, _ = stack.shape
     out = np.empty((n, n_mass, time_bins), dtype=np.float32)
     for start in range(0, n, chunk):
         images = np.asarray(stack[start:start + chunk, 0], dtype=np.float32)
@@ -109,8 +116,12 @@ def coarse_time_features(stack: np.ndarray, time_bins: int, chunk: int = 256) ->
 
 def load_stack_features(stacks: Sequence[str | os.PathLike[str]],
                         id_lists: Sequence[str | os.PathLike[str]], time_bins: int,
-                        sample_ids: Sequence[str]) -> np.ndarray:
-    """Features of ``sample_ids`` (rows, this order) from stacked renders and their id CSVs."""
+                        sample_ids: Sequence[str],
+                        featurize: Callable[[np.ndarray], np.ndarray] | None = None
+                        ) -> np.ndarray:
+    """Features of ``sample_ids`` (rows, this order) from stacked renders and their id CSVs:
+    :func:`coarse_time_features` with ``time_bins``, or ``featurize(stack)`` (rows = the
+    stack's images) when given."""
     if not stacks:
         raise InputError("baseline_settings.benchmark_lr", "no rendered stacks to read",
                          "define a representation (representations:) for benchmark_lr, or "
@@ -122,7 +133,8 @@ def load_stack_features(stacks: Sequence[str | os.PathLike[str]],
         if len(listed) != stack.shape[0]:
             raise InputError(csv_path, f"lists {len(listed)} samples but {Path(stack_path).name} "
                              f"holds {stack.shape[0]} images", "re-run the render stack rule")
-        blocks.append(coarse_time_features(stack, time_bins))
+        blocks.append(coarse_time_features(stack, time_bins) if featurize is None
+                      else featurize(stack))
         ids += listed
     features = np.concatenate(blocks)
     row_of = {s: i for i, s in enumerate(ids)}

@@ -12,6 +12,13 @@ the baselines share), so the member files (OOF logits of every fold, test = logi
 folds) have exactly the format of the other members. A label with a single class in a
 training fold is predicted by its training prevalence.
 
+``peak_features: true`` adds peak features per mass row of channel 0 over the full render
+width (:func:`peak_features`: height, position, area, width, and the maximum per column
+band), named ``peak_{kind}_m{mass}`` and ``peak_max_m{mass}_b{band}``.
+``early_stopping_rounds`` splits each fold's training rows (seeded, stratified on the
+label, or the class) into fit and validation rows and stops boosting on the validation log
+loss (:func:`fit_booster`), so a member with a weak signal stays near the prior.
+
 Feature contributions: LightGBM's TreeSHAP (``pred_contrib=True``) on the out-of-fold rows
 of each fold; the mean absolute contribution per feature and label is written as a table
 and drawn as a summary plot. Training is deterministic (fixed seed, ``deterministic=True``,
@@ -29,7 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .members import FitPredict, Renders, cross_fit, load_stack_features, unlabelled_ids
+from .members import (FitPredict, Renders, coarse_time_features, column_band_edges,
+                      cross_fit, load_stack_features, unlabelled_ids)
 from .tables import write_member_tables
 from ..config.checks import chosen_representation
 from ..config.schema import derive_seed
@@ -39,6 +47,7 @@ from ..errors import ConfigError, InputError
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 TOP_FEATURES = 20  # features drawn in the summary plot
+PEAK_KINDS = ("height", "pos", "area", "width")  # per mass row, then the band maxima
 SHEET_INTERNAL = ("split", "features_path", "md5", "labelled", "shard")
 
 
@@ -54,6 +63,8 @@ class BoosterSettings:
     min_child_samples: int
     feature_fraction: float
     seed: int
+    early_stopping_rounds: int | None
+    validation_fraction: float
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class TabularSettings(BoosterSettings):
     time_bins: int
     image_features: bool
     metadata_columns: list[str]
+    peak_features: bool
+    peak_bands: int
 
 
 def resolve_tabular(cfg: Mapping[str, Any], name: str,
@@ -80,6 +93,10 @@ def resolve_tabular(cfg: Mapping[str, Any], name: str,
         if not settings["metadata_columns"]:
             raise ConfigError(f"config key 'tabular/{name}/image_features': false needs "
                               "metadata_columns. Fix: list metadata columns, or set it true.")
+        if settings["peak_features"]:
+            raise ConfigError(f"config key 'tabular/{name}/peak_features': true needs image "
+                              "features, but image_features is false. Fix: set one of them "
+                              "the other way.")
     else:
         reps = list(cfg["representations"])
         if settings["representation"] is None and not reps:
@@ -150,6 +167,34 @@ def image_feature_names(n_mass: int, time_bins: int) -> list[str]:
     return [f"m{m}_t{t}" for m in range(n_mass) for t in range(time_bins)]
 
 
+def peak_feature_names(n_mass: int, bands: int) -> list[str]:
+    """``peak_{kind}_m{mass}`` per kind of :data:`PEAK_KINDS` then ``peak_max_m{mass}_b{band}``,
+    in the column order of :func:`peak_features`."""
+    names = [f"peak_{kind}_m{m}" for kind in PEAK_KINDS for m in range(n_mass)]
+    return names + [f"peak_max_m{m}_b{b}" for m in range(n_mass) for b in range(bands)]
+
+
+def peak_features(stack: np.ndarray, bands: int, chunk: int = 256) -> np.ndarray:
+    """Peak features of channel 0 of ``(N, C, n_mass, n_x)`` images, per mass row over all
+    columns: height (maximum), position (column of the first maximum / (n_x - 1); 0 = first
+    column, 1 = last), area (sum), width (columns above half height, i.e. above the midpoint
+    of the row's minimum and maximum; 0 for a flat row), then the maximum per band of
+    ``bands`` near-equal column bands: ``(N, n_mass * (4 + bands))`` float64 (read in chunks;
+    memmaps welcome)."""
+    edges = column_band_edges(stack, bands, "peak_bands")
+    n, _, n_mass, n_x = stack.shape
+    out = np.empty((n, n_mass * (len(PEAK_KINDS) + bands)))
+    for start in range(0, n, chunk):
+        rows = np.asarray(stack[start:start + chunk, 0], dtype=np.float64)
+        high, low = rows.max(axis=2), rows.min(axis=2)
+        position = rows.argmax(axis=2) / max(n_x - 1, 1)
+        width = (rows > ((high + low) / 2)[..., None]).sum(axis=2)
+        band_max = np.maximum.reduceat(rows, edges[:-1], axis=2).reshape(len(rows), -1)
+        out[start:start + len(rows)] = np.hstack([high, position, rows.sum(axis=2), width,
+                                                  band_max])
+    return out
+
+
 def metadata_features(sheet: pd.DataFrame, columns: Sequence[str]) -> Features:
     """Metadata columns as features: numbers (and booleans) as floats, anything else as
     integer codes of its sorted distinct values (a LightGBM categorical); missing = NaN."""
@@ -176,15 +221,24 @@ def metadata_features(sheet: pd.DataFrame, columns: Sequence[str]) -> Features:
 
 
 def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-                   time_bins: int, metadata_columns: Sequence[str] = ()) -> Features:
-    """Render features (reused from the benchmark baseline) then metadata, sheet row order;
-    no stacks (``image_features: false``) = metadata only."""
+                   time_bins: int, metadata_columns: Sequence[str] = (),
+                   peak_bands: int | None = None) -> Features:
+    """Render features (reused from the benchmark baseline; ``peak_bands`` given: followed
+    by the :func:`peak_features` with that many bands) then metadata, sheet row order; no
+    stacks (``image_features: false``) = metadata only."""
     meta = metadata_features(sheet, metadata_columns)
     if not stacks:
         return meta
+    featurize = None if peak_bands is None else (lambda stack: np.hstack([
+        coarse_time_features(stack, time_bins), peak_features(stack, peak_bands)]))
     image = load_stack_features(list(map(str, stacks)), list(map(str, stack_ids)), time_bins,
-                                list(sheet["sample_id"])).astype(np.float64)
-    names = image_feature_names(image.shape[1] // time_bins, time_bins)
+                                list(sheet["sample_id"]), featurize).astype(np.float64)
+    if peak_bands is None:
+        names = image_feature_names(image.shape[1] // time_bins, time_bins)
+    else:
+        n_mass = image.shape[1] // (time_bins + len(PEAK_KINDS) + peak_bands)
+        names = (image_feature_names(n_mass, time_bins)
+                 + peak_feature_names(n_mass, peak_bands))
     offset = image.shape[1]
     return Features(np.hstack([image, meta.values]), names + meta.names,
                     [offset + k for k in meta.categorical], n_image=offset)
@@ -192,19 +246,55 @@ def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: S
 
 # --- fitting -----------------------------------------------------------------------------
 
+def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit and validation row indices of targets ``y`` (0/1 or class indices), both sorted:
+    per distinct value a seeded random share ``fraction`` (rounded) is validation, and every
+    value keeps at least one fit row."""
+    rng = np.random.default_rng(seed)
+    fit, valid = [], []
+    for value in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == value))
+        k = min(int(round(fraction * len(rows))), len(rows) - 1)
+        valid.append(rows[:k])
+        fit.append(rows[k:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(valid))
+
+
 def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
                 feature_names: Sequence[str] | None = None,
                 categorical: Sequence[int] = (), num_class: int | None = None) -> Any:
     """One binary LightGBM booster on ``x`` (rows) and 0/1 targets ``y`` (``num_class``
-    given: one softmax booster, ``y`` = class indices)."""
+    given: one softmax booster, ``y`` = class indices). With ``early_stopping_rounds`` the
+    rows are split by :func:`validation_split` and boosting stops on the validation log
+    loss; the booster then predicts (and explains) with its best iteration."""
     import lightgbm as lgb
 
     names = list(feature_names) if feature_names is not None else "auto"
-    data = lgb.Dataset(x, label=y, feature_name=names,
-                       categorical_feature=list(categorical) or "auto",
-                       params={"verbosity": -1, "feature_pre_filter": False}, free_raw_data=True)
-    return lgb.train(settings.params(num_class), data,
-                     num_boost_round=int(settings.n_estimators))
+
+    def dataset(rows: np.ndarray | slice, reference: Any = None) -> Any:
+        return lgb.Dataset(x[rows], label=y[rows], feature_name=names,
+                           categorical_feature=list(categorical) or "auto",
+                           params={"verbosity": -1, "feature_pre_filter": False},
+                           free_raw_data=True, reference=reference)
+
+    rounds = settings.early_stopping_rounds
+    fit, valid = (None, None) if rounds is None else validation_split(
+        y, settings.validation_fraction, settings.seed)
+    if valid is None or not len(valid):
+        if valid is not None:
+            log.warning("early stopping: %d training rows leave no validation row; %d rounds",
+                        len(y), settings.n_estimators)
+        return lgb.train(settings.params(num_class), dataset(slice(None)),
+                         num_boost_round=int(settings.n_estimators))
+    fit_data = dataset(fit)
+    metric = "binary_logloss" if num_class is None else "multi_logloss"
+    booster = lgb.train({**settings.params(num_class), "metric": metric}, fit_data,
+                        num_boost_round=int(settings.n_estimators),
+                        valid_sets=[dataset(valid, reference=fit_data)],
+                        callbacks=[lgb.early_stopping(int(rounds), verbose=False)])
+    log.info("early stopping: best iteration %d of at most %d (%d fit, %d validation rows)",
+             booster.best_iteration, settings.n_estimators, len(fit), len(valid))
+    return booster
 
 
 def contributions(booster: Any, x: np.ndarray) -> np.ndarray:
@@ -370,7 +460,8 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     sheet = sample_sheet(data)
     time_bins = int(member.time_bins)
     features = build_features(sheet, renders.stacks, renders.stack_ids, time_bins,
-                              member.metadata_columns)
+                              member.metadata_columns,
+                              int(member.peak_bands) if member.peak_features else None)
     gbm = GBMSettings.from_settings(member, num_threads)
     result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, gbm, clip,
