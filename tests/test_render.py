@@ -400,7 +400,7 @@ def test_a_real_mars1_run_renders_like_the_reference_on_temperature():
 def write_workflow_inputs(root: Path, rng) -> pd.DataFrame:
     """Tiny data folder + config with two representations, and the cached runs ingest
     would have written (shard folders of Parquet files)."""
-    from spectrovision.data.sheet import shard_of
+    from spectrovision.data.sheet import sample_shards
 
     ids = [f"S{i:03d}" for i in range(7)]
     splits = ["train", "test", "train", "val", "train", "test", "train"]
@@ -421,7 +421,7 @@ def write_workflow_inputs(root: Path, rng) -> pd.DataFrame:
     write_config(root / "config.yaml", config)
     sheet = pd.DataFrame({"sample_id": ids, "split": splits,
                           "derivatized": [d or 0 for d in derivatized],
-                          "shard": [shard_of(s, 3) for s in ids]})
+                          "shard": sample_shards(ids, [s in labelled for s in ids], 3)})
     for shard, group in sheet.groupby("shard"):
         write_runs(root / "results" / "runs" / f"shard{shard}", group["sample_id"], rng)
     return sheet
@@ -454,6 +454,6 @@ def test_render_stage_runs_through_snakemake_and_reruns_only_the_edited_represen
     rules = [rule for rule, _ in planned]
     n_shards = sheet["shard"].nunique()
     assert rules.count("render_shard") == n_shards, planned
-    assert rules.count("stack_render") == 1, planned
+    assert rules.count("stack_render") == 3, planned  # one stack per split
     assert {w.get("rep") for _, w in planned} == {"b"}, planned
     assert all("shard" in w for rule, w in planned if rule == "render_shard"), planned
