@@ -12,7 +12,9 @@ import pytest
 
 from spectrovision.config.schema import load_schema
 from spectrovision.errors import ConfigError, InputError
-from spectrovision.data.layouts import IMAGE_ONLY_KEYS
+from spectrovision.data.ingest import ingest_run
+from spectrovision.data.layouts import IMAGE_ONLY_KEYS, get_layout
+from spectrovision.data.sheet import run_columns
 from spectrovision.render.runs import RenderSpec, render_sample, render_shard, stack_split, stack_splits
 from support import derived_config, dry_run, run_snakemake, write_config
 
@@ -149,6 +151,108 @@ def test_background_subtraction_removes_a_constant_per_mass_offset():
     expected = render_sample(base, spec_of(n_mass=32, n_x=8))
     assert np.allclose(render_sample(lifted, spec), expected, atol=1e-5)
     assert not np.allclose(render_sample(lifted, spec_of(n_mass=32, n_x=8)), expected, atol=1e-2)
+
+
+# --- Mars-1 winner's options: fixed windows, mass scaling, background quantile ---
+
+def test_x_window_puts_one_temperature_in_one_column_whatever_the_run_range():
+    spec = spec_of(x_axis="temp", x_window=[0, 1000], x_step=100, n_x=4)
+    assert spec.n_x == 10 and spec.shape == (1, 6, 10)  # n_x derived, the key ignored
+    assert get_layout("mars1").image_shape(
+        {**RenderSpec().__dict__, "x_axis": "temp", "x_window": [0, 1000], "x_step": 100,
+         "n_mass": 6}) == (1, 6, 10)
+    peaks = {}
+    for lo, hi in ((0, 600), (100, 1000)):
+        temp = np.linspace(lo, hi, 10).tolist() + [500.0]
+        run = run_of([(i, 3, 1.0) for i in range(10)] + [(10, 3, 50.0)])
+        run["temp"] = np.array(temp, np.float32)
+        fixed = render_sample(run, spec)[0]
+        minmax = render_sample(run, spec_of(x_axis="temp", n_x=10))[0]
+        peaks[lo] = int(fixed[3].argmax()), int(minmax[3].argmax())
+        reached = np.flatnonzero(fixed[3])
+        assert reached.min() == lo // 100 and reached.max() == min(hi // 100, 9)
+        assert not fixed[3, :lo // 100].any()  # columns the run does not reach stay empty
+    assert peaks[0][0] == peaks[100][0] == 5  # 500 degC -> column floor(500 / 100)
+    assert peaks[0][1] != peaks[100][1]  # min-max scaling moves it
+
+
+def test_x_window_drops_scans_outside_and_puts_hi_in_the_last_column():
+    run = run_of([(-1.0, 1, 7), (0.0, 1, 1), (2.5, 1, 2), (10.0, 1, 4), (10.5, 1, 9)])
+    image = render_sample(run, spec_of(x_window=[0, 10], x_step=2.5))[0]
+    assert np.allclose(image[1], np.array([1, 2, 0, 4]) / 4)
+
+
+@pytest.mark.parametrize("settings, key", [({"x_window": [0, 10]}, "x_step"),
+                                           ({"x_step": 1}, "x_window"),
+                                           ({"x_window": [0, 10], "x_step": 3}, "x_step"),
+                                           ({"x_window": [5, 5], "x_step": 1}, "x_window"),
+                                           ({"mass_window": [5, 2]}, "mass_window"),
+                                           ({"mass_scale": {"4": -1}}, "mass_scale"),
+                                           ({"background_quantile": 1.5}, "background_quantile")])
+def test_window_and_scale_keys_reject_bad_values_naming_the_key(settings, key):
+    with pytest.raises(ConfigError, match=key):
+        RenderSpec.from_config(settings)
+
+
+def test_mass_window_rows_are_m_z_lo_to_hi():
+    run = run_of([(0, 3, 1), (1, 10, 2), (2, 12, 4), (3, 20, 8)])
+    spec = spec_of(mass_window=[10, 12], n_mass=99)
+    image = render_sample(run, spec)[0]
+    assert spec.shape == (1, 3, 4) and image.shape == (3, 4)
+    assert image[0, 1] == 0.5 and image[2, 2] == 1.0 and image.sum() == 1.5  # 3, 20 dropped
+    assert render_sample(run, spec_of(n_mass=21))[0][20, 3] == 1.0
+
+
+def test_mass_scale_scales_only_its_row():
+    run = run_of([(0, 4, 8.0), (1, 4, 6.0), (2, 5, 10.0), (3, 2, 5.0)])
+    plain = render_sample(run, spec_of())[0]
+    spec = spec_of(mass_scale={"4": 0.1, "40": 3.0})  # config keys are strings; 40 no row
+    assert spec == spec_of(mass_scale={4: 0.1, 40: 3})
+    scaled = render_sample(run, spec)[0]
+    assert np.allclose(scaled[4], plain[4] * 0.1) and np.array_equal(np.delete(scaled, 4, 0),
+                                                                     np.delete(plain, 4, 0))
+    assert scaled[4, 0] == pytest.approx(0.08)
+
+
+def test_background_quantile_removes_a_constant_floor_per_row():
+    floors = {1: 100.0, 2: 50.0}
+    peaks = {1: (2, 1000.0), 2: (0, 300.0)}
+    rows = [(t, m, floors[m] + (peaks[m][1] if t == peaks[m][0] else 0.0))
+            for t in range(4) for m in (1, 2)] + [(3, 5, 0.0)]
+    image = render_sample(run_of(rows), spec_of(background_quantile=0.05))[0]
+    expected = np.zeros((6, 4))
+    expected[1, 2], expected[2, 0] = 1.0, 0.3
+    assert np.allclose(image, expected)
+    assert image[1, 0] == 0 and not np.allclose(render_sample(run_of(rows), spec_of())[0],
+                                                expected)
+    # the quantile is over the row's non-empty cells: an unscanned column does not pull it to 0
+    sparse = [r for r in rows if not (r[0] == 3 and r[1] == 1)]
+    assert np.allclose(render_sample(run_of(sparse), spec_of(background_quantile=0.05))[0],
+                       expected)
+
+
+def test_winners_scaling_is_divide_by_max_clip_at_floor_log10():
+    run = run_of([(0, 1, 1e-6), (1, 1, 3e-3), (2, 1, 0.5), (3, 1, 2.0)])
+    image = render_sample(run, spec_of(log="clipped_log10", log_floor=1e-4))[0]
+    winner = np.log10(np.maximum(np.array([1e-6, 3e-3, 0.5, 2.0]) / 2.0, 1e-4))
+    assert np.allclose(image[1], (winner + 4) / 4)
+
+
+def test_fractional_band_at_ingest_drops_44_5_and_keeps_44_2_as_row_44(tmp_path):
+    path = tmp_path / "S0001.csv"
+    path.write_text("time,mass,intensity\n0.1,44.2,10\n0.2,44.5,99\n0.3,45.0,5\n"
+                    "0.4,28.71,2\n")
+    columns = run_columns({"layout": "mars2"})
+    banded, record = ingest_run(path, columns, {"fractional_mass": "drop_band",
+                                                "fractional_band": [0.3, 0.7]})
+    rounded, _ = ingest_run(path, columns, {})
+    assert banded["mass"].tolist() == [44, 45, 29] and rounded["mass"].tolist() == [44, 44, 45, 29]
+    assert (record["fractional_mass"], record["n_rows"], record["dropped_mass"]) == (3, 3, 0)
+    image = render_sample(banded, spec_of(n_mass=50, n_x=1))[0]
+    assert image[44, 0] == 1.0 and image[45, 0] == 0.5  # 44.2 -> row 44, 44.5 gone
+    assert render_sample(rounded, spec_of(n_mass=50, n_x=1))[0][45, 0] == pytest.approx(5 / 109)
+    with pytest.raises(ConfigError, match="fractional_band"):
+        ingest_run(path, columns, {"fractional_mass": "drop_band", "fractional_band": [0.7, 0.3]})
 
 
 def test_image_is_scaled_to_max_one():

@@ -25,7 +25,10 @@ NaN / inf / empty      ``nonfinite``             ``error`` or ``drop`` (counted)
                                                  after the cast to float32, so 1e39 counts
 negative intensity     ``negative_intensity``    ``clip`` to 0, ``keep``, or ``error``
 unsorted time          ``unsorted_time``         ``sort`` (counted) or ``error``
-fractional m/z         ``fractional_mass``       ``round`` (counted) or ``error``
+fractional m/z         ``fractional_mass``       ``round`` (counted), ``error``, or
+                                                 ``drop_band``: rows whose fractional part
+                                                 lies in ``fractional_band`` are removed,
+                                                 the others rounded (all counted)
 carrier-gas masses     ``drop_masses``           removed (counted)
 m/z above max          ``max_mass``              removed (counted)
 too few rows left      ``min_rows``              fatal (never an all-zero image)
@@ -54,7 +57,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .sheet import LAYOUT_COLUMNS, RunColumns
-from ..errors import InputError, shown
+from ..errors import ConfigError, InputError, shown
 from ..io import atomic_path, write_parquet, write_text
 from ..provenance.records import provenance_path
 
@@ -67,6 +70,7 @@ QC_DEFAULTS: dict[str, Any] = {
     "check_md5": True,
     "negative_intensity": "clip",
     "fractional_mass": "round",
+    "fractional_band": [0.3, 0.7],
     "drop_masses": [4],
     "max_mass": 1000,
     "unsorted_time": "sort",
@@ -82,7 +86,9 @@ QC_COUNTS: dict[str, str] = {
     "unsorted_time": "rows whose time is earlier than the row before; the run was sorted by "
                      "time (qc.unsorted_time: sort)",
     "fractional_mass": "rows with a non-integer m/z, rounded to the nearest integer "
-                       "(qc.fractional_mass: round); normal for GC-MS (Mars-2) runs",
+                       "(qc.fractional_mass: round; under drop_band those whose fractional "
+                       "part lies in qc.fractional_band are removed instead); normal for "
+                       "GC-MS (Mars-2) runs",
     "dropped_mass": "rows at an m/z listed in qc.drop_masses (carrier gas), removed",
     "above_max_mass": "rows with m/z above qc.max_mass, removed",
 }
@@ -350,9 +356,11 @@ def clean_intensity(path: Path, intensity: np.ndarray, column: str, how: str
     return intensity, n_negative
 
 
-def round_masses(path: Path, mass: np.ndarray, column: str, how: str
-                 ) -> tuple[np.ndarray, int]:
-    """Round m/z to integers per ``qc.fractional_mass``; return (rounded float64, count)."""
+def round_masses(path: Path, mass: np.ndarray, column: str, how: str,
+                 band: Sequence[float] = (0.3, 0.7)) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Round m/z to integers per ``qc.fractional_mass``; return (rounded float64, count of
+    non-integer m/z, and under ``drop_band`` the mask of rows whose fractional part lies in
+    ``band = [lo, hi]`` (inclusive), to be removed; else None)."""
     if mass.size and mass.min() < 0:
         negative = mass < 0
         raise InputError(path, f"negative m/z {shown(mass[negative][0])}", "an m/z cannot be "
@@ -365,7 +373,13 @@ def round_masses(path: Path, mass: np.ndarray, column: str, how: str
         raise InputError(path, f"{n_fractional} fractional m/z values, the first is "
                          f"{shown(mass[fractional][0])}", "set qc.fractional_mass: round",
                          row=first_row(fractional), column=column)
-    return rounded, n_fractional
+    if how != "drop_band":
+        return rounded, n_fractional, None
+    if not 0 < band[0] <= band[1] < 1:
+        raise ConfigError(f"qc.fractional_band must be [lo, hi] with 0 < lo <= hi < 1, got "
+                          f"{list(band)}")
+    part = mass - np.floor(mass)
+    return rounded, n_fractional, fractional & (part >= band[0]) & (part <= band[1])
 
 
 def time_order(path: Path, time: np.ndarray, column: str, how: str
@@ -425,15 +439,20 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
         arrays = {key: values[~bad] for key, values in arrays.items()}
     arrays["intensity"], record["negative_intensity"] = clean_intensity(
         path, arrays["intensity"], columns.intensity, qc["negative_intensity"])
-    arrays["mass"], record["fractional_mass"] = round_masses(
-        path, arrays["mass"], columns.mass, qc["fractional_mass"])
+    arrays["mass"], record["fractional_mass"], in_band = round_masses(
+        path, arrays["mass"], columns.mass, qc["fractional_mass"], qc["fractional_band"])
     order, record["unsorted_time"] = time_order(path, arrays["time"], columns.time,
                                                 qc["unsorted_time"])
     dropped = np.isin(arrays["mass"], np.asarray(qc["drop_masses"], dtype=np.float64))
     above = (arrays["mass"] > qc["max_mass"]) & ~dropped
+    removed = dropped | above
+    if in_band is not None:  # band rows count as fractional_mass, not as dropped/above
+        dropped &= ~in_band
+        above &= ~in_band
+        removed |= in_band
     record["dropped_mass"] = int(dropped.sum())
     record["above_max_mass"] = int(above.sum())
-    run = cached_run(arrays, ~(dropped | above), order)
+    run = cached_run(arrays, ~removed, order)
     record["n_rows"] = len(run)
     check_min_rows(path, record, int(qc["min_rows"]))
     record["md5_ok"] = md5_ok

@@ -1,28 +1,46 @@
 """Render one run (scans of ``time, mass, intensity[, temp]``) into an image.
 
-An image has shape ``(C, n_mass, n_x)``: rows are integer m/z ``0 .. n_mass-1``, columns
-are time (or temperature) bins. Each option of a representation (config
-``representations.<name>``, see :class:`RenderSpec`) acts in this order:
+An image has shape ``(C, n_mass, n_x)``: rows are integer m/z ``0 .. n_mass-1`` (or
+``lo .. hi`` of ``mass_window``), columns are time (or temperature) bins. Each option of a
+representation (config ``representations.<name>``, see :class:`RenderSpec`) acts in this
+order:
 
-1. x axis: ``time`` or ``temp``, min-max scaled per sample over *all* rows of the run
-   into ``n_x`` equal bins, ``bin = floor((x - min) / (max - min) * n_x)``; the last
-   value falls in the last bin. A run with a single x value puts everything in bin 0.
-2. masses ``>= n_mass`` (or negative) are dropped.
-3. ``background_subtraction``: each mass row's minimum over the run (on the raw scan
-   values, before binning) is subtracted from every scan of that mass.
+1. x axis: ``time`` or ``temp``. By default min-max scaled per sample over *all* rows of
+   the run into ``n_x`` equal bins, ``bin = floor((x - min) / (max - min) * n_x)``; the
+   last value falls in the last bin. A run with a single x value puts everything in bin 0.
+   With ``x_window: [lo, hi]`` and ``x_step`` the axis is fixed instead, in the axis' units
+   (degC for ``temp``, the run's time unit for ``time``): ``bin = floor((x - lo) / x_step)``,
+   ``n_x`` is derived as ``(hi - lo) / x_step`` (a whole number, else a ConfigError; the
+   configured ``n_x`` is ignored), ``x == hi`` falls in the last bin and scans outside
+   ``[lo, hi]`` are dropped, so columns a run does not reach stay empty.
+2. masses: rows are m/z ``0 .. n_mass-1``, or ``lo .. hi`` with ``mass_window: [lo, hi]``
+   (``n_mass`` is then derived as ``hi - lo + 1``); other masses are dropped. (Fractional
+   m/z never reach the render: ingest rounds them, or drops those in ``qc.fractional_band``
+   under ``qc.fractional_mass: drop_band``.)
+3. ``background_subtraction``: each mass row's minimum over the run's kept scans (on the
+   raw scan values, before binning) is subtracted from every scan of that mass.
 4. ``aggregation``: intensities falling into one cell are summed (``sum``) or the
    largest is kept (``max``); empty cells are 0.
-5. the image is divided by its maximum (when the maximum is > 0).
-6. ``normalization``: ``none``; ``mass`` divides every row by its own max; ``time``
+5. ``mass_scale``: the rows of the given m/z are multiplied by their factors (m/z that
+   are not rows of the image are ignored).
+6. ``background_quantile``: from each row the ``q`` quantile (numpy's linear method) of
+   its non-empty cells is subtracted, and the result clipped at 0 (empty cells stay 0).
+7. the image is divided by its maximum (when the maximum is > 0).
+8. ``normalization``: ``none``; ``mass`` divides every row by its own max; ``time``
    divides every column by its own max (all-zero rows/columns stay 0).
-7. ``log``: ``log1p1000`` = ``log10(1 + 1000 a) / log10(1001)`` (negative values count as
+9. ``log``: ``log1p1000`` = ``log10(1 + 1000 a) / log10(1001)`` (negative values count as
    0); ``clipped_log10`` = ``(log10(max(a, f)) - log10(f)) / -log10(f)`` with
-   ``f = log_floor``, so ``[f, 1]`` maps to ``[0, 1]``; ``none`` keeps the values.
-8. extra channels, in this order after the intensity channel: ``coord_channels`` adds
+   ``f = log_floor``, so ``[f, 1]`` maps to ``[0, 1]``; ``none`` keeps the values. (The
+   Mars-1 winner's "divide by the run's max, clip at 1e-4, log10" is ``normalization:
+   none``, ``log: clipped_log10``, ``log_floor: 1e-4``, up to this affine map to [0, 1].)
+10. extra channels, in this order after the intensity channel: ``coord_channels`` adds
    the x coordinate (``linspace(0, 1, n_x)`` along every row) and the mass coordinate
    (``linspace(0, 1, n_mass)`` down every column); ``derivatized_channel`` adds a
    constant plane holding the sample's derivatized flag.
-9. ``dtype``: stored as ``float16`` or ``float32`` (computation is float64).
+11. ``dtype``: stored as ``float16`` or ``float32`` (computation is float64).
+
+Every option beyond these defaults is off by default, and a representation that does not
+use it renders exactly as before.
 
 The hot path is vectorised numpy (``np.bincount`` / ``np.maximum.at``); there is no
 pandas groupby. :func:`render_shard` renders a shard of cached runs to NPY files and
@@ -34,7 +52,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +88,11 @@ class RenderSpec:
     - ``normalization``: ``none``, ``mass`` (row max = 1) or ``time`` (column max = 1).
     - ``log``: ``log1p1000``, ``clipped_log10`` or ``none``.
     - ``log_floor``: floor of ``clipped_log10``, in (0, 1).
+    - ``x_window``/``x_step``: a fixed x axis ``[lo, hi]`` in steps of ``x_step`` (then
+      ``n_x = (hi - lo) / x_step``); None = per-run min-max scaling.
+    - ``mass_window``: rows for m/z ``lo .. hi`` (then ``n_mass = hi - lo + 1``).
+    - ``mass_scale``: ``{m/z: factor}`` multiplying those rows (keys may be strings).
+    - ``background_quantile``: subtract each row's quantile of its non-empty cells, clip 0.
     - ``coord_channels``: add x- and mass-coordinate channels.
     - ``derivatized_channel``: add a constant channel holding the derivatized flag.
     - ``dtype``: ``float16`` or ``float32`` storage.
@@ -80,6 +103,11 @@ class RenderSpec:
     n_x: int = 192
     aggregation: str = "sum"
     background_subtraction: bool = False
+    x_window: Sequence[float] | None = None
+    x_step: float | None = None
+    mass_window: Sequence[int] | None = None
+    mass_scale: Mapping[Any, float] = field(default_factory=dict)
+    background_quantile: float | None = None
     normalization: str = "none"
     log: str = "log1p1000"
     log_floor: float = 1.0e-4
@@ -100,6 +128,19 @@ class RenderSpec:
         if not 0 < self.log_floor < 1:
             raise ConfigError(f"representation key 'log_floor' must lie in (0, 1), got "
                               f"{self.log_floor}")
+        if self.x_window is not None or self.x_step is not None:
+            object.__setattr__(self, "n_x", window_columns(self.x_window, self.x_step))
+        if self.mass_window is not None:
+            lo, hi = pair(self.mass_window, "mass_window")
+            if lo != int(lo) or hi != int(hi) or not 0 <= lo <= hi:
+                raise ConfigError(f"representation key 'mass_window' must be two integer m/z "
+                                  f"0 <= lo <= hi, got {list(self.mass_window)}")
+            object.__setattr__(self, "n_mass", int(hi) - int(lo) + 1)
+        object.__setattr__(self, "mass_scale", mass_factors(self.mass_scale))
+        q = self.background_quantile
+        if q is not None and not 0 <= q <= 1:
+            raise ConfigError(f"representation key 'background_quantile' must lie in [0, 1], "
+                              f"got {q}")
 
     @classmethod
     def from_config(cls, settings: Mapping[str, Any]) -> RenderSpec:
@@ -118,6 +159,52 @@ class RenderSpec:
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.n_channels, self.n_mass, self.n_x)
+
+    @property
+    def first_mass(self) -> int:
+        """The m/z of row 0."""
+        return 0 if self.mass_window is None else int(self.mass_window[0])
+
+
+def pair(values: Sequence[float] | None, key: str) -> tuple[float, float]:
+    """``[lo, hi]`` of a window key as two floats (a ConfigError naming ``key`` otherwise)."""
+    if values is None or isinstance(values, str) or len(values) != 2:
+        raise ConfigError(f"representation key '{key}' must be a pair [lo, hi], got {values}")
+    return float(values[0]), float(values[1])
+
+
+def window_columns(window: Sequence[float] | None, step: float | None) -> int:
+    """Columns of a fixed x axis: ``(hi - lo) / step``, which must be a whole number >= 1."""
+    if window is None or step is None:
+        raise ConfigError("representation keys 'x_window' and 'x_step' go together: set both "
+                          "(a fixed axis) or neither (per-run min-max scaling)")
+    lo, hi = pair(window, "x_window")
+    if not hi > lo or not step > 0:
+        raise ConfigError(f"representation keys 'x_window'/'x_step' need lo < hi and a step "
+                          f"> 0, got {list(window)} / {step}")
+    columns = (hi - lo) / step
+    n_x = int(round(columns))
+    if abs(columns - n_x) > 1e-9 * columns:
+        raise ConfigError(f"representation key 'x_step': (hi - lo) / x_step = {columns:g} is "
+                          f"not a whole number of columns; pick a step that divides "
+                          f"{hi - lo:g}")
+    return n_x
+
+
+def mass_factors(scale: Mapping[Any, float]) -> dict[int, float]:
+    """``mass_scale`` with integer m/z keys (config keys may be strings) and factors >= 0."""
+    factors: dict[int, float] = {}
+    for key, factor in dict(scale).items():
+        try:
+            mz = int(key)
+        except (TypeError, ValueError):
+            raise ConfigError(f"representation key 'mass_scale': '{key}' is not an integer "
+                              "m/z") from None
+        if not float(factor) >= 0:
+            raise ConfigError(f"representation key 'mass_scale': the factor of m/z {mz} must "
+                              f"be >= 0, got {factor}")
+        factors[mz] = float(factor)
+    return factors
 
 
 def run_arrays(run: RunData, spec: RenderSpec, source: PathLike = "run"
@@ -171,24 +258,67 @@ def aggregate(cells: np.ndarray, values: np.ndarray, n_cells: int, how: str) -> 
     return image
 
 
+def window_bins(x: np.ndarray, window: Sequence[float], step: float, n_x: int) -> np.ndarray:
+    """Bin index (int64) ``floor((x - lo) / step)`` of each x on the fixed axis
+    ``window = [lo, hi]`` of ``n_x`` columns; ``hi`` falls in the last column, values
+    outside ``[lo, hi]`` get -1."""
+    lo, hi = pair(window, "x_window")
+    x = np.asarray(x, dtype=np.float64)
+    bins = np.floor((x - lo) / step).astype(np.int64)
+    np.minimum(bins, n_x - 1, out=bins)
+    bins[(x < lo) | (x > hi)] = -1
+    return bins
+
+
+def scale_masses(image: np.ndarray, factors: Mapping[int, float], first_mass: int) -> np.ndarray:
+    """Rows of the m/z in ``factors`` multiplied by their factor (others unchanged)."""
+    for mz, factor in factors.items():
+        if 0 <= mz - first_mass < image.shape[0]:
+            image[mz - first_mass] *= factor
+    return image
+
+
+def subtract_row_quantile(image: np.ndarray, filled: np.ndarray, q: float) -> np.ndarray:
+    """Each row minus the ``q`` quantile of its ``filled`` cells, clipped at 0."""
+    level = np.zeros(image.shape[0])
+    rows = filled.any(axis=1)
+    if rows.any():
+        level[rows] = np.nanquantile(np.where(filled[rows], image[rows], np.nan), q, axis=1)
+    return np.clip(image - level[:, None], 0.0, None)
+
+
 def intensity_image(x: np.ndarray, mass: np.ndarray, intensity: np.ndarray,
                     spec: RenderSpec) -> np.ndarray:
     """The raw (n_mass, n_x) image: binned x, kept masses, optional background
-    subtraction, aggregated per cell."""
+    subtraction, aggregated per cell, then mass scaling and the background quantile."""
     mass = np.asarray(mass)
-    keep = np.flatnonzero((mass >= 0) & (mass < spec.n_mass))  # take() beats a bool mask
+    first = spec.first_mass
+    inside = (mass >= first) & (mass < first + spec.n_mass)
+    window = (None if spec.x_window is None or spec.x_step is None
+              else window_bins(x, spec.x_window, spec.x_step, spec.n_x))
+    if window is not None:
+        inside &= window >= 0
+    keep = np.flatnonzero(inside)  # take() beats a bool mask
     if keep.size == mass.size:
-        bins = x_bins(x, spec.n_x)
+        bins = x_bins(x, spec.n_x) if window is None else window
     else:
-        bins = x_bins(x, spec.n_x, keep)
+        bins = x_bins(x, spec.n_x, keep) if window is None else window.take(keep)
         mass, intensity = mass.take(keep), np.asarray(intensity).take(keep)
     mass = mass.astype(np.int64)
+    if first:
+        mass -= first
     values = np.asarray(intensity, dtype=np.float64)
     if spec.background_subtraction:
         values = subtract_mass_minimum(mass, values, spec.n_mass)
     cells = mass * spec.n_x + bins
-    image = aggregate(cells, values, spec.n_mass * spec.n_x, spec.aggregation)
-    return image.reshape(spec.n_mass, spec.n_x)
+    n_cells = spec.n_mass * spec.n_x
+    image = aggregate(cells, values, n_cells, spec.aggregation).reshape(spec.n_mass, spec.n_x)
+    if spec.mass_scale:
+        image = scale_masses(image, spec.mass_scale, first)
+    if spec.background_quantile is not None:
+        filled = (np.bincount(cells, minlength=n_cells) > 0).reshape(image.shape)
+        image = subtract_row_quantile(image, filled, spec.background_quantile)
+    return image
 
 
 def divide_by_max(image: np.ndarray, axis: int | None = None) -> np.ndarray:
