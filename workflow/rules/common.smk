@@ -13,12 +13,14 @@ from spectrovision.config.checks import (
     novelty_representation,
 )
 from spectrovision.config.schema import load_schema, resolve_model, validate_config
-from spectrovision.data.sheet import labelled_table, load_sample_sheet, run_columns
-from spectrovision.learn.preflight import check_models_build
-from spectrovision.provenance.code import script_code_version
+from spectrovision.config.typed import as_dict
 from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.metadata import check_model_metadata
+from spectrovision.data.sheet import labelled_table, load_sample_sheet, run_columns
+from spectrovision.ensemble.baselines import baseline_representation
 from spectrovision.ensemble.tabular import resolve_tabular
+from spectrovision.learn.preflight import check_models_build
+from spectrovision.provenance.code import script_code_version
 
 # validated against the packaged schema; model defaults merge in resolve_model
 # (schema < model_defaults < model)
@@ -109,8 +111,6 @@ def get_final_outputs():
 
 
 # --- ensemble ---
-from spectrovision.ensemble.baselines import baseline_representation
-
 MEMBERS = list(MODELS) + BASELINES + TABULAR
 MODEL_PATTERN = "|".join(map(re.escape, MODELS)) or "(?!)"
 BASELINE_PATTERN = "|".join(map(re.escape, BASELINES)) or "(?!)"
@@ -311,8 +311,6 @@ def ingest_columns():
 
 
 # --- tabular ---
-from spectrovision.config.typed import as_dict
-
 TABULAR_SETTINGS = {
     name: resolve_tabular(CFG, name, list(SHEET.columns)) for name in TABULAR
 }
