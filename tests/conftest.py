@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spectrovision.config.schema import validate_config
+from spectrovision.provenance import code
 from spectrovision.data.demo import generate_demo_dataset
 from support import tiny_workflow_config
 
@@ -30,3 +32,14 @@ def tiny_config(tiny_mars2: Path, tmp_path: Path) -> dict[str, Any]:
     (``support.tiny_workflow_config``): one 64x32 representation, 2 shards, 2 folds, two
     resnet10t models (pool and time_avg heads), 1 epoch; results under tmp_path."""
     return validate_config(tiny_workflow_config(tiny_mars2, tmp_path / "results"))
+
+
+@pytest.fixture
+def package_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the package that provenance.code reads instead (edit it freely)."""
+    copy = tmp_path / "spectrovision"
+    shutil.copytree(code.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code, "PACKAGE_DIR", copy)
+    code.direct_imports.cache_clear()
+    yield copy
+    code.direct_imports.cache_clear()

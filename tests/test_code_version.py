@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,16 +29,6 @@ def test_every_workflow_script_imports_library_modules_that_exist():
         assert modules, f"{script.name} imports no library module"
         assert all(code.module_path(m) is not None for m in modules)
         assert code.script_code_version(script).startswith("0.")
-
-
-@pytest.fixture
-def package_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / "spectrovision"
-    shutil.copytree(code.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(code, "PACKAGE_DIR", copy)
-    code.direct_imports.cache_clear()
-    yield copy
-    code.direct_imports.cache_clear()
 
 
 def test_editing_a_module_changes_exactly_the_versions_whose_closure_holds_it(package_copy):

@@ -188,7 +188,7 @@ def test_per_label_weights_are_non_negative_normalised_and_beat_equal_weights():
 
 def _write_workflow_inputs(root, rng):
     """A tiny data folder, config and the upstream artefacts (folds, renders, predictions)."""
-    n_train, n_test, names = 45, 6, ["x", "y"]
+    n_train, n_test = 45, 6
     ids = [f"S{i:04d}" for i in range(n_train + n_test)]
     data = root / "data"
     data.mkdir()

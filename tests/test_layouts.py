@@ -21,7 +21,6 @@ from spectrovision.errors import ConfigError
 from spectrovision.provenance import code
 from spectrovision.render.images import ImageSpec
 from spectrovision.render.runs import RenderSpec, render_sample
-from test_code_version import package_copy  # noqa: F401 (the fixture: a copy of the package)
 
 
 class ToyLayout(Layout):

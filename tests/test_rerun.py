@@ -277,8 +277,8 @@ def test_editing_the_clip_reruns_only_the_ensemble_stage(completed_run):
     assert not TRAIN_RULES & set(counts) and not PREDICT_RULES & set(counts)
 
 
-def rule_scripts(workdir: Path, images: bool = False) -> dict[str, Path]:
-    """Each rule's script (the run-layout choice where a rule picks by layout)."""
+def rule_scripts(workdir: Path) -> dict[str, Path]:
+    """Each rule's script."""
     scripts: dict[str, Path] = {}
     for smk in sorted((workdir / "workflow" / "rules").glob("*.smk")):
         rule = None
@@ -287,7 +287,7 @@ def rule_scripts(workdir: Path, images: bool = False) -> dict[str, Path]:
                 rule = header.group(1)
             names = re.findall(r'"\.\./scripts/(\w+)\.py"', line)
             if rule and names:
-                scripts[rule] = workdir / "workflow" / "scripts" / f"{names[0 if images else -1]}.py"
+                scripts[rule] = workdir / "workflow" / "scripts" / f"{names[0]}.py"
     return scripts
 
 
