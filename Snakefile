@@ -32,6 +32,12 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/analysis.smk"
 
 
+# apply mode (trained_results set): the trained run's members predict this data set
+if TRAINED:
+
+    include: "workflow/rules/apply.smk"
+
+
 rule all:
     default_target: True
     input:

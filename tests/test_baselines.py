@@ -282,8 +282,11 @@ def throwaway_baseline(monkeypatch):
     class Quarter(Baseline):
         """Predicts 1/4 for every label, whatever it was fitted on."""
 
-        def fit_predict(self, train, y, predict):
-            return np.full((len(predict), y.shape[1]), 0.25)
+        def fit(self, train, y):
+            return y.shape[1]
+
+        def predict(self, state, rows):
+            return np.full((len(rows), state), 0.25)
 
     return Quarter
 

@@ -32,7 +32,7 @@ NEEDED_RULES = {"ingest.smk": "ingest", "train.smk": "train", "predict.smk": "pr
                 "ensemble.smk": "ensemble"}
 REPORT_ON_RESULTS = {"report_training_curves", "report_scores", "report_calibration",
                      "report_correlation", "report_selection"}
-ENSEMBLE_ON = {"ensemble", "submission", "all"}
+ENSEMBLE_ON = {"ensemble", "submission", "trained_manifest", "all"}
 N_FOLDS = 2
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # setup: the whole tiny run
@@ -224,8 +224,8 @@ def shards_of(workdir: Path, ids: list[str], labelled: bool) -> set[str]:
 
 
 PREDICT_SIDE = {"ingest_shard", "qc_summary", "render_shard", "stack_render", "predict",
-                "gather_model", "baseline", "tabular", "ensemble", "submission", "all",
-                "report_qc", *REPORT_ON_RESULTS}
+                "gather_model", "baseline", "tabular", "ensemble", "submission",
+                "trained_manifest", "all", "report_qc", *REPORT_ON_RESULTS}
 
 
 def test_new_unlabelled_runs_are_predicted_never_retrained(completed_run):

@@ -7,6 +7,14 @@ from pathlib import Path
 
 # The workflow's library is the installed package (`make install`), the same one that its
 # scripts and cluster jobs import.
+from spectrovision.apply.manifest import (
+    applied_config,
+    applied_members,
+    check_applied_labels,
+    member_entries,
+    read_manifest,
+    recipe_of,
+)
 from spectrovision.config.checks import (
     analysis_model,
     check_config,
@@ -25,9 +33,16 @@ from spectrovision.provenance.code import script_code_version
 # validated against the packaged schema; model defaults merge in resolve_model
 # (schema < model_defaults < model)
 CFG = validate_config(config)
+# apply mode (trained_results set): the trained run's recipe, nothing of its own to train
+TRAINED = CFG["trained_results"]
+MANIFEST = read_manifest(TRAINED) if TRAINED else None
+if MANIFEST is not None:
+    CFG = applied_config(CFG, config, MANIFEST)
 RESULTS = CFG["results"]
 SHEET = load_sample_sheet(CFG)
 LABELS = SHEET.attrs["labels"]
+if MANIFEST is not None:
+    LABELS = check_applied_labels(LABELS, MANIFEST, TRAINED)
 SAMPLES = list(SHEET["sample_id"])
 SPLITS = sorted(SHEET["split"].unique())
 SHARDS = sorted(int(s) for s in SHEET["shard"].unique())
@@ -99,12 +114,15 @@ def sheet_records(shard=None):
 
 def get_final_outputs():
     """What the default target (all) builds, i.e. everything that exists as a stage so far."""
-    outputs = [res("qc", "qc_summary.md"), res("folds.csv")]
+    outputs = [res("qc", "qc_summary.md")]
     outputs += expand(
         res("render", "{rep}", "stack_{split}.npy"), rep=REPRESENTATIONS, split=SPLITS
     )
+    if MANIFEST is not None:
+        return outputs + [res("predictions.csv")] + get_report_outputs()
+    outputs.append(res("folds.csv"))
     if MODELS or TABULAR:
-        outputs.append(res("submission.csv"))
+        outputs += [res("submission.csv"), res("trained_manifest.json")]
     outputs += get_report_outputs()
     outputs += get_analysis_outputs()
     return outputs
@@ -400,3 +418,72 @@ def get_predict_sheet(wildcards):
     return (
         get_sample_sheet_files() if MODELS[wildcards.model]["metadata_columns"] else []
     )
+
+
+# --- trained manifest (what an apply run reads) and apply mode ---
+def trained_member_entries():
+    """Every member of this run with its kind, representation and files (the manifest)."""
+    fitted = {b: ("baseline", BASELINE_REPRESENTATIONS[b], []) for b in BASELINES} | {
+        t: ("tabular", s.representation, list(s.metadata_columns))
+        for t, s in TABULAR_SETTINGS.items()
+    }
+    return member_entries(models=MODELS, n_folds=len(FOLDS), fitted=fitted)
+
+
+def get_manifest_inputs(wildcards):
+    """The ensemble's selection and every member file the manifest hashes."""
+    files = [
+        res(f) for entry in trained_member_entries().values() for f in entry["files"]
+    ]
+    return {"selection": res("ensemble", "selection.json"), "members": files}
+
+
+def image_shapes():
+    """Each representation's image shape (channels, m/z, x), as its layout renders it."""
+    return {
+        r: list(LAYOUT.image_shape(CFG["representations"][r])) for r in REPRESENTATIONS
+    }
+
+
+APPLIED = applied_members(MANIFEST) if MANIFEST is not None else {}
+APPLIED_MODELS = [m for m, e in APPLIED.items() if e["kind"] == "model"]
+APPLIED_FITTED = [m for m, e in APPLIED.items() if e["kind"] != "model"]
+APPLIED_MODEL_PATTERN = "|".join(map(re.escape, APPLIED_MODELS)) or "(?!)"
+APPLIED_FITTED_PATTERN = "|".join(map(re.escape, APPLIED_FITTED)) or "(?!)"
+APPLIED_FOLDS = (
+    list(range(MANIFEST["recipe"]["folds"]["n_folds"])) if MANIFEST is not None else []
+)
+
+
+def trained_file(*parts):
+    """A path inside the trained run's results folder."""
+    return os.path.join(TRAINED, *parts)
+
+
+def get_applied_stacks(ext):
+    """Input function: the new data set's stacks (every split) of the member's
+    representation (none for a member that reads no render)."""
+
+    def inputs(wildcards):
+        rep = APPLIED[wildcards.member]["representation"]
+        if rep is None:
+            return []
+        return [res("render", rep, f"stack_{split}.{ext}") for split in SPLITS]
+
+    return inputs
+
+
+def get_applied_sheet(wildcards):
+    """The sample-sheet files, for members that read metadata columns (others: none)."""
+    entry = APPLIED[wildcards.member]
+    return (
+        get_sample_sheet_files()
+        if entry["metadata_columns"] or entry["kind"] != "model"
+        else []
+    )
+
+
+def applied_data(member):
+    """The data block for a member that reads the sheet (None for an image-only model)."""
+    entry = APPLIED[member]
+    return SHEET_DATA if entry["metadata_columns"] or entry["kind"] != "model" else None

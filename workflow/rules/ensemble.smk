@@ -32,6 +32,7 @@ rule baseline:
     output:
         oof=res("members", "{baseline}", "oof_logits.parquet"),
         test=res("members", "{baseline}", "test_logits.parquet"),
+        fitted=res("members", "{baseline}", "fitted.pkl"),
     log:
         res("logs", "baseline", "{baseline}.log"),
     benchmark:
@@ -100,3 +101,23 @@ rule submission:
         code=script_code("make_submission"),
     script:
         "../scripts/make_submission.py"
+
+
+rule trained_manifest:
+    input:
+        unpack(get_manifest_inputs),
+    output:
+        manifest=res("trained_manifest.json"),
+    log:
+        res("logs", "trained_manifest.log"),
+    conda:
+        "../../envs/core.yaml"
+    params:
+        recipe=recipe_of(CFG),
+        layout=CFG["data"]["layout"],
+        labels=LABELS,
+        image_shapes=image_shapes(),
+        members=trained_member_entries(),
+        code=script_code("trained_manifest"),
+    script:
+        "../scripts/trained_manifest.py"

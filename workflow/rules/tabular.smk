@@ -9,6 +9,7 @@ rule tabular:
     output:
         oof=res("members", "{tabular}", "oof_logits.parquet"),
         test=res("members", "{tabular}", "test_logits.parquet"),
+        fitted=res("members", "{tabular}", "fitted.pkl"),
         importance=res("members", "{tabular}", "shap_importance.csv"),
         summary=report(
             res("members", "{tabular}", "shap_summary.png"),

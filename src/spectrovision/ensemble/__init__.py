@@ -9,7 +9,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "combine": ["combine_logits"],
     "selection": ["score_members", "greedy_select", "fit_label_weights"],
     "build": ["EnsembleSettings", "EnsembleResult", "build_ensemble", "run_ensemble"],
-    "members": ["FitPredict", "Renders", "cross_fit", "load_stack_features"],
+    "members": ["Member", "Renders", "cross_fit", "predict_fitted", "load_stack_features"],
     "baselines": ["Baseline", "register_baseline", "baseline_class", "baseline_settings",
                   "baseline_representation", "run_baseline"],
     "tabular": ["TabularSettings", "GBMSettings", "resolve_tabular", "fit_tabular",

@@ -15,8 +15,11 @@ it reads and fits per fold (the member interface of :mod:`.members`):
 A new baseline is one registered subclass of :class:`Baseline`: ``settings_class`` (the
 frozen dataclass of its ``baseline_settings.<name>`` block, or None), ``representation_key``
 (the key of that block naming the representation it reads, or None), :meth:`Baseline.prepare`
-(build it over the rows of the sheet) and :meth:`Baseline.fit_predict`; :meth:`Baseline.describe`
-(optional) says what its fits chose, for the job's log.
+(build it over the rows of the sheet), :meth:`Baseline.fit` (fit on training rows: a picklable
+fitted state) and :meth:`Baseline.predict` (probabilities of rows from a state);
+:meth:`Baseline.describe` (optional) says what its fits chose, for the job's log. The states
+of every fold are written beside the member tables (``fitted.pkl``), so the member can be
+applied to a new data set: :meth:`Baseline.prepare` over the new sheet, then ``predict``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import pandas as pd
 
+from .fitted import fitted_record, write_fitted
 from .members import Renders, cross_fit, load_stack_features, unlabelled_ids
 from .tables import write_member_tables
 from ..config.checks import chosen_representation
@@ -51,7 +55,7 @@ class Baseline:
 
     Subclasses set ``settings_class`` and ``representation_key`` when they have settings or
     read renders, override :meth:`prepare` when they need the sheet, renders or seed, and
-    implement :meth:`fit_predict`. An instance is a ``FitPredict`` (callable).
+    implement :meth:`fit` and :meth:`predict` (a :class:`~.members.Member`).
     """
 
     name: ClassVar[str] = ""
@@ -65,12 +69,19 @@ class Baseline:
         ``settings_class``, or None)."""
         return cls()
 
-    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
-        """Fit on rows ``train`` with labels ``y``; probabilities of rows ``predict``."""
+    def fit(self, train: np.ndarray, y: np.ndarray) -> Any:
+        """Fit on rows ``train`` with labels ``y``: the fitted state (picklable; it must
+        not hold the rows' features, which belong to the sheet the baseline was prepared
+        over)."""
         raise NotImplementedError
 
-    def __call__(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
-        return self.fit_predict(train, y, predict)
+    def predict(self, state: Any, rows: np.ndarray) -> np.ndarray:
+        """Probabilities ``(len(rows), n_labels)`` of ``rows`` from a state of :meth:`fit`."""
+        raise NotImplementedError
+
+    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        """Fit on rows ``train`` with labels ``y``; probabilities of rows ``predict``."""
+        return self.predict(self.fit(train, y), predict)
 
     def describe(self, labels: Sequence[str]) -> list[str]:
         """Lines for the log after every fold was fitted: what the fits chose (none here)."""
@@ -126,8 +137,11 @@ def baseline_representation(name: str, cfg: Mapping[str, Any]) -> str | None:
 class Prior(Baseline):
     """Predict every sample with the training prevalence of each label."""
 
-    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
-        return np.tile(y.mean(axis=0), (len(predict), 1))
+    def fit(self, train: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return y.mean(axis=0)
+
+    def predict(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.tile(state, (len(rows), 1))
 
 
 @dataclass(frozen=True)
@@ -158,15 +172,24 @@ class ConditionalPrior(Baseline):
             return Prior()
         return cls(sheet[column].tolist(), float(settings.smoothing))
 
-    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
-        codes, smoothing = self.codes, self.smoothing
+    def fit(self, train: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The prior and the smoothed prevalence of every group seen in ``train``."""
         prior = y.mean(axis=0)
-        out = np.tile(prior, (len(predict), 1))
-        train_codes = codes[train]
+        train_codes = self.codes[train]
+        groups = {}
         for value in np.unique(train_codes):
             in_group = train_codes == value
-            p = (y[in_group].sum(axis=0) + smoothing * prior) / (in_group.sum() + smoothing)
-            out[codes[predict] == value] = p
+            groups[str(value)] = ((y[in_group].sum(axis=0) + self.smoothing * prior)
+                                  / (in_group.sum() + self.smoothing))
+        return prior, groups
+
+    def predict(self, state: tuple[np.ndarray, dict[str, np.ndarray]],
+                rows: np.ndarray) -> np.ndarray:
+        prior, groups = state
+        out = np.tile(prior, (len(rows), 1))
+        codes = self.codes[rows]
+        for value, p in groups.items():
+            out[codes == value] = p
         return out
 
 
@@ -220,12 +243,12 @@ class BenchmarkLR(Baseline):
                                        int(settings.time_bins), list(sheet["sample_id"]))
         return cls(features, float(settings.C), seed)
 
-    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+    def fit(self, train: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[int, Any]]:
+        """The prevalence and one fitted model per label that has both classes."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
-        features = self.features
-        out = np.tile(y.mean(axis=0), (len(predict), 1))
+        models = {}
         for j in range(y.shape[1]):
             if np.unique(y[:, j]).size < 2:
                 continue
@@ -233,8 +256,15 @@ class BenchmarkLR(Baseline):
                                        max_iter=1000, **l1_penalty())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=ConvergenceWarning)
-                model.fit(features[train], y[:, j])
-            out[:, j] = model.predict_proba(features[predict])[:, 1]
+                model.fit(self.features[train], y[:, j])
+            models[j] = model
+        return y.mean(axis=0), models
+
+    def predict(self, state: tuple[np.ndarray, dict[int, Any]], rows: np.ndarray) -> np.ndarray:
+        prior, models = state
+        out = np.tile(prior, (len(rows), 1))
+        for j, model in models.items():
+            out[:, j] = model.predict_proba(self.features[rows])[:, 1]
         return out
 
 
@@ -285,23 +315,34 @@ class LogisticL2(Baseline):
         return cls(features, settings.c_grid, settings.inner_folds, settings.standardize,
                    settings.max_iter, seed)
 
-    def fit_predict(self, train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
+    def fit(self, train: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """The standardization (training rows' mean and std), the prevalence and one model
+        per label that has both classes, with its C chosen by inner CV."""
         x_train = np.asarray(self.features[train], dtype=np.float64)
-        x_predict = np.asarray(self.features[predict], dtype=np.float64)
+        mean = std = None
         if self.standardize:
             mean, std = x_train.mean(axis=0), x_train.std(axis=0)
             std[std == 0] = 1.0
-            x_train, x_predict = (x_train - mean) / std, (x_predict - mean) / std
-        out = np.tile(y.mean(axis=0), (len(predict), 1))
+            x_train = (x_train - mean) / std
         chosen = np.full(y.shape[1], np.nan)
+        models = {}
         for j in range(y.shape[1]):
             if np.unique(y[:, j]).size < 2:
                 continue
             chosen[j] = self.choose_c(x_train, y[:, j])
-            model = self._model(chosen[j])
-            self._fit(model, x_train, y[:, j])
-            out[:, j] = model.predict_proba(x_predict)[:, 1]
+            models[j] = self._model(chosen[j])
+            self._fit(models[j], x_train, y[:, j])
         self.chosen.append(chosen)
+        return {"mean": mean, "std": std, "prior": y.mean(axis=0), "models": models,
+                "chosen": chosen}
+
+    def predict(self, state: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+        x = np.asarray(self.features[rows], dtype=np.float64)
+        if state["mean"] is not None:
+            x = (x - state["mean"]) / state["std"]
+        out = np.tile(state["prior"], (len(rows), 1))
+        for j, model in state["models"].items():
+            out[:, j] = model.predict_proba(x)[:, 1]
         return out
 
     def choose_c(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -363,16 +404,23 @@ def run_baseline(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, 
     """Fit baseline ``name`` (``settings``: its validated ``baseline_settings`` block) on the
     folds of ``inputs["folds"]`` (renders: ``inputs["stacks"]``/``["stack_ids"]``); write its
     member tables ``outputs["oof"]``/``["test"]`` (test = every unlabelled sample of the
-    sheet, in sheet order)."""
+    sheet, in sheet order) and, when named, each fold's fitted state ``outputs["fitted"]``
+    (:mod:`.fitted`)."""
     from ..data.folds import read_folds
     from ..data.sheet import sample_sheet
 
     sheet = sample_sheet(data)
     baseline = baseline_class(name).prepare(sheet, baseline_settings(name, settings),
                                             Renders.from_inputs(inputs), seed)
+    states: dict[int, Any] = {}
     oof, test = cross_fit(baseline, list(sheet["sample_id"]), sheet.attrs["label_table"],
-                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, clip, task)
+                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, clip, task,
+                          states)
     for line in baseline.describe(labels):
         log.info("%s: %s", name, line)
     log.info("%s: %d OOF rows, %d test rows", name, len(oof), len(test))
     write_member_tables(outputs, oof, test)
+    if "fitted" in outputs:
+        write_fitted(outputs["fitted"], fitted_record(
+            member=name, kind="baseline", member_class=type(baseline).__name__,
+            settings=settings, seed=seed, labels=labels, task=task, clip=clip, states=states))

@@ -1,11 +1,13 @@
-"""The member interface shared by baselines and tabular members: a fit/predict function over
-row indices of the sample sheet, cross-fitted per fold into member tables.
+"""The member interface shared by baselines and tabular members: fit and predict over row
+indices of the sample sheet, cross-fitted per fold into member tables.
 
-A ``FitPredict`` is ``fit_predict(train_rows, y_train, predict_rows) -> probabilities``
-over row indices of one sample list; :func:`cross_fit` runs it per fold (fit on every
-sample not held out, predict the held-out and the test samples) and gathers the folds
-exactly as model predictions are gathered. Members that read renders get the coarse
-render features of :func:`load_stack_features`.
+A :class:`Member` has ``fit(train_rows, y_train) -> state`` and ``predict(state, rows) ->
+probabilities`` over row indices of one sample list (the sheet it was prepared over);
+:func:`cross_fit` runs it per fold (fit on every sample not held out, predict the held-out
+and the test samples), gathers the folds exactly as model predictions are gathered and
+hands back each fold's state, which :func:`predict_fitted` applies to another sheet's rows
+(a new data set). Members that read renders get the coarse render features of
+:func:`load_stack_features`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,26 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from .gather import gather_member
+from .gather import gather_member, mean_clipped_logit
 from .tables import label_matrix
 from ..errors import InputError
 from ..metrics import clip_class_probs
 
 PathLike = str | os.PathLike[str]
-FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+class Member(Protocol):
+    """What :func:`cross_fit` runs per fold: a fit over training rows giving a picklable
+    state, and probabilities of any rows from a state."""
+
+    def fit(self, train: np.ndarray, y: np.ndarray) -> Any: ...
+
+    def predict(self, state: Any, rows: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,14 @@ class Renders:
 
 # --- running a member over the folds ------------------------------------------------------
 
-def cross_fit(fit_predict: FitPredict, sample_ids: Sequence[str], label_table: pd.DataFrame,
+def cross_fit(member: Member, sample_ids: Sequence[str], label_table: pd.DataFrame,
               folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
-              clip: float, task: str = "multilabel") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """OOF and test tables of a baseline fitted per fold on the training rows of folds.csv
+              clip: float, task: str = "multilabel",
+              fitted: dict[int, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """OOF and test tables of a member fitted per fold on the training rows of folds.csv
     (every row whose fold differs from the held-out one, fold -1 included). Multiclass:
-    each row of probabilities is clipped, renormalised and stored as log-probabilities."""
+    each row of probabilities is clipped, renormalised and stored as log-probabilities.
+    ``fitted`` (a dict) receives each fold's fitted state, by fold."""
     row_of = {s: i for i, s in enumerate(sample_ids)}
     fold_ids = folds["sample_id"].astype(str).to_numpy()
     unknown = [s for s in [*fold_ids, *test_ids] if s not in row_of]
@@ -64,12 +76,27 @@ def cross_fit(fit_predict: FitPredict, sample_ids: Sequence[str], label_table: p
         held = folds["fold"].to_numpy() == fold
         train_rows = np.array([row_of[s] for s in fold_ids[~held]], dtype=int)
         held_rows = np.array([row_of[s] for s in fold_ids[held]], dtype=int)
-        probs = fit_predict(train_rows, y_all[~held], np.concatenate([held_rows, test_rows]))
+        state = member.fit(train_rows, y_all[~held])
+        probs = member.predict(state, np.concatenate([held_rows, test_rows]))
+        if fitted is not None:
+            fitted[fold] = state
         oof_by_fold[fold] = _logit_table(fold_ids[held], probs[: len(held_rows)], labels, clip,
                                          task)
         test_by_fold[fold] = _logit_table(list(test_ids), probs[len(held_rows):], labels, clip,
                                           task)
     return gather_member(oof_by_fold, test_by_fold, folds, labels, clip, task)
+
+
+def predict_fitted(member: Member, states: Mapping[int, Any], sample_ids: Sequence[str],
+                   labels: Sequence[str], clip: float,
+                   task: str = "multilabel") -> pd.DataFrame:
+    """The logit table of ``sample_ids`` (rows 0.. of the sheet ``member`` was prepared over)
+    from the fitted state of every fold: the mean clipped probability over folds, exactly as
+    :func:`cross_fit` makes its test table."""
+    rows = np.arange(len(sample_ids))
+    tables = [_logit_table(sample_ids, member.predict(states[fold], rows), labels, clip, task)
+              for fold in sorted(states)]
+    return mean_clipped_logit(tables, labels, clip, task)
 
 
 def _logit_table(ids: Sequence[str], probs: np.ndarray, labels: Sequence[str],

@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .members import (FitPredict, Renders, coarse_time_features, column_band_edges,
+from .members import (Renders, coarse_time_features, column_band_edges,
                       cross_fit, load_stack_features, unlabelled_ids)
+from .fitted import fitted_record, write_fitted
 from .tables import write_member_tables
 from ..config.checks import chosen_representation
 from ..config.schema import derive_seed
@@ -160,6 +161,7 @@ class Features:
     names: list[str]
     categorical: list[int] = field(default_factory=list)
     n_image: int = 0
+    levels: dict[str, list[str]] = field(default_factory=dict)  # codes of text columns
 
 
 def image_feature_names(n_mass: int, time_bins: int) -> list[str]:
@@ -195,11 +197,17 @@ def peak_features(stack: np.ndarray, bands: int, chunk: int = 256) -> np.ndarray
     return out
 
 
-def metadata_features(sheet: pd.DataFrame, columns: Sequence[str]) -> Features:
+def metadata_features(sheet: pd.DataFrame, columns: Sequence[str],
+                      levels: Mapping[str, Sequence[str]] | None = None) -> Features:
     """Metadata columns as features: numbers (and booleans) as floats, anything else as
-    integer codes of its sorted distinct values (a LightGBM categorical); missing = NaN."""
+    integer codes of its sorted distinct values (a LightGBM categorical); missing = NaN.
+    ``levels`` (the ``Features.levels`` of the sheet a member was fitted on) fixes the
+    codes of text columns, so a new sheet is coded as the fitted one was (a value the
+    fitted sheet did not hold = NaN) and a column that was numeric there is read as a
+    number."""
     values = np.full((len(sheet), len(columns)), np.nan)
     categorical = []
+    found: dict[str, list[str]] = {}
     for k, col in enumerate(columns):
         if col not in sheet.columns:
             raise InputError("sample sheet", f"metadata column '{col}' is missing (columns: "
@@ -209,24 +217,28 @@ def metadata_features(sheet: pd.DataFrame, columns: Sequence[str]) -> Features:
         series = sheet[col]
         numeric = pd.to_numeric(series.astype(object).where(series.notna(), None),
                                 errors="coerce")
-        if series.dtype == bool or numeric.notna().sum() == series.notna().sum():
+        is_number = series.dtype == bool or numeric.notna().sum() == series.notna().sum()
+        if (levels is None and is_number) or (levels is not None and col not in levels):
             values[:, k] = numeric.to_numpy(dtype=np.float64)
         else:
             text = series.astype(object).where(series.notna(), None)
-            levels = sorted({str(v) for v in text if v is not None})
-            code = {v: i for i, v in enumerate(levels)}
-            values[:, k] = [np.nan if v is None else code[str(v)] for v in text]
+            found[col] = (sorted({str(v) for v in text if v is not None}) if levels is None
+                          else list(levels[col]))
+            code = {v: i for i, v in enumerate(found[col])}
+            values[:, k] = [np.nan if v is None else code.get(str(v), np.nan) for v in text]
             categorical.append(k)
-    return Features(values, list(columns), categorical)
+    return Features(values, list(columns), categorical, levels=found)
 
 
 def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
                    time_bins: int, metadata_columns: Sequence[str] = (),
-                   peak_bands: int | None = None) -> Features:
+                   peak_bands: int | None = None,
+                   levels: Mapping[str, Sequence[str]] | None = None) -> Features:
     """Render features (reused from the benchmark baseline; ``peak_bands`` given: followed
     by the :func:`peak_features` with that many bands) then metadata, sheet row order; no
-    stacks (``image_features: false``) = metadata only."""
-    meta = metadata_features(sheet, metadata_columns)
+    stacks (``image_features: false``) = metadata only. ``levels``: see
+    :func:`metadata_features`."""
+    meta = metadata_features(sheet, metadata_columns, levels)
     if not stacks:
         return meta
     featurize = None if peak_bands is None else (lambda stack: np.hstack([
@@ -241,7 +253,7 @@ def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: S
                  + peak_feature_names(n_mass, peak_bands))
     offset = image.shape[1]
     return Features(np.hstack([image, meta.values]), names + meta.names,
-                    [offset + k for k in meta.categorical], n_image=offset)
+                    [offset + k for k in meta.categorical], n_image=offset, levels=meta.levels)
 
 
 # --- fitting -----------------------------------------------------------------------------
@@ -320,60 +332,61 @@ class ShapAccumulator:
         return self.abs_sum / max(self.n_rows, 1)
 
 
-def gbm_fit_predict(features: Features, settings: GBMSettings, explain_rows: np.ndarray,
-                    shap: ShapAccumulator | None = None, task: str = "multilabel") -> FitPredict:
-    """Per-label LightGBM as a :func:`cross_fit` function. SHAP values are accumulated in
-    ``shap`` for the predicted rows where ``explain_rows`` (bool per sheet row) is set, i.e.
-    the held-out rows; a label with one class in the training rows gets its prevalence (and
-    zero contributions)."""
-    x_all = features.values
-    if task == "multiclass":
-        return gbm_multiclass_fit_predict(features, settings, explain_rows, shap)
+class GBMMember:
+    """Per-label LightGBM (multiclass: one softmax booster over the classes, one-hot ``y``)
+    as a :class:`~.members.Member` over the rows of ``features``. With ``shap`` given, |SHAP|
+    values are accumulated at predict time for the predicted rows where ``explain_rows``
+    (bool per sheet row) is set, i.e. the held-out rows. A label (multiclass: a training
+    fold) with one class in the training rows gets its prevalence (and zero contributions).
+    """
 
-    def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
-        out = np.tile(y.mean(axis=0), (len(predict), 1))
-        explain = predict[explain_rows[predict]]
+    def __init__(self, features: Features, settings: GBMSettings,
+                 explain_rows: np.ndarray | None = None, shap: ShapAccumulator | None = None,
+                 task: str = "multilabel") -> None:
+        self.features, self.settings, self.task = features, settings, task
+        self.explain_rows = (np.zeros(len(features.values), dtype=bool)
+                             if explain_rows is None else explain_rows)
+        self.shap = shap
+
+    def fit(self, train: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """The prevalence and the boosters: ``{label index: booster}`` (multiclass: the
+        softmax booster under key -1, none when the training rows hold one class)."""
+        x = self.features.values[train]
+        boosters: dict[int, Any] = {}
+        if self.task == "multiclass":
+            classes = np.argmax(y, axis=1)
+            if np.unique(classes).size >= 2:
+                boosters[-1] = fit_booster(x, classes, self.settings, self.features.names,
+                                           self.features.categorical, num_class=y.shape[1])
+            return {"prior": y.mean(axis=0), "boosters": boosters}
         for j in range(y.shape[1]):
             if np.unique(y[:, j]).size < 2:
                 log.info("label %d has one class in %d training rows: prevalence", j, len(train))
                 continue
-            booster = fit_booster(x_all[train], y[:, j], settings, features.names,
-                                  features.categorical)
-            out[:, j] = booster.predict(x_all[predict])
+            boosters[j] = fit_booster(x, y[:, j], self.settings, self.features.names,
+                                      self.features.categorical)
+        return {"prior": y.mean(axis=0), "boosters": boosters}
+
+    def predict(self, state: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+        x_all, shap = self.features.values, self.shap
+        out = np.tile(state["prior"], (len(rows), 1))
+        explain = rows[self.explain_rows[rows]]
+        for j, booster in state["boosters"].items():
+            if j == -1:
+                out = np.asarray(booster.predict(x_all[rows]), dtype=np.float64)
+            else:
+                out[:, j] = booster.predict(x_all[rows])
             if shap is not None and len(explain):
-                shap.abs_sum[j] += np.abs(contributions(booster, x_all[explain])[:, :-1]).sum(0)
-        if shap is not None:
-            shap.n_rows += len(explain)
-        return out
-    return fit_predict
-
-
-def gbm_multiclass_fit_predict(features: Features, settings: GBMSettings,
-                               explain_rows: np.ndarray,
-                               shap: ShapAccumulator | None = None) -> FitPredict:
-    """One softmax LightGBM over the classes (one-hot ``y``) as a :func:`cross_fit`
-    function; |SHAP| per class is accumulated like per label. A training fold with a single
-    class predicts the class frequencies."""
-    x_all = features.values
-
-    def fit_predict(train: np.ndarray, y: np.ndarray, predict: np.ndarray) -> np.ndarray:
-        out = np.tile(y.mean(axis=0), (len(predict), 1))
-        explain = predict[explain_rows[predict]]
-        classes = np.argmax(y, axis=1)
-        if np.unique(classes).size >= 2:
-            booster = fit_booster(x_all[train], classes, settings, features.names,
-                                  features.categorical, num_class=y.shape[1])
-            out = np.asarray(booster.predict(x_all[predict]), dtype=np.float64)
-            if shap is not None and len(explain):
-                width = len(features.names) + 1
                 contrib = contributions(booster, x_all[explain])
-                for j in range(y.shape[1]):
-                    block = contrib[:, j * width:(j + 1) * width - 1]
-                    shap.abs_sum[j] += np.abs(block).sum(0)
+                if j >= 0:
+                    shap.abs_sum[j] += np.abs(contrib[:, :-1]).sum(0)
+                    continue
+                width = len(self.features.names) + 1
+                for k in range(out.shape[1]):
+                    shap.abs_sum[k] += np.abs(contrib[:, k * width:(k + 1) * width - 1]).sum(0)
         if shap is not None:
             shap.n_rows += len(explain)
         return out
-    return fit_predict
 
 
 @dataclass
@@ -383,6 +396,7 @@ class TabularResult:
     oof: pd.DataFrame
     test: pd.DataFrame
     importance: pd.DataFrame
+    fitted: dict[int, Any] = field(default_factory=dict)  # each fold's fitted state
 
 
 def importance_table(mean_abs: np.ndarray, names: Sequence[str], labels: Sequence[str],
@@ -404,10 +418,11 @@ def fit_tabular(features: Features, sample_ids: Sequence[str], label_table: pd.D
     held = set(folds.loc[folds["fold"] >= 0, "sample_id"].astype(str))
     explain_rows = np.array([s in held for s in sample_ids])
     shap = ShapAccumulator(len(labels), len(features.names))
-    oof, test = cross_fit(gbm_fit_predict(features, settings, explain_rows, shap, task),
-                          sample_ids, label_table, folds, test_ids, labels, clip, task)
+    fitted: dict[int, Any] = {}
+    oof, test = cross_fit(GBMMember(features, settings, explain_rows, shap, task),
+                          sample_ids, label_table, folds, test_ids, labels, clip, task, fitted)
     return TabularResult(oof, test, importance_table(shap.mean_abs(), features.names, labels,
-                                                     features.n_image))
+                                                     features.n_image), fitted)
 
 
 # --- summary plot --------------------------------------------------------------------------
@@ -450,7 +465,8 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     """Fit tabular member ``name`` (``settings``: its resolved settings as a dict, see
     :func:`resolve_tabular`) on the folds of ``inputs["folds"]`` (renders:
     ``inputs["stacks"]``/``["stack_ids"]``) and write ``outputs`` ``oof``, ``test`` (member
-    tables), ``importance`` (CSV) and ``summary`` (PNG)."""
+    tables), ``importance`` (CSV), ``summary`` (PNG) and, when named, ``fitted`` (each
+    fold's boosters, :mod:`.fitted`)."""
     from ..data.folds import read_folds
     from ..data.sheet import sample_sheet
     from ..io import save_figure, write_csv
@@ -469,6 +485,11 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     log.info("%s: %d features, %d OOF rows, %d test rows", name, len(features.names),
              len(result.oof), len(result.test))
     write_member_tables(outputs, result.oof, result.test)
+    if "fitted" in outputs:
+        write_fitted(outputs["fitted"], fitted_record(
+            member=name, kind="tabular", member_class=GBMMember.__name__, settings=settings,
+            seed=member.seed, labels=labels, task=task, clip=clip, states=result.fitted,
+            levels=features.levels))
     write_csv(outputs["importance"], result.importance)
     fig = shap_summary_plot(result.importance, labels, title=f"{name}: mean |SHAP| on "
                             "out-of-fold rows, top features")

@@ -28,6 +28,11 @@ class ImageSet:
     ids: list[str]
     images: torch.Tensor  # (N, C, mass, time)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one image: (channels, m/z, x)."""
+        return tuple(int(v) for v in self.images.shape[1:])
+
     def select(self, wanted: Sequence[str]) -> torch.Tensor:
         index = {s: i for i, s in enumerate(self.ids)}
         missing = [s for s in wanted if s not in index]

@@ -74,42 +74,59 @@ def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     widths, step, batch size). A fused model reads its metadata columns from ``metadata``
     (the sample sheet), standardised with the statistics stored at training."""
     from ..io import write_json, write_parquet
-    from .lease import lease_device
 
     tta = as_settings(PredictSettings, settings, "predict")
-    weights = inputs["weights"]
     torch.set_num_threads(max(int(threads), 1))
     folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
     _, oof_ids = fold_split(folds, fold)
     test_ids = sorted(map(str, unlabelled))
     images = load_image_set(inputs["stacks"], inputs["stack_ids"],
                             keep=set(oof_ids) | set(test_ids))
+    (oof, test), used = predict_id_sets(inputs["weights"], images, [oof_ids, test_ids], tta,
+                                        metadata, fold)
+    labels, widths = used["labels"], used["tta_widths"]
+    write_parquet(outputs["oof"], logit_frame(oof_ids, oof, labels, fold))
+    write_parquet(outputs["test"], logit_frame(test_ids, test, labels))
+    info = {"fold": fold, "tta_widths": widths, "n_oof": len(oof_ids), "n_test": len(test_ids),
+            "device": used["device"]}
+    if "info" in outputs:
+        write_json(outputs["info"], info)
+    log.info("predicted %d out-of-fold and %d test samples with widths %s", len(oof_ids),
+             len(test_ids), widths)
+    return info
+
+
+def predict_id_sets(weights: PathLike, images: Any, id_sets: Sequence[Sequence[str]],
+                    tta: PredictSettings, metadata: pd.DataFrame | None = None,
+                    fold: int | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Logits of each list of ``id_sets`` (rows of ``images``, a loaded image set) from the
+    trained bundle ``weights`` with the TTA of ``tta``, on a leased device; and what was
+    used (``labels``, ``tta_widths``, ``device``, ``fold``). ``fold`` given: the bundle must
+    have been trained on it. Images of another shape than the model was trained on are an
+    InputError naming the bundle."""
+    from .lease import lease_device
+
     with lease_device() as lease:
         model, bundle = load_trained(weights, lease.device)
-        if bundle["fold"] != fold:
+        if fold is not None and bundle["fold"] != fold:
             raise ValueError(f"{weights} was trained on fold {bundle['fold']}, not {fold}")
+        trained_shape = tuple(int(v) for v in bundle["image_shape"])
+        if tuple(images.shape) != trained_shape:
+            raise InputError(weights, f"was trained on images of shape {trained_shape} "
+                             f"(channels, m/z, x), but the renders have {tuple(images.shape)}",
+                             "render with the representation settings the model was "
+                             "trained with")
         widths = tta_time_sizes(int(bundle["train_width"]), tta.tta_n_widths, tta.tta_step)
         amp, channels_last = cuda_options(bundle["settings"], lease.device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         labels = bundle["labels"]
         scaler = Standardizer.from_bundle(bundle)
-        oof = predict_logits(model, images.select(oof_ids), widths, tta.batch_size,
-                             lease.device, amp, channels_last,
-                             bundle_meta(scaler, metadata, oof_ids))
-        test = (predict_logits(model, images.select(test_ids), widths, tta.batch_size,
-                               lease.device, amp, channels_last,
-                               bundle_meta(scaler, metadata, test_ids))
-                if test_ids else np.zeros((0, len(labels))))
-    write_parquet(outputs["oof"], logit_frame(oof_ids, oof, labels, fold))
-    write_parquet(outputs["test"], logit_frame(test_ids, test, labels))
-    info = {"fold": fold, "tta_widths": widths, "n_oof": len(oof_ids), "n_test": len(test_ids),
-            "device": lease.device}
-    if "info" in outputs:
-        write_json(outputs["info"], info)
-    log.info("predicted %d out-of-fold and %d test samples with widths %s", len(oof_ids),
-             len(test_ids), widths)
-    return info
+        out = [predict_logits(model, images.select(ids), widths, tta.batch_size, lease.device,
+                              amp, channels_last, bundle_meta(scaler, metadata, ids))
+               if len(ids) else np.zeros((0, len(labels))) for ids in id_sets]
+    return out, {"labels": list(labels), "tta_widths": widths, "device": lease.device,
+                 "fold": int(bundle["fold"])}
 
 
 def bundle_meta(scaler: Standardizer | None, metadata: pd.DataFrame | None,

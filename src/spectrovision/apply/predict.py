@@ -1,0 +1,163 @@
+"""Apply mode's predictions: each selected member of a trained run predicts every sample of
+the new data set, and the trained ensemble's weights combine them.
+
+- models: each fold's weights bundle with the trained run's TTA (:func:`run_apply_model`),
+  then the mean clipped probability over folds (:func:`run_apply_gather`), as the trained
+  run made its test predictions;
+- baselines and tabular members: each fold's fitted state (``fitted.pkl``) over features
+  built from the new renders and sheet (:func:`run_apply_member`);
+- :func:`run_apply_ensemble`: the trained selection's weights and clip, probabilities in
+  ``predictions.csv`` and, for labelled new samples, every member's and the ensemble's
+  log loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+
+
+def run_apply_model(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                    settings: Mapping[str, Any], sample_ids: Sequence[str], labels: Sequence[str],
+                    threads: int = 1, metadata: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Logits of ``sample_ids`` from one trained fold (``inputs["weights"]``, renders
+    ``inputs["stacks"]``/``["stack_ids"]``) with the TTA of ``settings`` (the trained run's
+    ``predict:`` block): ``outputs["logits"]`` and ``outputs["info"]`` (what was used)."""
+    import torch
+
+    from ..io import write_json, write_parquet
+    from ..learn.imageset import load_image_set
+    from ..learn.predict import logit_frame, predict_id_sets
+    from ..learn.settings import PredictSettings, as_settings
+
+    torch.set_num_threads(max(int(threads), 1))
+    ids = [str(s) for s in sample_ids]
+    images = load_image_set(inputs["stacks"], inputs["stack_ids"], keep=set(ids))
+    (logits,), used = predict_id_sets(inputs["weights"], images, [ids],
+                                      as_settings(PredictSettings, settings, "predict"), metadata)
+    if used["labels"] != list(labels):
+        raise InputError(inputs["weights"], f"predicts labels {used['labels']}, not the trained "
+                         f"run's {list(labels)}", "re-run the trained workflow")
+    write_parquet(outputs["logits"], logit_frame(ids, logits, labels))
+    info = {**used, "n_samples": len(ids), "weights": str(inputs["weights"])}
+    write_json(outputs["info"], info)
+    log.info("fold %d: %d samples with TTA widths %s", used["fold"], len(ids),
+             used["tta_widths"])
+    return info
+
+
+def run_apply_gather(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                     labels: Sequence[str], clip: float, task: str) -> None:
+    """One model's logits: the mean clipped probability over its folds' tables
+    (``inputs["logits"]``), written to ``outputs["logits"]``."""
+    from ..ensemble.gather import mean_clipped_logit
+    from ..ensemble.tables import read_logit_table
+    from ..io import write_parquet
+
+    tables = [read_logit_table(p, labels) for p in inputs["logits"]]
+    write_parquet(outputs["logits"], mean_clipped_logit(tables, labels, clip, task))
+
+
+def run_apply_member(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                     data: Mapping[str, Any], labels: Sequence[str], num_threads: int = 1) -> None:
+    """A baseline's or tabular member's logits of every sample of the new sheet (``data``)
+    from its fitted states (``inputs["fitted"]``; renders ``inputs["stacks"]``/
+    ``["stack_ids"]`` when it reads one), as the trained run made its test table."""
+    from ..data.sheet import sample_sheet
+    from ..ensemble.fitted import read_fitted
+    from ..ensemble.members import Renders, predict_fitted
+    from ..io import write_parquet
+
+    record = read_fitted(inputs["fitted"], name, labels)
+    sheet = sample_sheet(data)
+    member = _prepared_member(record, sheet, Renders.from_inputs(inputs), num_threads)
+    if type(member).__name__ != record["member_class"]:
+        raise InputError(inputs["fitted"], f"was fitted as {record['member_class']} but this "
+                         f"data set makes {name} a {type(member).__name__} (a metadata column "
+                         "the trained sheet had or lacked)", "give the new sheet the trained "
+                         "run's metadata columns")
+    table = predict_fitted(member, record["states"], list(sheet["sample_id"]), labels,
+                           record["clip"], record["task"])
+    write_parquet(outputs["logits"], table)
+    log.info("%s: %d samples from %d fitted folds", name, len(table), len(record["states"]))
+
+
+def _prepared_member(record: Mapping[str, Any], sheet: pd.DataFrame, renders: Any,
+                     num_threads: int) -> Any:
+    """The member of ``record`` prepared over the rows of ``sheet``."""
+    if record["kind"] == "baseline":
+        from ..ensemble.baselines import baseline_class, baseline_settings
+
+        name = record["member"]
+        return baseline_class(name).prepare(sheet, baseline_settings(name, record["settings"]),
+                                            renders, record["seed"])
+    from ..config.typed import settings_from
+    from ..ensemble.tabular import GBMMember, GBMSettings, TabularSettings, build_features
+
+    member = settings_from(TabularSettings, record["settings"], f"tabular/{record['member']}")
+    features = build_features(sheet, renders.stacks, renders.stack_ids, int(member.time_bins),
+                              member.metadata_columns,
+                              int(member.peak_bands) if member.peak_features else None,
+                              levels=record["levels"])
+    return GBMMember(features, GBMSettings.from_settings(member, num_threads),
+                     task=record["task"])
+
+
+def run_apply_ensemble(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                       members: Sequence[str], selection: Mapping[str, Any],
+                       data: Mapping[str, Any], labels: Sequence[str]) -> pd.DataFrame:
+    """Combine the members' logits (``inputs["members"]``, in ``members`` order) with the
+    trained ``selection`` (weights, clip, task): ``outputs["logits"]``,
+    ``outputs["predictions"]`` (``sample_id`` + one probability per label, sheet order) and
+    ``outputs["scores"]`` (per member and the ensemble, on the labelled new samples; no rows
+    when there are none)."""
+    from ..data.sheet import sample_sheet
+    from ..ensemble.combine import combine_logits
+    from ..ensemble.selection import score_members
+    from ..ensemble.tables import label_matrix, read_logit_table
+    from ..io import write_csv, write_parquet
+    from ..metrics import clipped_probs
+
+    clip, task = float(selection["clip"]), selection["task"]
+    sheet = sample_sheet(data)
+    ids = list(sheet["sample_id"])
+    logits = {}
+    for name, path in zip(members, inputs["members"]):
+        table = read_logit_table(path, labels).set_index("sample_id")
+        missing = [s for s in ids if s not in table.index]
+        if missing:
+            raise InputError(path, f"lacks {len(missing)} samples of the sheet, e.g. "
+                             f"{missing[:5]}", "re-run the apply rules for this data set")
+        logits[name] = table.loc[ids, list(labels)].to_numpy(np.float64)
+    weights = np.array([[selection["weights"][m][lab] for lab in labels] for m in members])
+    combined = combine_logits([logits[m] for m in members], clip, weights, task)
+    frame = pd.DataFrame(combined, columns=list(labels))
+    frame.insert(0, "sample_id", ids)
+    write_parquet(outputs["logits"], frame)
+    probs = pd.DataFrame(clipped_probs(combined, clip, task), columns=list(labels))
+    probs.insert(0, "sample_id", ids)
+    write_csv(outputs["predictions"], probs)
+    rows = [i for i, flag in enumerate(sheet["labelled"]) if flag]
+    labelled = [ids[i] for i in rows]
+    if labelled:
+        y = label_matrix(sheet.attrs["label_table"], labelled, labels)
+        scores = score_members({**{m: logits[m][rows] for m in members},
+                                "ensemble": combined[rows]}, y, labels, clip, task)
+        log.info("scored %d labelled samples: ensemble mean log loss %.5f", len(labelled),
+                 float(scores.query("member == 'ensemble' and label == 'mean'")["log_loss"]
+                       .iloc[0]))
+    else:
+        scores = pd.DataFrame(columns=["member", "label", "log_loss"])
+    write_csv(outputs["scores"], scores)
+    log.info("%d samples predicted by %s", len(ids), ", ".join(members))
+    return probs
