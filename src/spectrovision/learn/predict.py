@@ -1,4 +1,5 @@
-"""Predict with one trained model x fold: time-width TTA, logits averaged.
+"""Predict with one trained model x fold: time-width TTA (and, with ``tta_augment_n``,
+seeded augmented views of the cached render), logits averaged.
 
 Writes the fold's out-of-fold logits (its validation samples, with a ``fold`` column) and
 logits for every sample without labels. Tables: ``sample_id`` + one column per label.
@@ -19,11 +20,11 @@ from torch import nn
 from ..data.folds import fold_split
 from ..data.metadata import Standardizer, metadata_values
 from ..errors import InputError
-from .augment import resize_time, tta_time_sizes
+from .augment import CachedAugment, batch_generator, resize_time, tta_time_sizes
 from .checkpoint import load_trained
 from .imageset import load_image_set
 from .loop import cuda_options
-from .settings import PredictSettings, as_settings
+from .settings import PredictSettings
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -31,25 +32,39 @@ PathLike = str | os.PathLike[str]
 
 def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int],
                    batch_size: int, device: str = "cpu", amp: bool = False,
-                   channels_last: bool = False, meta: torch.Tensor | None = None) -> np.ndarray:
+                   channels_last: bool = False, meta: torch.Tensor | None = None,
+                   augment: CachedAugment | None = None, background: torch.Tensor | None = None,
+                   n_views: int = 0, seed: int = 0) -> np.ndarray:
     """Logits averaged over time widths ``widths`` (each image resized along time);
-    ``meta``: the standardised metadata rows of a fused model."""
+    ``meta``: the standardised metadata rows of a fused model. ``augment``: the model's
+    cached-render augmentations (``background``: the images' quantiles): the plain view,
+    or with ``n_views`` > 0 that many random views (each at every width) drawn from a
+    generator seeded with ``seed`` (same images, order and batch size = same logits)."""
     dev = torch.device(device)
     model.eval()
     chunks = []
+    host = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             xb = images[start:start + batch_size].to(dev).float()
             mb = None if meta is None else meta[start:start + batch_size].to(dev)
+            bb = None if background is None else background[start:start + batch_size]
+            if augment is not None and n_views > 0:
+                gen = batch_generator(host, dev)
+                views = [augment.view(xb, bb, gen) for _ in range(n_views)]
+            else:
+                views = [xb if augment is None else augment.plain(xb, bb)]
             total = None
-            for width in widths:
-                xw = resize_time(xb, width)
-                if channels_last:
-                    xw = xw.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(xw, mb).float()
-                total = logits if total is None else total + logits
-            chunks.append((total / len(widths)).cpu().numpy().astype(np.float64))
+            for xv in views:
+                for width in widths:
+                    xw = resize_time(xv, width)
+                    if channels_last:
+                        xw = xw.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                        logits = model(xw, mb).float()
+                    total = logits if total is None else total + logits
+            chunks.append((total / (len(widths) * len(views))).cpu().numpy()
+                          .astype(np.float64))
     return np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
 
@@ -71,12 +86,14 @@ def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
 
     ``inputs``: ``weights`` (model.pt), ``stacks``/``stack_ids`` (the model's stacked
     renders of every split) and ``folds``; ``settings``: the ``predict:`` block (TTA
-    widths, step, batch size). A fused model reads its metadata columns from ``metadata``
+    widths, step, augmented views and their seed, batch size; keys it lacks take the
+    schema's defaults). A fused model reads its metadata columns from ``metadata``
     (the sample sheet), standardised with the statistics stored at training."""
     from ..io import write_json, write_parquet
     from .lease import lease_device
 
-    tta = as_settings(PredictSettings, settings, "predict")
+    tta = settings if isinstance(settings, PredictSettings) else \
+        PredictSettings.with_defaults(settings)
     weights = inputs["weights"]
     torch.set_num_threads(max(int(threads), 1))
     folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
@@ -94,22 +111,43 @@ def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
             model = model.to(memory_format=torch.channels_last)
         labels = bundle["labels"]
         scaler = Standardizer.from_bundle(bundle)
-        oof = predict_logits(model, images.select(oof_ids), widths, tta.batch_size,
-                             lease.device, amp, channels_last,
-                             bundle_meta(scaler, metadata, oof_ids))
-        test = (predict_logits(model, images.select(test_ids), widths, tta.batch_size,
-                               lease.device, amp, channels_last,
-                               bundle_meta(scaler, metadata, test_ids))
-                if test_ids else np.zeros((0, len(labels))))
+        augment = CachedAugment.from_settings(bundle["settings"])
+        n_views = tta.tta_augment_n if augment.views else 0
+        if tta.tta_augment_n and not n_views:
+            log.warning("predict.tta_augment_n = %d, but model '%s' has no scan, scaling or "
+                        "background augmentation to draw views from: predicting its plain "
+                        "view", tta.tta_augment_n, bundle["settings"].name)
+
+        def logits_of(ids: Sequence[str]) -> np.ndarray:
+            selected = images.select(ids)
+            return predict_logits(model, selected, widths, tta.batch_size, lease.device, amp,
+                                  channels_last, bundle_meta(scaler, metadata, ids), augment,
+                                  augment.background(selected, lease.device), n_views,
+                                  tta.tta_augment_seed)
+
+        oof = logits_of(oof_ids)
+        test = logits_of(test_ids) if test_ids else np.zeros((0, len(labels)))
     write_parquet(outputs["oof"], logit_frame(oof_ids, oof, labels, fold))
     write_parquet(outputs["test"], logit_frame(test_ids, test, labels))
     info = {"fold": fold, "tta_widths": widths, "n_oof": len(oof_ids), "n_test": len(test_ids),
             "device": lease.device}
+    if tta.tta_augment_n:
+        info["tta_augment"] = augment_views(augment, n_views, tta.tta_augment_seed, widths)
     if "info" in outputs:
         write_json(outputs["info"], info)
     log.info("predicted %d out-of-fold and %d test samples with widths %s", len(oof_ids),
              len(test_ids), widths)
     return info
+
+
+def augment_views(augment: CachedAugment, n_views: int, seed: int,
+                  widths: Sequence[int]) -> dict[str, Any]:
+    """What tta.json records of the augmented views: how many, their seed and draws."""
+    return {"n_views": n_views, "seed": seed, "forward_passes": max(n_views, 1) * len(widths),
+            "scan_jitter": augment.scan_jitter, "scan_stride": augment.scan_stride,
+            "mass_scale_sigma": augment.mass_scale_sigma,
+            "global_scale_sigma": augment.global_scale_sigma,
+            "background_mix_quantiles": list(augment.quantiles or []) or None}
 
 
 def bundle_meta(scaler: Standardizer | None, metadata: pd.DataFrame | None,
