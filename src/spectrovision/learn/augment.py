@@ -124,17 +124,13 @@ def sample_mix(x: torch.Tensor, y: torch.Tensor, meta: torch.Tensor | None, p: f
         raise ValueError("sample_mix_mode max needs a multilabel task")
     n = x.shape[0]
     chosen = torch.rand(n, generator=generator, device=generator.device) < p
-    perm = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
-    chosen = chosen.to(x.device)
-
-    def mixed(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        rows = chosen.view(-1, *([1] * (a.dim() - 1)))
-        return torch.where(rows, b, a)
-
-    x = mixed(x, blend(x, x[perm], 0.5, mode))
-    y = mixed(y, blend_labels(y, y[perm], 0.5, multiclass))
+    perm = torch.randperm(n, generator=generator, device=generator.device)
+    # a sample left alone is blended with itself, which is itself exactly (max, or halves)
+    partner = torch.where(chosen, perm, torch.arange(n, device=perm.device)).to(x.device)
+    x = blend(x, x[partner], 0.5, mode)
+    y = blend_labels(y, y[partner], 0.5, multiclass)
     if meta is not None:
-        meta = mixed(meta, blend(meta, meta[perm], 0.5, mode))
+        meta = blend(meta, meta[partner], 0.5, mode)
     return x, y, meta
 
 
@@ -173,18 +169,19 @@ def take_columns(batch: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
 
 
 def log_units(floor: float) -> float:
-    """Decades between a clipped_log10 render's floor and 1 (its value 0 -> 1 span)."""
-    return -math.log10(float(floor))
+    """Natural-log span between a clipped_log10 render's floor and 1 (its value 0 -> 1):
+    a value v is the linear intensity exp((v - 1) * log_units)."""
+    return -math.log(float(floor))
 
 
 def to_linear(values: torch.Tensor, floor: float) -> torch.Tensor:
     """clipped_log10 render values (0 = floor, 1 = the run's max) as linear intensities."""
-    return torch.pow(10.0, (values - 1) * log_units(floor))
+    return torch.exp((values - 1) * log_units(floor))
 
 
 def from_linear(intensity: torch.Tensor, floor: float) -> torch.Tensor:
     """Linear intensities clipped at ``floor`` and mapped as clipped_log10 renders."""
-    return torch.log10(intensity.clamp_min(float(floor))) / log_units(floor) + 1
+    return torch.log(intensity.clamp_min(float(floor))) / log_units(floor) + 1
 
 
 def background_quantiles(images: torch.Tensor, quantiles: Sequence[float], floor: float,
@@ -209,21 +206,25 @@ def background_quantiles(images: torch.Tensor, quantiles: Sequence[float], floor
     return torch.cat(parts) if parts else torch.zeros(0, len(q), m, device=device)
 
 
-def subtract_background(batch: torch.Tensor, background: torch.Tensor, weights: torch.Tensor,
-                        floor: float) -> torch.Tensor:
-    """Channel 0 minus the mix ``weights`` (n, Q) of ``background`` (n, Q, mass), in linear
-    space, clipped at the floor and re-logged; the other channels unchanged."""
-    mix = (weights.unsqueeze(-1) * background).sum(1)  # (n, mass)
-    linear = to_linear(batch[:, :1], floor) - mix[:, None, :, None]
-    return torch.cat([from_linear(linear, floor), batch[:, 1:]], dim=1)
-
-
-def shift_log(batch: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Channel 0 plus ``shift`` (broadcast to it) where above the floor (0), clipped at 0:
-    a linear factor on a clipped_log10 render; the other channels unchanged."""
-    intensity = batch[:, :1]
-    scaled = torch.where(intensity > 0, (intensity + shift).clamp_min(0), intensity)
-    return torch.cat([scaled, batch[:, 1:]], dim=1)
+def intensity_view(batch: torch.Tensor, floor: float, mix: torch.Tensor | None = None,
+                   shift: torch.Tensor | None = None) -> torch.Tensor:
+    """Channel 0 of clipped_log10 renders minus the linear background ``mix`` (n, mass),
+    clipped at the floor and re-logged, then plus the log ``shift`` (a linear factor,
+    broadcast to (n, 1, mass, x)) where above the floor, clipped there; cells at (or
+    pushed to) the floor are exactly 0. The other channels unchanged."""
+    values = batch[:, :1]
+    if mix is not None:
+        linear = to_linear(values, floor).sub_(mix[:, None, :, None])
+        keep = linear > float(floor)
+        values = torch.log(linear.clamp_min_(float(floor))).div_(log_units(floor)).add_(1)
+    else:
+        keep = values > 0
+    if shift is not None:
+        values = (values + shift).clamp_min_(0)
+    if mix is None and shift is None:
+        return batch
+    values = values.mul_(keep)  # a new tensor here: mix or shift made one
+    return values if batch.shape[1] == 1 else torch.cat([values, batch[:, 1:]], dim=1)
 
 
 @dataclass(frozen=True)
@@ -307,8 +308,8 @@ class CachedAugment:
         if self.scan_stride > 1 or (self.scan_jitter > 0 and generator is not None):
             batch = take_columns(batch, scan_columns(n, n_x, self.scan_stride, self.scan_jitter,
                                                      generator))
+        mix = shift = None
         if self.quantiles is not None and background is not None:
-            assert self.floor is not None
             q = len(self.quantiles)
             if generator is None:
                 weights = torch.full((n, q), 1.0 / q, device=batch.device)
@@ -316,7 +317,7 @@ class CachedAugment:
                 e = -torch.log(torch.rand(n, q, generator=generator, device=generator.device)
                                .clamp_min(1e-12))
                 weights = (e / e.sum(1, keepdim=True)).to(batch.device)
-            batch = subtract_background(batch, background.to(batch.device), weights, self.floor)
+            mix = (weights.unsqueeze(-1) * background.to(batch.device)).sum(1)  # (n, mass)
         if generator is not None and (self.mass_scale_sigma > 0 or self.global_scale_sigma > 0):
             assert self.floor is not None
             m = batch.shape[2]
@@ -324,8 +325,10 @@ class CachedAugment:
                 n, 1, m, 1, generator=generator, device=generator.device)
                 + self.global_scale_sigma * torch.randn(
                     n, 1, 1, 1, generator=generator, device=generator.device))
-            shift = octaves.to(batch.device) * (math.log10(2.0) / log_units(self.floor))
-            batch = shift_log(batch, shift)
+            shift = octaves.to(batch.device) * (math.log(2.0) / log_units(self.floor))
+        if mix is not None or shift is not None:
+            assert self.floor is not None
+            batch = intensity_view(batch, self.floor, mix, shift)
         return batch
 
     def plain(self, batch: torch.Tensor, background: torch.Tensor | None) -> torch.Tensor:
