@@ -31,6 +31,9 @@ SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "ne
             "in_chans": None, "epochs": 8, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.01,
             "warmup_epochs": 0, "grad_clip": 1.0, "loss": "bce", "focal_gamma": 2.0,
             "label_smoothing": 0.0, "mixup_p": 0.0, "time_resize": None, "time_warp": None,
+            "scan_jitter": 0, "scan_stride": 1, "render_log_floor": None,
+            "mass_scale_sigma": 0.0, "global_scale_sigma": 0.0, "background_mix_quantiles": None,
+            "sample_mix_p": 0.0, "sample_mix_mode": "mean",
             "amp": False, "channels_last": False, "drop_rate": 0.0, "precise_bn": False,
             "metadata_columns": [], "seed": 3}
 

@@ -30,6 +30,8 @@ rule predict:
         unlabelled=UNLABELLED,
         tta_n_widths=CFG["predict"]["tta_n_widths"],
         tta_step=CFG["predict"]["tta_step"],
+        tta_augment_n=CFG["predict"]["tta_augment_n"],
+        tta_augment_seed=CFG["predict"]["tta_augment_seed"],
         batch_size=CFG["predict"]["batch_size"],
         data=lambda wildcards: (
             SHEET_DATA if model_settings(wildcards.model)["metadata_columns"] else None

@@ -6,7 +6,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "settings": ['ModelSettings', 'PredictSettings'],
     "models": ['HEADS', 'SpectroNet', 'create_model'],
     "nets1d": ['NETS1D'],
-    "augment": ['resize_time', 'training_width', 'tta_time_sizes'],
+    "augment": ['CachedAugment', 'resize_time', 'training_width', 'tta_time_sizes'],
     "losses": ['make_loss', 'eval_loss'],
     "imageset": ['ImageSet', 'load_image_set', 'label_tensor'],
     "loop": ['TrainResult', 'train_model'],

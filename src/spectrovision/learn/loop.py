@@ -1,7 +1,8 @@
 """The training loop of one model: seeded, resumable, one device, best validation loss kept.
 
-Recipe (all from :class:`~spectrovision.learn.settings.ModelSettings`): batch-wise random
-time resize, time warp, mixup, the configured loss, AdamW with linear warm-up + cosine
+Recipe (all from :class:`~spectrovision.learn.settings.ModelSettings`): the cached-render
+augmentations (:class:`~spectrovision.learn.augment.CachedAugment`: random scan, background
+mix, intensity scaling), batch-wise random time resize, time warp, sample mixing, mixup, the configured loss, AdamW with linear warm-up + cosine
 decay, gradient clipping, bf16 autocast + channels_last on CUDA, optional batch-norm
 recalibration before validating. After every epoch the whole training state goes to the
 checkpoint (:mod:`~spectrovision.learn.checkpoint`); a re-started run with the same
@@ -27,8 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import mixup_with_meta, random_time_width, resize_time, time_warp, training_width
+from ..errors import ConfigError
 from ..io import write_json
+from .augment import (CachedAugment, batch_generator, mixup_with_meta, random_time_width,
+                      resize_time, time_warp, training_width)
 from ..status import PROGRESS_FILE, progress_record
 from .checkpoint import clone_state, matching_state, restore_state, save_torch, training_state
 from .losses import eval_loss, make_loss, sed_frame_loss
@@ -96,15 +99,30 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty())
 
 
+def _plain_batch(x: torch.Tensor, start: int, stop: int, device: torch.device,
+                 channels_last: bool, augment: CachedAugment | None,
+                 background: torch.Tensor | None) -> torch.Tensor:
+    """Images ``start:stop`` on the device, in the plain (evaluation) view of ``augment``."""
+    xb = _to_device(x[start:stop], device, channels_last)
+    if augment is None or not augment.reshapes:
+        return xb
+    bb = None if background is None else background[start:stop]
+    xb = augment.plain(xb, bb)
+    return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, width: int, batch_size: int,
              task: str, device: torch.device, amp: bool, channels_last: bool,
-             meta: torch.Tensor | None = None) -> float:
-    """Mean validation log loss at the training width (``meta``: standardised metadata)."""
+             meta: torch.Tensor | None = None, augment: CachedAugment | None = None,
+             background: torch.Tensor | None = None) -> float:
+    """Mean validation log loss at the training width (``meta``: standardised metadata;
+    ``augment``/``background``: the plain view of the cached-render augmentations)."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            xb = _to_device(x[start:start + batch_size], device, channels_last)
+            xb = _plain_batch(x, start, start + batch_size, device, channels_last, augment,
+                              background)
             yb = y[start:start + batch_size].to(device)
             mb = None if meta is None else meta[start:start + batch_size].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -116,12 +134,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, width: int, bat
 
 def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, width: int, batch_size: int,
                            device: torch.device, channels_last: bool,
-                           meta: torch.Tensor | None = None) -> None:
+                           meta: torch.Tensor | None = None,
+                           augment: CachedAugment | None = None,
+                           background: torch.Tensor | None = None) -> None:
     """Re-estimate every batch-norm layer's running mean and variance as the plain average
     over one pass of ``x`` (in order, at the training width, no gradient; dropout stays
     off, no random numbers are drawn). Short runs on small data sets otherwise validate
     with running statistics that lag far behind the weights (eval mode near chance while
-    train mode is right); setting ``precise_bn``."""
+    train mode is right); setting ``precise_bn``. ``augment``: as :func:`evaluate`."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -134,7 +154,8 @@ def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, width: int, batch_
         norm.train()
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            xb = _to_device(x[start:start + batch_size], device, channels_last)
+            xb = _plain_batch(x, start, start + batch_size, device, channels_last, augment,
+                              background)
             mb = None if meta is None else meta[start:start + batch_size].to(device)
             model(resize_time(xb, width), mb)
     for norm, momentum in zip(norms, momenta):
@@ -155,10 +176,17 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     amp, channels_last = cuda_options(settings, device)
     seed = int(settings.seed)
     generator = seed_everything(seed)
-    n_x = train_x.shape[-1]
-    width = training_width(settings.time_resize, n_x)
+    augment = CachedAugment.from_settings(settings)
+    multiclass = task == "multiclass"
+    if multiclass and augment.mix_p > 0 and augment.mix_mode == "max":
+        raise ConfigError(f"config key 'models/{settings.name}/sample_mix_mode': max combines "
+                          "labels by their union, which a multiclass task cannot hold. Fix: "
+                          "use sample_mix_mode mean (class distributions averaged).")
+    image_shape = augment.image_shape(train_x.shape[1:])
+    width = training_width(settings.time_resize, image_shape[2])
+    train_bg, val_bg = augment.background(train_x, dev), augment.background(val_x, dev)
     n_meta = 0 if train_meta is None else int(train_meta.shape[1])
-    model = create_model(settings, tuple(train_x.shape[1:]), train_y.shape[1], n_meta).to(dev)
+    model = create_model(settings, image_shape, train_y.shape[1], n_meta).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(settings.lr),
@@ -197,6 +225,10 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 group["lr"] = lr_at(step, float(settings.lr), warmup_steps, total_steps)
             xb = train_x[idx].to(dev, non_blocking=True).float()
             yb = train_y[idx].to(dev)
+            aug_gen = batch_generator(generator, dev) if augment.active else None
+            if aug_gen is not None or augment.reshapes:
+                xb = augment.view(xb, None if train_bg is None else train_bg[idx.to(dev)],
+                                  aug_gen)
             if settings.time_resize:
                 lo, hi = settings.time_resize
                 xb = resize_time(xb, random_time_width(lo, hi, generator))
@@ -205,8 +237,10 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             if settings.time_warp:
                 xb = time_warp(xb, settings.time_warp, generator)
             mb = None if train_meta is None else train_meta[idx].to(dev)
+            if aug_gen is not None:
+                xb, yb, mb = augment.mix(xb, yb, mb, aug_gen, multiclass)
             xb, yb, mb, _ = mixup_with_meta(xb, yb, mb, float(settings.mixup_p), generator,
-                                            multiclass=task == "multiclass")
+                                            multiclass=multiclass)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -226,9 +260,9 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
         train_seconds = time.time() - t0
         if settings.precise_bn:
             recalibrate_batch_norm(model, train_x, width, 2 * batch_size, dev, channels_last,
-                                   train_meta)
+                                   train_meta, augment, train_bg)
         val_loss = evaluate(model, val_x, val_y, width, 2 * batch_size, task, dev, amp,
-                            channels_last, val_meta)
+                            channels_last, val_meta, augment, val_bg)
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), "val_loss": val_loss,
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - t0,
                "samples_per_s": seen / max(train_seconds, 1e-9)}

@@ -1,4 +1,5 @@
-"""Predict with one trained model x fold: time-width TTA, logits averaged.
+"""Predict with one trained model x fold: time-width TTA (and, with ``tta_augment_n``,
+seeded augmented views of the cached render), logits averaged.
 
 Writes the fold's out-of-fold logits (its validation samples, with a ``fold`` column) and
 logits for every sample without labels. Tables: ``sample_id`` + one column per label.
@@ -19,11 +20,11 @@ from torch import nn
 from ..data.folds import fold_split
 from ..data.metadata import Standardizer, metadata_values
 from ..errors import InputError
-from .augment import resize_time, tta_time_sizes
+from .augment import CachedAugment, batch_generator, resize_time, tta_time_sizes
 from .checkpoint import load_trained
 from .imageset import load_image_set
 from .loop import cuda_options
-from .settings import PredictSettings, as_settings
+from .settings import PredictSettings
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -31,25 +32,39 @@ PathLike = str | os.PathLike[str]
 
 def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int],
                    batch_size: int, device: str = "cpu", amp: bool = False,
-                   channels_last: bool = False, meta: torch.Tensor | None = None) -> np.ndarray:
+                   channels_last: bool = False, meta: torch.Tensor | None = None,
+                   augment: CachedAugment | None = None, background: torch.Tensor | None = None,
+                   n_views: int = 0, seed: int = 0) -> np.ndarray:
     """Logits averaged over time widths ``widths`` (each image resized along time);
-    ``meta``: the standardised metadata rows of a fused model."""
+    ``meta``: the standardised metadata rows of a fused model. ``augment``: the model's
+    cached-render augmentations (``background``: the images' quantiles): the plain view,
+    or with ``n_views`` > 0 that many random views (each at every width) drawn from a
+    generator seeded with ``seed`` (same images, order and batch size = same logits)."""
     dev = torch.device(device)
     model.eval()
     chunks = []
+    host = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             xb = images[start:start + batch_size].to(dev).float()
             mb = None if meta is None else meta[start:start + batch_size].to(dev)
+            bb = None if background is None else background[start:start + batch_size]
+            if augment is not None and n_views > 0:
+                gen = batch_generator(host, dev)
+                views = [augment.view(xb, bb, gen) for _ in range(n_views)]
+            else:
+                views = [xb if augment is None else augment.plain(xb, bb)]
             total = None
-            for width in widths:
-                xw = resize_time(xb, width)
-                if channels_last:
-                    xw = xw.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(xw, mb).float()
-                total = logits if total is None else total + logits
-            chunks.append((total / len(widths)).cpu().numpy().astype(np.float64))
+            for xv in views:
+                for width in widths:
+                    xw = resize_time(xv, width)
+                    if channels_last:
+                        xw = xw.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                        logits = model(xw, mb).float()
+                    total = logits if total is None else total + logits
+            chunks.append((total / (len(widths) * len(views))).cpu().numpy()
+                          .astype(np.float64))
     return np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
 
@@ -71,11 +86,13 @@ def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
 
     ``inputs``: ``weights`` (model.pt), ``stacks``/``stack_ids`` (the model's stacked
     renders of every split) and ``folds``; ``settings``: the ``predict:`` block (TTA
-    widths, step, batch size). A fused model reads its metadata columns from ``metadata``
+    widths, step, augmented views and their seed, batch size; keys it lacks take the
+    schema's defaults). A fused model reads its metadata columns from ``metadata``
     (the sample sheet), standardised with the statistics stored at training."""
     from ..io import write_json, write_parquet
 
-    tta = as_settings(PredictSettings, settings, "predict")
+    tta = settings if isinstance(settings, PredictSettings) else \
+        PredictSettings.with_defaults(settings)
     torch.set_num_threads(max(int(threads), 1))
     folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
     _, oof_ids = fold_split(folds, fold)
@@ -89,6 +106,8 @@ def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     write_parquet(outputs["test"], logit_frame(test_ids, test, labels))
     info = {"fold": fold, "tta_widths": widths, "n_oof": len(oof_ids), "n_test": len(test_ids),
             "device": used["device"]}
+    if "tta_augment" in used:
+        info["tta_augment"] = used["tta_augment"]
     if "info" in outputs:
         write_json(outputs["info"], info)
     log.info("predicted %d out-of-fold and %d test samples with widths %s", len(oof_ids),
@@ -100,33 +119,61 @@ def predict_id_sets(weights: PathLike, images: Any, id_sets: Sequence[Sequence[s
                     tta: PredictSettings, metadata: pd.DataFrame | None = None,
                     fold: int | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Logits of each list of ``id_sets`` (rows of ``images``, a loaded image set) from the
-    trained bundle ``weights`` with the TTA of ``tta``, on a leased device; and what was
-    used (``labels``, ``tta_widths``, ``device``, ``fold``). ``fold`` given: the bundle must
-    have been trained on it. Images of another shape than the model was trained on are an
-    InputError naming the bundle."""
+    trained bundle ``weights`` with the TTA of ``tta`` (widths and, with
+    ``tta_augment_n``, seeded augmented views), on a leased device; and what was used
+    (``labels``, ``tta_widths``, ``device``, ``fold``, ``tta_augment`` when views were
+    asked for). ``fold`` given: the bundle must have been trained on it. Renders of
+    another shape than the model was trained on are an InputError naming the bundle."""
     from .lease import lease_device
 
     with lease_device() as lease:
         model, bundle = load_trained(weights, lease.device)
         if fold is not None and bundle["fold"] != fold:
             raise ValueError(f"{weights} was trained on fold {bundle['fold']}, not {fold}")
+        augment = CachedAugment.from_settings(bundle["settings"])
         trained_shape = tuple(int(v) for v in bundle["image_shape"])
-        if tuple(images.shape) != trained_shape:
+        if augment.image_shape(images.shape) != trained_shape:
             raise InputError(weights, f"was trained on images of shape {trained_shape} "
-                             f"(channels, m/z, x), but the renders have {tuple(images.shape)}",
-                             "render with the representation settings the model was "
-                             "trained with")
+                             "(channels, m/z, x after scan_stride), but the renders give "
+                             f"{augment.image_shape(images.shape)}", "render with the "
+                             "representation settings the model was trained with")
         widths = tta_time_sizes(int(bundle["train_width"]), tta.tta_n_widths, tta.tta_step)
         amp, channels_last = cuda_options(bundle["settings"], lease.device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         labels = bundle["labels"]
         scaler = Standardizer.from_bundle(bundle)
-        out = [predict_logits(model, images.select(ids), widths, tta.batch_size, lease.device,
-                              amp, channels_last, bundle_meta(scaler, metadata, ids))
-               if len(ids) else np.zeros((0, len(labels))) for ids in id_sets]
-    return out, {"labels": list(labels), "tta_widths": widths, "device": lease.device,
-                 "fold": int(bundle["fold"])}
+        n_views = tta.tta_augment_n if augment.views else 0
+        if tta.tta_augment_n and not n_views:
+            log.warning("predict.tta_augment_n = %d, but model '%s' has no scan, scaling or "
+                        "background augmentation to draw views from: predicting its plain "
+                        "view", tta.tta_augment_n, bundle["settings"].name)
+
+        def logits_of(ids: Sequence[str]) -> np.ndarray:
+            if not len(ids):
+                return np.zeros((0, len(labels)))
+            selected = images.select(ids)
+            return predict_logits(model, selected, widths, tta.batch_size, lease.device, amp,
+                                  channels_last, bundle_meta(scaler, metadata, ids), augment,
+                                  augment.background(selected, lease.device), n_views,
+                                  tta.tta_augment_seed)
+
+        out = [logits_of(ids) for ids in id_sets]
+    used = {"labels": list(labels), "tta_widths": widths, "device": lease.device,
+            "fold": int(bundle["fold"])}
+    if tta.tta_augment_n:
+        used["tta_augment"] = augment_views(augment, n_views, tta.tta_augment_seed, widths)
+    return out, used
+
+
+def augment_views(augment: CachedAugment, n_views: int, seed: int,
+                  widths: Sequence[int]) -> dict[str, Any]:
+    """What tta.json records of the augmented views: how many, their seed and draws."""
+    return {"n_views": n_views, "seed": seed, "forward_passes": max(n_views, 1) * len(widths),
+            "scan_jitter": augment.scan_jitter, "scan_stride": augment.scan_stride,
+            "mass_scale_sigma": augment.mass_scale_sigma,
+            "global_scale_sigma": augment.global_scale_sigma,
+            "background_mix_quantiles": list(augment.quantiles or []) or None}
 
 
 def bundle_meta(scaler: Standardizer | None, metadata: pd.DataFrame | None,

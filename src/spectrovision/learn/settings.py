@@ -41,6 +41,14 @@ class ModelSettings:
     mixup_p: float
     time_resize: list[int] | None
     time_warp: list[float] | None
+    scan_jitter: int
+    scan_stride: int
+    render_log_floor: float | None
+    mass_scale_sigma: float
+    global_scale_sigma: float
+    background_mix_quantiles: list[float] | None
+    sample_mix_p: float
+    sample_mix_mode: str
     amp: bool
     channels_last: bool
     drop_rate: float
@@ -54,18 +62,31 @@ class ModelSettings:
         weights bundle before the schema gained a key, or a model built outside a config
         (tests, benchmarks; ``name`` and ``representation`` have no default). A config's
         models go through ``resolve_model`` and :func:`model_settings` instead."""
-        schema = load_schema()["$defs"]["model"]["properties"]
-        defaults = {k: v["default"] for k, v in schema.items() if "default" in v}
-        return settings_from(cls, {**defaults, **values}, where)
+        return settings_from(cls, {**schema_defaults(load_schema()["$defs"]["model"]), **values},
+                             where)
 
 
 @dataclass(frozen=True)
 class PredictSettings:
-    """``predict:``: test-time time widths and the batch size."""
+    """``predict:``: test-time time widths, augmented views and the batch size."""
 
     tta_n_widths: int
     tta_step: int
+    tta_augment_n: int
+    tta_augment_seed: int
     batch_size: int
+
+    @classmethod
+    def with_defaults(cls, values: Mapping[str, Any], where: str = "predict") -> PredictSettings:
+        """``values`` over the schema's ``predict:`` defaults, unvalidated (a caller outside a
+        config, e.g. tests; the predict rule passes every key)."""
+        return settings_from(cls, {**schema_defaults(load_schema()["properties"]["predict"]),
+                                   **values}, where)
+
+
+def schema_defaults(block: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults of a schema object's properties."""
+    return {k: v["default"] for k, v in block["properties"].items() if "default" in v}
 
 
 def as_settings(cls: type[T], values: T | Mapping[str, Any], where: str) -> T:

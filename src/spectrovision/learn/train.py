@@ -20,7 +20,7 @@ import torch
 from ..config.typed import as_dict
 from ..data.metadata import Standardizer, metadata_values
 from ..errors import InputError
-from .augment import training_width
+from .augment import CachedAugment, training_width
 from .checkpoint import run_fingerprint, save_weights
 from .imageset import label_tensor, load_image_set
 from .loop import train_model
@@ -98,11 +98,12 @@ def run_train(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                              fingerprint=fingerprint, label=name, train_meta=train_meta,
                              val_meta=val_meta)
     history = pd.DataFrame(result.history)
-    width = training_width(typed.time_resize, train_x.shape[-1])
+    shape = CachedAugment.from_settings(typed).image_shape(train_x.shape[1:])  # scan_stride
+    width = training_width(typed.time_resize, shape[2])
     # the settings as given (a rule's dict keeps its key order), else the dataclass's
     stored = dict(settings) if isinstance(settings, Mapping) else as_dict(typed)
     save_weights(outputs["weights"], state_dict=result.state_dict, settings=stored, task=task,
-                 labels=labels, image_shape=tuple(train_x.shape[1:]), train_width=width,
+                 labels=labels, image_shape=shape, train_width=width,
                  fold=fold, n_meta=0 if train_meta is None else int(train_meta.shape[1]),
                  scaler=scaler)
     write_csv(outputs["history"], history)
