@@ -18,10 +18,12 @@ order:
    281, listed in ``bleed_masses``) rises monotonically, roughly exponentially, with the
    oven temperature, so its log intensity over the run's start level orders the scans by
    temperature whatever the ramp. Per run (:func:`bleed_axis`): the run's time span is cut
-   into ``BLEED_BINS`` equal bins; in each, every bleed m/z's mean intensity over its rows
-   is taken and these means summed (bins with no bleed row are skipped); the log of that
-   is smoothed by a running median of ``BLEED_MEDIAN`` bins (compound peaks sharing a
-   bleed ion are narrower) and made non-decreasing by isotonic regression; the axis is
+   into ``BLEED_BINS`` equal bins; in each, every bleed m/z's mean intensity per scan is
+   taken and these means summed (bins with no bleed row are skipped; scans per bin = the
+   median over bins of the most rows any bleed m/z has there, and a scan in which an m/z
+   is missing, below the detector threshold, counts half that m/z's faintest row); the
+   log of that is smoothed by a running median of ``BLEED_MEDIAN`` bins (compound peaks
+   sharing a bleed ion are narrower) and made non-decreasing by isotonic regression; the axis is
    that fit minus its first value (e-folds of bleed over the start level: 0 during the
    initial hold, and for the demo's column 1 e-fold = 55 degC), interpolated at every
    row's time. A compound that elutes at a given temperature then lands in the same
@@ -391,7 +393,7 @@ def bleed_axis(time: np.ndarray, mass: np.ndarray, intensity: np.ndarray,
     level, see the module docstring); an InputError naming ``source`` when the run has
     no usable bleed."""
     time = np.asarray(time, dtype=np.float64)
-    masses = np.asarray(list(bleed_masses), dtype=np.int64)
+    masses = np.unique(np.asarray(list(bleed_masses), dtype=np.int64))
     rows = np.flatnonzero(np.isin(mass, masses))
     fix = ("list this column's bleed ions in bleed_masses (siloxane phases: 207, 281, 73), "
            "or render this representation with x_axis: time")
@@ -399,18 +401,26 @@ def bleed_axis(time: np.ndarray, mass: np.ndarray, intensity: np.ndarray,
         raise InputError(source, f"no rows of the bleed m/z {masses.tolist()}: the "
                          "pseudo-temperature axis (x_axis: bleed) cannot be estimated", fix)
     bins = x_bins(time, BLEED_BINS, rows)
-    which = np.searchsorted(np.sort(masses), np.asarray(mass).take(rows))
+    which = np.searchsorted(masses, np.asarray(mass).take(rows))
     cells = which * BLEED_BINS + bins
     n_cells = masses.size * BLEED_BINS
-    total = np.bincount(cells, weights=np.asarray(intensity, dtype=np.float64).take(rows),
-                        minlength=n_cells).reshape(masses.size, BLEED_BINS)
+    values = np.asarray(intensity, dtype=np.float64).take(rows)
+    total = np.bincount(cells, weights=values, minlength=n_cells).reshape(masses.size, BLEED_BINS)
     count = np.bincount(cells, minlength=n_cells).reshape(masses.size, BLEED_BINS)
-    level = np.divide(total, count, out=np.zeros_like(total), where=count > 0).sum(axis=0)
-    valid = np.flatnonzero(level > 0)
+    valid = np.flatnonzero(count.any(axis=0))
     if valid.size < BLEED_MIN_BINS:
         raise InputError(source, f"bleed m/z {masses.tolist()} are present in {valid.size} of "
                          f"{BLEED_BINS} time bins (at least {BLEED_MIN_BINS} needed): too "
                          "little column bleed for the pseudo-temperature axis", fix)
+    # Rows below the detector threshold are missing: the mean of the rows present would
+    # overstate a faint bleed. Scans per bin = the median over bins of the most rows any
+    # bleed ion has there; each missing row counts as half the ion's faintest row.
+    scans = np.maximum(count, np.median(count.max(axis=0)[valid]))
+    faint = np.full(masses.size, np.inf)
+    np.minimum.at(faint, which, values)
+    faint = np.where(np.isfinite(faint), faint, 0.0)[:, None]
+    level = np.divide(total + (scans - count) * 0.5 * faint, scans,
+                      out=np.zeros_like(total), where=scans > 0).sum(axis=0)
     fit = isotonic_increasing(running_median(np.log(level[valid]), BLEED_MEDIAN))
     rise = float(fit[-1] - fit[0])
     if rise < BLEED_MIN_RISE:
