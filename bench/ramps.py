@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 WIDE = {"ramp_rate": (4.0, 25.0), "end_temp": (250.0, 380.0)}
 BLEED = {"x_axis": "bleed", "bleed_masses": [207, 281], "x_window": [0.0, 6.4], "x_step": 0.2}
+BLEED_IONS = (207, 208, 209, 281, 282, 267, 191)  # the demo's siloxane bleed, less m/z 73
 
 
 def variant_config(variant: str, data: Path, results: Path, epochs: int | None
@@ -53,8 +54,13 @@ def variant_config(variant: str, data: Path, results: Path, epochs: int | None
         rep = cfg["representations"]["tm128x32"]
         rep.update(copy.deepcopy(BLEED))
         rep.pop("n_x")
+    elif variant == "bleed_damped":
+        rep = cfg["representations"]["tm128x32"]
+        rep.update(copy.deepcopy(BLEED))
+        rep["mass_scale"] = {str(mz): 0.0 for mz in BLEED_IONS}
+        rep.pop("n_x")
     elif variant != "plain":
-        raise SystemExit(f"unknown variant {variant}; use plain, warp or bleed")
+        raise SystemExit(f"unknown variant {variant}; use plain, warp, bleed or bleed_damped")
     return cfg
 
 
