@@ -15,7 +15,10 @@ end 300 degC) or, with ``--wide``, ramp 4-25 degC/min and end 250-380 degC.
 - ``plain``: config/config.yaml as shipped (``tm128x32``: time axis min-max per run);
 - ``warp``: plus ``time_warp: [0.5, 2.0]`` for both CNNs;
 - ``bleed``: ``tm128x32`` on the pseudo-temperature axis ``x_axis: bleed`` with
-  ``bleed_masses: [207, 281]`` and the fixed window ``[0, 6.4]`` e-folds in 32 columns.
+  ``bleed_masses: [207, 281]`` and the fixed window ``[0, 6.4]`` e-folds in 32 columns;
+- ``bleed_damped``: ``bleed`` plus ``mass_scale`` 0 on the bleed ions (207, 208, 209, 281,
+  282, 267, 191), meant to keep a hot run's bleed from setting the image maximum; a
+  no-op on ``tm128x32``, whose 128 m/z rows stop below those ions (it reproduced ``bleed``).
 
 ``score`` prints every member's mean log loss from ``ensemble/scores.csv``.
 """
