@@ -37,12 +37,18 @@ def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-runs", type=int, default=200,
                         help="number of runs (default 200; 1584 = Mars-2 scale)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--ramp-rate", type=float, nargs=2, metavar=("LO", "HI"),
+                        default=None, help="per-run oven ramp rate drawn uniformly in "
+                        "[LO, HI] degC/min (default 8 20; e.g. 4 25 for Mars-2-like spread)")
+    parser.add_argument("--end-temp", type=float, nargs=2, metavar=("LO", "HI"),
+                        default=None, help="per-run oven end temperature drawn uniformly in "
+                        "[LO, HI] degC (default: 300 for every run; e.g. 250 380)")
     parser.add_argument("--force", action="store_true",
                         help="replace the data set files in a non-empty --out")
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
-    from .data.demo import generate_demo_dataset, split_sizes_for
+    from .data.demo import RAMP_RATE, generate_demo_dataset, split_sizes_for
 
     out: Path = args.out
     if args.n_runs < 1:
@@ -50,7 +56,9 @@ def run_demo_data(args: argparse.Namespace) -> int:
         return 2
     if not clear_outputs(out, args.force, DEMO_OUTPUTS, "demo"):
         return 2
-    generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed)
+    ramp = RAMP_RATE if args.ramp_rate is None else tuple(args.ramp_rate)
+    end = None if args.end_temp is None else tuple(args.end_temp)
+    generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed, ramp_rate=ramp, end_temp=end)
     sizes = split_sizes_for(args.n_runs)
     print(f"wrote {args.n_runs} demo GC-MS runs ({sizes['train']} train, {sizes['val']} val, "
           f"{sizes['test']} test) to {out}")

@@ -39,7 +39,9 @@ MAX_MZ = 300  # highest m/z scanned (the packaged spectra stop at 250)
 MIN_MZ = 10
 HELIUM_MZ = 4
 T_START = 40.0  # deg C, oven start
-T_END = 300.0  # deg C, oven end
+T_END = 300.0  # deg C, oven end (the default; ``end_temp`` draws one per run)
+RAMP_RATE = (8.0, 20.0)  # deg C / min, the default range of the per-run ramp rate
+BLEED_EFOLD = 55.0  # deg C per e-fold of the column bleed (it rises as exp((T - T_START) / 55))
 
 # Simple synthetic EI spectra (relative intensity, base 999) of gases released by minerals.
 MINERAL_GASES: dict[str, dict[int, float]] = {
@@ -107,12 +109,19 @@ class RunPlan:
     ramp_rate: float  # deg C / min
     hold: float  # min at T_START before the ramp
     n_scans: int
+    end_temp: float = T_END  # deg C where the ramp stops (then a 2 min hold)
 
 
 def plan_run(rng: np.random.Generator, library: SpectraLibrary, n_scans: tuple[int, int],
              derivatized_fraction: float = 1 / 3, mineral_only_fraction: float = 0.12,
-             mineral_extra_fraction: float = 0.12) -> RunPlan:
-    """Draw a run: derivatization, compounds (family-balanced), mineral gases, ramp."""
+             mineral_extra_fraction: float = 0.12,
+             ramp_rate: tuple[float, float] = RAMP_RATE,
+             end_temp: tuple[float, float] | None = None) -> RunPlan:
+    """Draw a run: derivatization, compounds (family-balanced), mineral gases, ramp.
+
+    The ramp rate is uniform in ``ramp_rate`` (deg C / min); ``end_temp`` None keeps the
+    oven's end at ``T_END``, a ``(lo, hi)`` draws it uniformly per run (one more draw from
+    ``rng``, after all the others, so None leaves every run as it was)."""
     derivatized = bool(rng.random() < derivatized_fraction)
     mineral_only = bool(rng.random() < mineral_only_fraction)
     compounds: tuple[int, ...] = ()
@@ -123,9 +132,12 @@ def plan_run(rng: np.random.Generator, library: SpectraLibrary, n_scans: tuple[i
     if mineral_only or rng.random() < mineral_extra_fraction:
         k = int(rng.integers(1, 4))
         gases = tuple(sorted(rng.choice(list(MINERAL_GASES), size=k, replace=False)))
-    return RunPlan(derivatized=derivatized, compounds=compounds, gases=gases,
-                   ramp_rate=float(rng.uniform(8.0, 20.0)), hold=float(rng.uniform(1.0, 3.0)),
-                   n_scans=int(rng.integers(n_scans[0], n_scans[1] + 1)))
+    rate = float(rng.uniform(ramp_rate[0], ramp_rate[1]))
+    hold = float(rng.uniform(1.0, 3.0))
+    scans = int(rng.integers(n_scans[0], n_scans[1] + 1))
+    end = T_END if end_temp is None else float(rng.uniform(end_temp[0], end_temp[1]))
+    return RunPlan(derivatized=derivatized, compounds=compounds, gases=gases, ramp_rate=rate,
+                   hold=hold, n_scans=scans, end_temp=end)
 
 
 def pick_compound(rng: np.random.Generator, library: SpectraLibrary, derivatized: bool) -> int:
@@ -148,17 +160,18 @@ def run_labels(plan: RunPlan, library: SpectraLibrary) -> dict[str, int]:
 
 
 def oven_temperature(time: np.ndarray, plan: RunPlan) -> np.ndarray:
-    """Temperature program: hold at T_START, linear ramp, hold at T_END."""
-    return np.clip(T_START + (time - plan.hold) * plan.ramp_rate, T_START, T_END)
+    """Temperature program: hold at T_START, linear ramp, hold at the run's end temperature."""
+    return np.clip(T_START + (time - plan.hold) * plan.ramp_rate, T_START, plan.end_temp)
 
 
 def run_duration(plan: RunPlan) -> float:
-    return plan.hold + (T_END - T_START) / plan.ramp_rate + 2.0
+    return plan.hold + (plan.end_temp - T_START) / plan.ramp_rate + 2.0
 
 
 def elution_time(elution_mass: float, plan: RunPlan, rng: np.random.Generator) -> float:
-    """Retention time: the compound elutes near a temperature rising with its mass."""
-    temp = np.clip(45.0 + 0.8 * elution_mass + rng.normal(0.0, 8.0), 50.0, T_END - 5.0)
+    """Retention time: the compound elutes near a temperature rising with its mass (at
+    the latest 5 deg C below the run's end temperature), so a slower ramp elutes it later."""
+    temp = np.clip(45.0 + 0.8 * elution_mass + rng.normal(0.0, 8.0), 50.0, plan.end_temp - 5.0)
     return plan.hold + (temp - T_START) / plan.ramp_rate
 
 
@@ -201,7 +214,7 @@ def expected_counts(plan: RunPlan, library: SpectraLibrary, rng: np.random.Gener
         counts += 10 ** rng.uniform(4.5, 5.5) / 999.0 * np.outer(
             profile, spectrum_vector(DERIVATIZATION_REAGENT))
     temp = oven_temperature(time, plan)
-    bleed = rng.uniform(0.02, 0.08) * np.exp((temp - T_START) / 55.0)
+    bleed = rng.uniform(0.02, 0.08) * np.exp((temp - T_START) / BLEED_EFOLD)
     counts += np.outer(bleed, spectrum_vector(SILOXANE_BLEED))
     drift = 1.0 + rng.uniform(-0.3, 0.3) * frac + 0.1 * np.sin(2 * np.pi * frac * rng.uniform(0.5, 2))
     for mz, (low, high) in AIR_BACKGROUND.items():
@@ -264,7 +277,9 @@ def sample_splits(n_runs: int, split_sizes: dict[str, int] | None) -> list[str]:
 def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
                           split_sizes: dict[str, int] | None = None,
                           n_scans: tuple[int, int] = (240, 360),
-                          derivatized_fraction: float = 1 / 3) -> Path:
+                          derivatized_fraction: float = 1 / 3,
+                          ramp_rate: tuple[float, float] = RAMP_RATE,
+                          end_temp: tuple[float, float] | None = None) -> Path:
     """Write a Mars-2-layout data set of ``n_runs`` synthetic GC-MS runs into ``out_dir``.
 
     Files: ``metadata.csv`` (sample_id,split,derivatized,features_path,features_md5_hash),
@@ -273,6 +288,13 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
     ``{split}_features/{sample_id}.csv`` (``time,mass,intensity``) per run.
     ``split_sizes`` defaults to Mars-2's 809/312/463 scaled to ``n_runs``. Deterministic
     for a seed (each run draws from its own seeded stream). Returns ``out_dir``.
+
+    The oven program (the Mars-2 difficulty: retention times stretch with it): each run's
+    ramp rate is uniform in ``ramp_rate`` (deg C / min, default 8-20) and its end
+    temperature uniform in ``end_temp`` (deg C; None = ``T_END`` for every run, the
+    default). A compound elutes near a temperature set by its mass, so a slower ramp
+    elutes it later; the column bleed follows the oven temperature, whatever the program.
+    The defaults write exactly the files they always have.
     """
     out = Path(out_dir)
     splits = sample_splits(n_runs, split_sizes)
@@ -282,7 +304,8 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
     for i, split in enumerate(splits):
         rng = np.random.default_rng([seed, i])
         sample_id = f"S{i:04d}"
-        plan = plan_run(rng, library, n_scans, derivatized_fraction)
+        plan = plan_run(rng, library, n_scans, derivatized_fraction,
+                        ramp_rate=ramp_rate, end_temp=end_temp)
         rel_path = f"{split}_features/{sample_id}.csv"
         md5 = write_run(out / rel_path, run_csv_bytes(acquire(plan, library, rng)))
         meta_rows.append({"sample_id": sample_id, "split": split,

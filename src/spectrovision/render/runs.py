@@ -5,7 +5,7 @@ An image has shape ``(C, n_mass, n_x)``: rows are integer m/z ``0 .. n_mass-1`` 
 representation (config ``representations.<name>``, see :class:`RenderSpec`) acts in this
 order:
 
-1. x axis: ``time`` or ``temp``. By default min-max scaled per sample over *all* rows of
+1. x axis: ``time``, ``temp`` or ``bleed``. By default min-max scaled per sample over *all* rows of
    the run into ``n_x`` equal bins, ``bin = floor((x - min) / (max - min) * n_x)``; the
    last value falls in the last bin. A run with a single x value puts everything in bin 0.
    With ``x_window: [lo, hi]`` and ``x_step`` the axis is fixed instead, in the axis' units
@@ -13,6 +13,25 @@ order:
    ``n_x`` is derived as ``(hi - lo) / x_step`` (a whole number, else a ConfigError; the
    configured ``n_x`` is ignored), ``x == hi`` falls in the last bin and scans outside
    ``[lo, hi]`` are dropped, so columns a run does not reach stay empty.
+   ``bleed`` is a pseudo-temperature for GC-MS runs whose oven program (ramp rate, end
+   temperature) varies from run to run: the column bleed (siloxane ions, e.g. m/z 207 and
+   281, listed in ``bleed_masses``) rises monotonically, roughly exponentially, with the
+   oven temperature, so its log intensity over the run's start level orders the scans by
+   temperature whatever the ramp. Per run (:func:`bleed_axis`): the run's time span is cut
+   into ``BLEED_BINS`` equal bins; in each, every bleed m/z's mean intensity per scan is
+   taken and these means summed (bins with no bleed row are skipped; scans per bin = the
+   median over bins of the most rows any bleed m/z has there, and a scan in which an m/z
+   is missing, below the detector threshold, counts half that m/z's faintest row); the
+   log of that is smoothed by a running median of ``BLEED_MEDIAN`` bins (compound peaks
+   sharing a bleed ion are narrower) and made non-decreasing by isotonic regression; the axis is
+   that fit minus its first value (e-folds of bleed over the start level: 0 during the
+   initial hold, and for the demo's column 1 e-fold = 55 degC), interpolated at every
+   row's time. A compound that elutes at a given temperature then lands in the same
+   column on a slow and a fast ramp (with ``x_window`` also whatever the end temperature;
+   min-max scaling still stretches each run to its own end). A run in which fewer than
+   ``BLEED_MIN_BINS`` bins hold bleed rows, or whose fit rises by less than
+   ``BLEED_MIN_RISE`` e-folds (the bleed does not even double), is an InputError naming
+   the file: no bleed, no temperature estimate (render it with ``x_axis: time``).
 2. masses: rows are m/z ``0 .. n_mass-1``, or ``lo .. hi`` with ``mass_window: [lo, hi]``
    (``n_mass`` is then derived as ``hi - lo + 1``); other masses are dropped. (Fractional
    m/z never reach the render: ingest rounds them, or drops those in ``qc.fractional_band``
@@ -68,11 +87,15 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 RunData = pd.DataFrame | Mapping[str, np.ndarray]
 
-X_AXES = ("time", "temp")
+X_AXES = ("time", "temp", "bleed")
 AGGREGATIONS = ("sum", "max")
 NORMALIZATIONS = ("none", "mass", "time")
 LOG_MODES = ("log1p1000", "clipped_log10", "none")
 DTYPES = ("float16", "float32")
+BLEED_BINS = 64  # time bins of the bleed estimate (x_axis: bleed)
+BLEED_MEDIAN = 7  # bins of its running median
+BLEED_MIN_BINS = 8  # bins that must hold bleed rows
+BLEED_MIN_RISE = float(np.log(2.0))  # e-folds the fit must rise over the run
 
 
 @dataclass(frozen=True)
@@ -80,7 +103,10 @@ class RenderSpec:
     """How a run becomes an image; field names and defaults are the config keys of
     ``representations.<name>`` (config/config.schema.yaml in this package).
 
-    - ``x_axis``: ``time`` or ``temp`` (the run needs a ``temp`` column).
+    - ``x_axis``: ``time``, ``temp`` (the run needs a ``temp`` column) or ``bleed`` (a
+      pseudo-temperature estimated from the column-bleed ions, see the module docstring).
+    - ``bleed_masses``: the bleed m/z that ``x_axis: bleed`` reads (required by it, and
+      only read by it); None = off.
     - ``n_mass``: mass rows, integer m/z ``0 .. n_mass-1``.
     - ``n_x``: time/temperature columns.
     - ``aggregation``: ``sum`` or ``max`` of the intensities in one cell.
@@ -114,6 +140,7 @@ class RenderSpec:
     coord_channels: bool = False
     derivatized_channel: bool = False
     dtype: str = "float16"
+    bleed_masses: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in (("x_axis", X_AXES), ("aggregation", AGGREGATIONS),
@@ -137,6 +164,17 @@ class RenderSpec:
                                   f"0 <= lo <= hi, got {list(self.mass_window)}")
             object.__setattr__(self, "n_mass", int(hi) - int(lo) + 1)
         object.__setattr__(self, "mass_scale", mass_factors(self.mass_scale))
+        if (self.x_axis == "bleed") != (self.bleed_masses is not None):
+            raise ConfigError("representation keys 'x_axis'/'bleed_masses': x_axis: bleed "
+                              "needs bleed_masses (the column-bleed m/z, e.g. [207, 281]) and "
+                              f"bleed_masses is only read by it; got x_axis: {self.x_axis}, "
+                              f"bleed_masses: {self.bleed_masses}")
+        if self.bleed_masses is not None:
+            masses = list(self.bleed_masses)
+            if not masses or any(isinstance(m, bool) or m != int(m) or m < 0 for m in masses):
+                raise ConfigError(f"representation key 'bleed_masses' must list integer m/z "
+                                  f">= 0, got {self.bleed_masses}")
+            object.__setattr__(self, "bleed_masses", tuple(int(m) for m in masses))
         q = self.background_quantile
         if q is not None and not 0 <= q <= 1:
             raise ConfigError(f"representation key 'background_quantile' must lie in [0, 1], "
@@ -159,6 +197,11 @@ class RenderSpec:
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.n_channels, self.n_mass, self.n_x)
+
+    @property
+    def source_axis(self) -> str:
+        """The run column the x axis is computed from (``bleed`` is estimated from time)."""
+        return "time" if self.x_axis == "bleed" else self.x_axis
 
     @property
     def first_mass(self) -> int:
@@ -210,7 +253,7 @@ def mass_factors(scale: Mapping[Any, float]) -> dict[int, float]:
 def run_arrays(run: RunData, spec: RenderSpec, source: PathLike = "run"
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The x (time or temp), mass and intensity columns of a run as numpy arrays."""
-    names = (spec.x_axis, "mass", "intensity")
+    names = (spec.source_axis, "mass", "intensity")
     present = set(run.columns) if isinstance(run, pd.DataFrame) else set(run)
     for name in names:
         if name not in present:
@@ -321,6 +364,74 @@ def intensity_image(x: np.ndarray, mass: np.ndarray, intensity: np.ndarray,
     return image
 
 
+def running_median(values: np.ndarray, width: int) -> np.ndarray:
+    """Median over a centred window of ``width`` (odd) values, edges padded by repetition."""
+    half = width // 2
+    padded = np.pad(values, half, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
+
+
+def isotonic_increasing(values: np.ndarray) -> np.ndarray:
+    """The non-decreasing sequence closest to ``values`` in least squares (pool adjacent
+    violators, equal weights)."""
+    means: list[float] = []
+    sizes: list[int] = []
+    for value in values.tolist():
+        means.append(value)
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            size = sizes[-2] + sizes[-1]
+            means[-2] = (means[-2] * sizes[-2] + means[-1] * sizes[-1]) / size
+            sizes[-2] = size
+            del means[-1], sizes[-1]
+    return np.repeat(means, sizes)
+
+
+def bleed_axis(time: np.ndarray, mass: np.ndarray, intensity: np.ndarray,
+               bleed_masses: Sequence[int], source: PathLike = "run") -> np.ndarray:
+    """Pseudo-temperature of every row (e-folds of column bleed over the run's start
+    level, see the module docstring); an InputError naming ``source`` when the run has
+    no usable bleed."""
+    time = np.asarray(time, dtype=np.float64)
+    masses = np.unique(np.asarray(list(bleed_masses), dtype=np.int64))
+    rows = np.flatnonzero(np.isin(mass, masses))
+    fix = ("list this column's bleed ions in bleed_masses (siloxane phases: 207, 281, 73), "
+           "or render this representation with x_axis: time")
+    if rows.size == 0:
+        raise InputError(source, f"no rows of the bleed m/z {masses.tolist()}: the "
+                         "pseudo-temperature axis (x_axis: bleed) cannot be estimated", fix)
+    bins = x_bins(time, BLEED_BINS, rows)
+    which = np.searchsorted(masses, np.asarray(mass).take(rows))
+    cells = which * BLEED_BINS + bins
+    n_cells = masses.size * BLEED_BINS
+    values = np.asarray(intensity, dtype=np.float64).take(rows)
+    total = np.bincount(cells, weights=values, minlength=n_cells).reshape(masses.size, BLEED_BINS)
+    count = np.bincount(cells, minlength=n_cells).reshape(masses.size, BLEED_BINS)
+    valid = np.flatnonzero(count.any(axis=0))
+    if valid.size < BLEED_MIN_BINS:
+        raise InputError(source, f"bleed m/z {masses.tolist()} are present in {valid.size} of "
+                         f"{BLEED_BINS} time bins (at least {BLEED_MIN_BINS} needed): too "
+                         "little column bleed for the pseudo-temperature axis", fix)
+    # Rows below the detector threshold are missing: the mean of the rows present would
+    # overstate a faint bleed. Scans per bin = the median over bins of the most rows any
+    # bleed ion has there; each missing row counts as half the ion's faintest row.
+    scans = np.maximum(count, np.median(count.max(axis=0)[valid]))
+    faint = np.full(masses.size, np.inf)
+    np.minimum.at(faint, which, values)
+    faint = np.where(np.isfinite(faint), faint, 0.0)[:, None]
+    level = np.divide(total + (scans - count) * 0.5 * faint, scans,
+                      out=np.zeros_like(total), where=scans > 0).sum(axis=0)
+    fit = isotonic_increasing(running_median(np.log(level[valid]), BLEED_MEDIAN))
+    rise = float(fit[-1] - fit[0])
+    if rise < BLEED_MIN_RISE:
+        raise InputError(source, f"the column bleed (m/z {masses.tolist()}) rises by "
+                         f"{rise:.2f} e-folds over the run (at least {BLEED_MIN_RISE:.2f}, "
+                         "a doubling, needed): no temperature ramp to estimate", fix)
+    lo, hi = float(time.min()), float(time.max())
+    centres = lo + (valid + 0.5) * (hi - lo) / BLEED_BINS
+    return np.interp(time, centres, fit - fit[0])
+
+
 def divide_by_max(image: np.ndarray, axis: int | None = None) -> np.ndarray:
     """Divide by the max (of the whole image, or along ``axis``) where that max is > 0."""
     peak = image.max(axis=axis, keepdims=axis is not None)
@@ -366,6 +477,8 @@ def render_sample(run: RunData, spec: RenderSpec, derivatized: float = 0,
     ``derivatized`` fills the derivatized channel; ``source`` names the run in errors.
     """
     x, mass, intensity = run_arrays(run, spec, source)
+    if spec.bleed_masses is not None:
+        x = bleed_axis(x, mass, intensity, spec.bleed_masses, source)
     image = divide_by_max(intensity_image(x, mass, intensity, spec))
     image = log_scale(normalize(image, spec.normalization), spec.log, spec.log_floor)
     channels = [image, *extra_channels(spec, derivatized)]
@@ -377,7 +490,7 @@ def read_run(path: PathLike, spec: RenderSpec) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "cached run not found", "re-run ingest for this sample's shard")
-    names = [spec.x_axis, "mass", "intensity"]
+    names = [spec.source_axis, "mass", "intensity"]
     parquet = pq.ParquetFile(path)
     present = parquet.schema_arrow.names
     missing = [n for n in names if n not in present]
