@@ -473,17 +473,18 @@ def get_applied_stacks(ext):
     return inputs
 
 
+def applied_reads_sheet(member):
+    """Whether an applied member reads the sample sheet: fitted members always (their
+    rows are the sheet's), models when they read metadata columns."""
+    entry = APPLIED[member]
+    return bool(entry["metadata_columns"]) or entry["kind"] != "model"
+
+
 def get_applied_sheet(wildcards):
-    """The sample-sheet files, for members that read metadata columns (others: none)."""
-    entry = APPLIED[wildcards.member]
-    return (
-        get_sample_sheet_files()
-        if entry["metadata_columns"] or entry["kind"] != "model"
-        else []
-    )
+    """The sample-sheet files, for members that read the sheet (others: none)."""
+    return get_sample_sheet_files() if applied_reads_sheet(wildcards.member) else []
 
 
 def applied_data(member):
     """The data block for a member that reads the sheet (None for an image-only model)."""
-    entry = APPLIED[member]
-    return SHEET_DATA if entry["metadata_columns"] or entry["kind"] != "model" else None
+    return SHEET_DATA if applied_reads_sheet(member) else None

@@ -150,8 +150,7 @@ def applied_config(cfg: Mapping[str, Any], raw: Mapping[str, Any],
                     f"and predicted as they were trained. Fix: remove '{where}' from this "
                     "config (the trained run's settings are used), or train a new run with "
                     "the change.")
-    out = {k: v for k, v in cfg.items()}
-    out.update({k: v for k, v in manifest["recipe"].items()})
+    out = {**cfg, **manifest["recipe"]}
     out["qc"] = {**manifest["recipe"]["qc"],
                  **{k: cfg["qc"][k] for k in FREE_KEYS["qc"]}}
     out["predict"] = {**manifest["recipe"]["predict"],

@@ -102,15 +102,11 @@ def _prepared_member(record: Mapping[str, Any], sheet: pd.DataFrame, renders: An
         return baseline_class(name).prepare(sheet, baseline_settings(name, record["settings"]),
                                             renders, record["seed"])
     from ..config.typed import settings_from
-    from ..ensemble.tabular import GBMMember, GBMSettings, TabularSettings, build_features
+    from ..ensemble.tabular import GBMMember, GBMSettings, TabularSettings, member_features
 
     member = settings_from(TabularSettings, record["settings"], f"tabular/{record['member']}")
-    features = build_features(sheet, renders.stacks, renders.stack_ids, int(member.time_bins),
-                              member.metadata_columns,
-                              int(member.peak_bands) if member.peak_features else None,
-                              levels=record["levels"])
-    return GBMMember(features, GBMSettings.from_settings(member, num_threads),
-                     task=record["task"])
+    return GBMMember(member_features(member, sheet, renders, record["levels"]),
+                     GBMSettings.from_settings(member, num_threads), task=record["task"])
 
 
 def run_apply_ensemble(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],

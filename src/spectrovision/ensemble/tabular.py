@@ -256,6 +256,16 @@ def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: S
                     [offset + k for k in meta.categorical], n_image=offset, levels=meta.levels)
 
 
+def member_features(member: TabularSettings, sheet: pd.DataFrame, renders: Renders,
+                    levels: Mapping[str, Sequence[str]] | None = None) -> Features:
+    """A tabular member's features over the rows of ``sheet``: :func:`build_features` with
+    the member's time bins, metadata columns and peak bands (``levels``: see
+    :func:`metadata_features`)."""
+    return build_features(sheet, renders.stacks, renders.stack_ids, int(member.time_bins),
+                          member.metadata_columns,
+                          int(member.peak_bands) if member.peak_features else None, levels)
+
+
 # --- fitting -----------------------------------------------------------------------------
 
 def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -474,10 +484,7 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     member = settings_from(TabularSettings, settings, f"tabular/{name}")
     renders = Renders.from_inputs(inputs)
     sheet = sample_sheet(data)
-    time_bins = int(member.time_bins)
-    features = build_features(sheet, renders.stacks, renders.stack_ids, time_bins,
-                              member.metadata_columns,
-                              int(member.peak_bands) if member.peak_features else None)
+    features = member_features(member, sheet, renders)
     gbm = GBMSettings.from_settings(member, num_threads)
     result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, gbm, clip,
