@@ -41,6 +41,7 @@ def test_a_valid_config_passes_every_check():
 
 @pytest.mark.parametrize(("models", "tabular", "key"), [
     (["prior"], [], "'models'"), (["ensemble"], [], "'models'"),
+    (["ensemble_nested"], [], "'models'"),
     (["m"], ["m"], "'tabular'"), ([], ["benchmark_lr"], "'tabular'"),
 ])
 def test_member_names_may_not_clash(models, tabular, key):

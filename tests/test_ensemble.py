@@ -148,7 +148,7 @@ def test_scores_hold_every_member_the_ensemble_and_a_mean_row():
     oof, test, label_table = _frames(y, members)
     result = build_ensemble(oof, test, label_table, LABELS, ["good", "ok"], "greedy", clip=CLIP)
     scores = result.scores
-    assert set(scores["member"]) == {"good", "ok", "harmful", "ensemble"}
+    assert set(scores["member"]) == {"good", "ok", "harmful", "ensemble", "ensemble_nested"}
     assert list(scores.columns) == ["member", "label", "log_loss"]
     for member, rows in scores.groupby("member"):
         assert list(rows["label"]) == LABELS + ["mean"]
@@ -157,6 +157,46 @@ def test_scores_hold_every_member_the_ensemble_and_a_mean_row():
     got = scores[(scores["member"] == "harmful") & (scores["label"] == "a")]["log_loss"].item()
     assert got == pytest.approx(harmful[0])
     assert "biased" in result.selection["note"]
+
+
+def test_nested_score_equals_the_ensemble_when_nothing_is_chosen_on_the_rows():
+    y, members = _members()
+    oof, test, label_table = _frames(y, members)
+    for selection in ("all", "list"):
+        result = build_ensemble(oof, test, label_table, LABELS, ["good", "ok"], selection,
+                                listed=["ok", "good"], clip=CLIP)
+        mean = result.selection["oof_mean_log_loss"]
+        assert mean["ensemble_nested"] == pytest.approx(mean["ensemble"], rel=1e-12)
+        assert result.selection["nested"]["oof_mean_log_loss"] == mean["ensemble_nested"]
+
+
+def test_nested_score_exposes_a_greedy_choice_made_on_the_scored_rows():
+    # 40 members of pure noise around the prior: greedy picks the luckiest on all rows, so
+    # its in-sample score beats the prior; chosen without the scored fold it cannot
+    rng = np.random.default_rng(3)
+    n = 240
+    y = (rng.random((n, 2)) < 0.3).astype(float)
+    prior = np.log(0.3 / 0.7)
+    members = {f"noise{k:02d}": prior + rng.normal(0, 0.6, (n, 2)) for k in range(40)}
+    oof, test, label_table = _frames(y, members)
+    result = build_ensemble(oof, test, label_table, LABELS, list(members), "greedy", clip=CLIP)
+    mean = result.selection["oof_mean_log_loss"]
+    assert mean["ensemble"] < mean["ensemble_nested"] - 0.005
+    by_fold = result.selection["nested"]["members_by_held_out_fold"]
+    assert sorted(by_fold) == ["0", "1", "2"]
+    assert len({tuple(v) for v in by_fold.values()}) > 1  # each fold chose its own members
+    # fold 0's members are what greedy chooses on folds 1 and 2 alone
+    chosen, _ = greedy_select({m: x[np.arange(n) % 3 != 0] for m, x in members.items()},
+                              y[np.arange(n) % 3 != 0], CLIP)
+    assert chosen == by_fold["0"]
+    # each label's nested loss: every fold's rows scored with that fold's choice
+    got = result.scores.query("member == 'ensemble_nested' and label != 'mean'")
+    total = np.zeros(2)
+    for fold, names in by_fold.items():
+        r = np.arange(n) % 3 == int(fold)
+        total += log_loss_per_label(y[r], np.clip(sigmoid(combine_logits(
+            [members[m][r] for m in names], CLIP)), CLIP, 1 - CLIP)) * r.sum()
+    np.testing.assert_allclose(got["log_loss"].to_numpy(), total / n, rtol=1e-10)
 
 
 def test_members_with_other_oof_samples_are_rejected():
@@ -244,7 +284,7 @@ def test_ensemble_stage_runs_through_snakemake(tmp_path):
     assert ((sub[["x", "y"]] > 0) & (sub[["x", "y"]] < 1)).all().all()
     scores = pd.read_csv(tmp_path / "results" / "ensemble" / "scores.csv")
     assert set(scores["member"]) == {"good", "weak", "prior", "conditional_prior",
-                                     "benchmark_lr", "ensemble"}
+                                     "benchmark_lr", "ensemble", "ensemble_nested"}
     selection = json.loads((tmp_path / "results" / "ensemble" / "selection.json").read_text())
     assert selection["members"][0] == "good"
     provenance = json.loads((tmp_path / "results" / "submission.csv.provenance.json").read_text())

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-MEMBER_RESERVED = frozenset({"ensemble"})  # names the ensemble itself uses
+MEMBER_RESERVED = frozenset({"ensemble", "ensemble_nested"})  # the ensemble's own rows
 ANALYSIS_STAGES = ("explain", "embed")  # stages that read one trained model x fold
 
 
@@ -24,11 +24,13 @@ def check_member_names(models: Sequence[str], baselines: Sequence[str],
     clash = sorted(set(models) & (set(baselines) | MEMBER_RESERVED))
     if clash:
         raise ConfigError(f"config key 'models': names {clash} clash with baseline names or "
-                          "'ensemble'. Fix: rename the models under 'models:'.")
+                          "the ensemble's rows ('ensemble', 'ensemble_nested'). Fix: rename "
+                          "the models under 'models:'.")
     clash = sorted(set(tabular) & (set(models) | set(baselines) | MEMBER_RESERVED))
     if clash:
         raise ConfigError(f"config key 'tabular': names {clash} clash with model or baseline "
-                          "names or 'ensemble'. Fix: rename them under 'tabular:'.")
+                          "names or the ensemble's rows ('ensemble', 'ensemble_nested'). "
+                          "Fix: rename them under 'tabular:'.")
 
 
 def chosen_representation(key: str, chosen: str | None, representations: Sequence[str]

@@ -103,7 +103,7 @@ def per_label_loss_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def member_kind(member: str, baselines: Sequence[str]) -> str:
-    if member == "ensemble":
+    if member in ("ensemble", "ensemble_nested"):
         return "ensemble"
     return "baseline" if member in baselines else "model"
 
