@@ -4,6 +4,8 @@ read the jobs a dry run plans, and build test configs from a shipped config plus
 Importable from any test module (pyproject's pytest ``pythonpath`` holds ``tests``)::
 
     from support import derived_config, dry_run_jobs, run_snakemake, write_config
+
+and a render with known axes for the figure tests (:func:`windowed_render`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import yaml
+
+if TYPE_CHECKING:
+    from spectrovision.render.runs import RenderSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -200,3 +206,18 @@ def dry_run(workdir: Path, *targets: str, extra: Sequence[str] = (),
 def dry_run_jobs(workdir: Path, *targets: str, **kwargs: Any) -> Counter[str]:
     """How many jobs a dry run plans per rule (see :func:`dry_run`)."""
     return Counter(rule for rule, _ in dry_run(workdir, *targets, **kwargs))
+
+
+# --- renders ------------------------------------------------------------------------------
+def windowed_render() -> tuple[RenderSpec, np.ndarray]:
+    """A temp run rendered on m/z 10-20 and 0-1100 degC in 10 degC steps: a peak at m/z 15
+    and 505 degC (column 50) over a faint floor on every row."""
+    from spectrovision.render.runs import RenderSpec, render_sample
+
+    spec = RenderSpec(x_axis="temp", mass_window=[10, 20], x_window=[0, 1100], x_step=10,
+                      log="none")
+    temp = np.repeat(np.arange(5.0, 1100, 10), 11)
+    mass = np.tile(np.arange(10, 21), 110)
+    intensity = np.where((mass == 15) & (temp == 505), 1000.0, 1.0)
+    run = {"temp": temp, "mass": mass, "intensity": intensity}
+    return spec, render_sample(run, spec)[None]

@@ -18,11 +18,14 @@ import torch
 from spectrovision.analysis.embed import embedding_plot, run_embed, umap_2d
 from spectrovision.errors import InputError
 from spectrovision.analysis.explain import (choose_examples, find_target_layer, gradcam_figure,
-                                   gradcam_maps, run_explain)
+                                   gradcam_maps, peak_cell, run_explain)
 from spectrovision.learn.checkpoint import load_trained
 from spectrovision.learn.models import create_model
 from spectrovision.learn.settings import ModelSettings
 from spectrovision.learn.train import run_train
+from spectrovision.render.axes import render_axes
+from spectrovision.render.runs import RenderSpec
+from support import windowed_render
 
 LABELS = ["a", "b"]
 REGIONS = {"a": (slice(40, 56), slice(40, 56)), "b": (slice(8, 24), slice(8, 24))}
@@ -126,35 +129,63 @@ def test_examples_are_held_out_positives_per_label():
 
 
 def test_figure_has_axis_labels_and_titles():
+    axes = render_axes(RenderSpec(x_axis="temp", n_mass=16, n_x=12))
     fig = gradcam_figure(np.random.rand(3, 2, 16, 12), np.random.rand(3, 16, 12),
                          ["x | a | p=0.90", "y | a | p=0.10", "z | b | p=0.50"],
-                         log_mode="log1p1000", x_axis="temperature", n_cols=2)
+                         log_mode="log1p1000", axes=axes, n_cols=2)
     ax = fig.axes[0]
-    assert ax.get_xlabel().startswith("temperature fraction") and ax.get_ylabel() == "m/z"
+    assert ax.get_xlabel() == "temperature (scaled 0-1 per run)" and ax.get_ylabel() == "m/z"
     assert ax.get_title() == "x | a | p=0.90"
+    assert [im.get_extent() for im in ax.images] == [[0.0, 1.0, -0.5, 15.5]] * 2
     plt.close(fig)
+
+
+def test_figure_and_peak_on_a_mass_window_and_a_fixed_x_window():
+    spec, images = windowed_render()  # the peak: m/z 15 at 505 degC
+    axes = render_axes(spec)
+    cam = images[:, 0].astype(np.float32)
+    fig = gradcam_figure(images, cam, ["s | a | p=0.50"], log_mode="none", axes=axes, n_cols=1)
+    ax = fig.axes[0]
+    assert [im.get_extent() for im in ax.images] == [[0.0, 1100.0, 9.5, 20.5]] * 2
+    assert ax.get_xlabel() == "temperature (degC)"
+    plt.close(fig)
+    assert peak_cell(cam[0], axes) == {"peak_mz": 15, "peak_x": 505.0,
+                                       "peak_x_fraction": pytest.approx(50.5 / 110)}
+    scaled = render_axes(RenderSpec(n_mass=11, n_x=110))
+    assert peak_cell(cam[0], scaled)["peak_mz"] == 5
+    assert peak_cell(cam[0], scaled)["peak_x"] == pytest.approx(50.5 / 110)
 
 
 def test_run_explain_writes_grid_and_peaks_inside_the_regions(toy, tmp_path):
     out = {"figure": str(tmp_path / "gradcam.png"), "table": str(tmp_path / "gradcam.csv")}
+    # the toy's 64 x 64 renders as m/z 100-163 on a 0-640 degC window in 10 degC steps
+    spec = RenderSpec(x_axis="temp", mass_window=[100, 163], x_window=[0, 640], x_step=10)
     info = run_explain(inputs=model_inputs(toy), outputs=out,
                        settings={"samples_per_label": 2, "labels": None},
-                       label_table=toy["labels"], log_mode="log1p1000", x_axis="time")
+                       label_table=toy["labels"], log_mode="log1p1000",
+                       axes=render_axes(spec).as_dict())
     assert info["n_maps"] == 4
     table = pd.read_csv(out["table"], dtype={"sample_id": str})
+    assert list(table.columns) == ["sample_id", "label", "truth", "prob", "peak_mz", "peak_x",
+                                   "peak_x_fraction"]
     assert list(table["label"]) == ["a", "a", "b", "b"]
     assert (table["truth"] == 1).all() and (table["prob"] > 0.5).all()
     held_out = set(toy["ids"]["train"][0::2])
     assert set(table["sample_id"]) <= held_out
     for row in table.itertuples():
         rows, cols = REGIONS[row.label]
-        assert rows.start - 8 <= row.peak_mz < rows.stop + 8
+        assert 100 + rows.start - 8 <= row.peak_mz < 100 + rows.stop + 8
         assert cols.start - 8 <= row.peak_x_fraction * 64 < cols.stop + 8
+        assert row.peak_x == pytest.approx(row.peak_x_fraction * 640)
     assert Path(out["figure"]).stat().st_size > 20_000
     with pytest.raises(InputError, match="not among"):
         run_explain(inputs=model_inputs(toy), outputs=out,
                     settings={"samples_per_label": 1, "labels": ["zzz"]},
-                    label_table=toy["labels"], log_mode="none", x_axis="time")
+                    label_table=toy["labels"], log_mode="none", axes=render_axes(spec))
+    with pytest.raises(ValueError, match="do not match the representation's axes"):
+        run_explain(inputs=model_inputs(toy), outputs=out,
+                    settings={"samples_per_label": 1, "labels": None}, label_table=toy["labels"],
+                    log_mode="none", axes=render_axes(RenderSpec(n_mass=64, n_x=32)))
 
 
 def test_umap_is_deterministic():

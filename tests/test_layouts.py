@@ -105,9 +105,14 @@ def test_each_layout_keeps_the_representation_keys_its_render_reads():
     assert ImageSpec.from_config(images) == ImageSpec()
     runs = get_layout("mars2").representation_settings(defaults)
     assert RenderSpec.from_config(runs) == RenderSpec()  # no image key left over
-    assert get_layout("images").render_view(None) == {"log": "linear", "x_axis": "image x"}
-    assert get_layout("mars1").render_view(None) == {"log": None, "x_axis": None}
-    assert get_layout("mars1").render_view(runs) == {"log": "log1p1000", "x_axis": "time"}
+    assert get_layout("images").render_view(None) == {"log": "linear", "axes": None}
+    assert get_layout("mars1").render_view(None) == {"log": None, "axes": None}
+    view = get_layout("mars1").render_view(defaults)  # the image keys are left out
+    assert view["log"] == "log1p1000"
+    assert view["axes"] == {"first_mass": 0, "n_mass": 256, "n_x": 192, "x_extent": [0.0, 1.0],
+                            "x_label": "time (scaled 0-1 per run)", "y_label": "m/z"}
+    pixels = get_layout("images").render_view(defaults)["axes"]
+    assert (pixels["n_mass"], pixels["n_x"]) == ImageSpec().image_size
 
 
 def test_the_registry_imports_no_layout_code():

@@ -11,11 +11,16 @@ import pytest
 import torch
 
 from spectrovision.errors import InputError
-from spectrovision.analysis.novelty import (ConvAutoencoder, binary_entropy, member_disagreement,
-                                   mean_entropy, novelty_table, reconstruction_error,
-                                   run_novelty, train_autoencoder)
+from spectrovision.analysis.novelty import (ConvAutoencoder, binary_entropy, gallery_figure,
+                                   member_disagreement, mean_entropy, novelty_table,
+                                   reconstruction_error, run_novelty, train_autoencoder)
+from spectrovision.render.axes import render_axes
+from spectrovision.render.runs import RenderSpec
+from support import windowed_render
 
 LABELS = ["a", "b"]
+# the (32, 24) renders as m/z 40-71 on a 0-24 min window (mars2's time unit)
+AXES = render_axes(RenderSpec(mass_window=[40, 71], x_window=[0, 24], x_step=1), "min")
 
 
 def peaky_images(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -127,7 +132,7 @@ def test_run_novelty_writes_scores_and_gallery(tmp_path):
               "selection": tmp_path / "selection.json", "members": list(members.values())}
     info = run_novelty(inputs=inputs, outputs=out, settings={"epochs": 8, "top_k": 4},
                        train_ids=train_ids, unlabelled=test_ids, members=list(members),
-                       labels=LABELS, seed=0, log_mode="log1p1000", x_axis="time")
+                       labels=LABELS, seed=0, log_mode="log1p1000", axes=AXES.as_dict())
     assert info["n_scored"] == 6 and info["n_train"] == 48
     table = pd.read_csv(out["scores"])
     assert sorted(table["sample_id"]) == test_ids
@@ -138,4 +143,20 @@ def test_run_novelty_writes_scores_and_gallery(tmp_path):
     with pytest.raises(InputError, match="no logits"):
         run_novelty(inputs=inputs, outputs=out, settings={"epochs": 1, "top_k": 4},
                     train_ids=train_ids, unlabelled=[*test_ids, "T00"], members=list(members),
-                    labels=LABELS, seed=0, log_mode="log1p1000", x_axis="time")
+                    labels=LABELS, seed=0, log_mode="log1p1000", axes=AXES)
+    with pytest.raises(ValueError, match="do not match the representation's axes"):
+        run_novelty(inputs=inputs, outputs=out, settings={"epochs": 1, "top_k": 4},
+                    train_ids=train_ids, unlabelled=test_ids, members=list(members),
+                    labels=LABELS, seed=0, log_mode="log1p1000",
+                    axes=render_axes(RenderSpec(n_mass=24, n_x=32)))
+
+
+def test_gallery_draws_the_representation_axes():
+    spec, images = windowed_render()
+    table = pd.DataFrame({"sample_id": ["S1"], "recon_error": [0.5], "entropy": [0.9],
+                          "disagreement": [0.1]})
+    ax = gallery_figure(images, table, log_mode="none", axes=render_axes(spec),
+                        title="t").axes[0]
+    assert ax.images[0].get_extent() == [0.0, 1100.0, 9.5, 20.5]
+    assert ax.get_xlabel() == "temperature (degC)" and ax.get_ylabel() == "m/z"
+    assert ax.get_title().startswith("S1\nrecon 0.5")

@@ -36,9 +36,9 @@ rule explain:
         log_mode=lambda wildcards: render_view(
             model_settings(wildcards.model)["representation"]
         )["log"],
-        x_axis=lambda wildcards: render_view(
+        axes=lambda wildcards: render_view(
             model_settings(wildcards.model)["representation"]
-        )["x_axis"],
+        )["axes"],
         code=script_code("explain"),
     script:
         "../scripts/explain.py"
@@ -107,7 +107,7 @@ rule novelty:
         seed=CFG["seed"],
         task=CFG["task"],
         log_mode=render_view(novelty_representation(CFG))["log"],
-        x_axis=render_view(novelty_representation(CFG))["x_axis"],
+        axes=render_view(novelty_representation(CFG))["axes"],
         code=script_code("novelty"),
     script:
         "../scripts/novelty.py"

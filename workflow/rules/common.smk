@@ -221,8 +221,9 @@ def render_settings(rep):
 
 
 def render_view(rep):
-    """How a representation's images are drawn in reports: its log mode and x axis, as
-    its layout says (rep None: no representation is configured)."""
+    """How a representation's images are drawn in reports: its log mode and axes (m/z
+    rows, x extent and labels, a plain dict), as its layout says (rep None: no
+    representation is configured)."""
     return LAYOUT.render_view(None if rep is None else CFG["representations"][rep])
 
 

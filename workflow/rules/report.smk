@@ -43,7 +43,7 @@ rule report_renders:
     params:
         n_examples=REPORT_N_EXAMPLES,
         log_mode=lambda wildcards: render_view(wildcards.rep)["log"],
-        x_axis=lambda wildcards: render_view(wildcards.rep)["x_axis"],
+        axes=lambda wildcards: render_view(wildcards.rep)["axes"],
         code=script_code("report_renders"),
     script:
         "../scripts/report_renders.py"

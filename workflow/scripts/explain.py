@@ -9,4 +9,4 @@ with job_context(snakemake) as job:
     job.extra["explain"] = run_explain(
         inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
         settings=named_items(p), label_table=sample_sheet(p.data).attrs["label_table"],
-        log_mode=p.log_mode, x_axis=p.x_axis, threads=snakemake.threads)
+        log_mode=p.log_mode, axes=p.axes, threads=snakemake.threads)

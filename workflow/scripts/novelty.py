@@ -9,4 +9,4 @@ with job_context(snakemake, skip_params=("train_ids", "unlabelled")) as job:
         inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
         settings=named_items(p), train_ids=p.train_ids, unlabelled=p.unlabelled,
         members=p.members, labels=p.labels, seed=p.seed, log_mode=p.log_mode,
-        x_axis=p.x_axis, threads=snakemake.threads, task=p.task)
+        axes=p.axes, threads=snakemake.threads, task=p.task)

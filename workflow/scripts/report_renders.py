@@ -7,5 +7,5 @@ p = snakemake.params
 with job_context(snakemake):
     run_render_examples(inputs=dict(snakemake.input.items()),
                         outputs=dict(snakemake.output.items()), n_examples=p.n_examples,
-                        log_mode=p.log_mode, x_axis=p.x_axis,
+                        log_mode=p.log_mode, axes=p.axes,
                         title=f"representation {snakemake.wildcards.rep}")

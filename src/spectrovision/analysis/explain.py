@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import InputError
 from ..learn.augment import resize_time
 from ..learn.settings import as_settings
+from ..render.axes import RenderAxes
 from .settings import ExplainSettings
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,10 @@ def choose_examples(label_table: pd.DataFrame, candidates: Sequence[str],
 
 
 def gradcam_figure(images: np.ndarray, maps: np.ndarray, titles: Sequence[str], *,
-                   log_mode: str, x_axis: str, n_cols: int, title: str = "") -> Any:
+                   log_mode: str, axes: RenderAxes, n_cols: int, title: str = "") -> Any:
     """Channel 0 of each image (grey, the report's intensity scale) with its map over it
-    (jet, alpha 0.45); m/z up, scaled time (or temperature) across."""
+    (jet, alpha 0.45) on the representation's ``axes`` (m/z up, its time, temperature or
+    scaled x across)."""
     import matplotlib.pyplot as plt
 
     from ..report.figures import intensity_norm
@@ -115,45 +117,52 @@ def gradcam_figure(images: np.ndarray, maps: np.ndarray, titles: Sequence[str], 
     if len(images) == 0:
         raise ValueError("gradcam_figure needs at least one image")
     planes = np.asarray(images[:, 0], dtype=np.float32)
-    n, n_mass = planes.shape[:2]
+    axes.check_shape(planes.shape)
+    n = len(planes)
     cols = max(1, min(n_cols, n))
-    fig, axes = plt.subplots(-(-n // cols), cols, squeeze=False, constrained_layout=True,
+    fig, grid = plt.subplots(-(-n // cols), cols, squeeze=False, constrained_layout=True,
                              figsize=(3.6 * cols, 2.9 * -(-n // cols)))
     norm = intensity_norm(planes, log_mode)
-    extent = (0.0, 1.0, -0.5, n_mass - 0.5)
     shown = None
-    for ax, plane, cam, text in zip(axes.flat, planes, maps, titles):
+    for ax, plane, cam, text in zip(grid.flat, planes, maps, titles):
         ax.imshow(plane, origin="lower", aspect="auto", norm=norm, cmap="gray",
-                  extent=extent, interpolation="nearest")
+                  extent=axes.extent, interpolation="nearest")
         shown = ax.imshow(cam, origin="lower", aspect="auto", cmap="jet", alpha=0.45,
-                          vmin=0.0, vmax=1.0, extent=extent, interpolation="bilinear")
+                          vmin=0.0, vmax=1.0, extent=axes.extent, interpolation="bilinear")
         ax.set_title(text, fontsize=8)
-        ax.set_xlabel(f"{x_axis} fraction (scaled 0-1 per run)")
-        ax.set_ylabel("m/z")
-    for ax in list(axes.flat)[n:]:
+        ax.set_xlabel(axes.x_label)
+        ax.set_ylabel(axes.y_label)
+    for ax in list(grid.flat)[n:]:
         ax.axis("off")
     if shown is not None:
-        fig.colorbar(shown, ax=axes, label="Grad-CAM++ (scaled 0-1)", shrink=0.8)
+        fig.colorbar(shown, ax=grid, label="Grad-CAM++ (scaled 0-1)", shrink=0.8)
     if title:
         fig.suptitle(title)
     return fig
 
 
-def peak_cell(cam: np.ndarray) -> tuple[int, float]:
-    """(m/z row, time fraction of the column centre) of a map's maximum."""
+def peak_cell(cam: np.ndarray, axes: RenderAxes) -> dict[str, float]:
+    """A map's maximum: ``peak_mz`` (the m/z of its row), ``peak_x`` (its column centre in
+    the axes' x units: degC / time on a fixed window, 0-1 per run otherwise) and
+    ``peak_x_fraction`` (that centre as a fraction of the render's width)."""
+    axes.check_shape(cam.shape)
     row, col = np.unravel_index(int(np.argmax(cam)), cam.shape)
-    return int(row), float((col + 0.5) / cam.shape[1])
+    return {"peak_mz": axes.mass_at(row), "peak_x": axes.x_at(col),
+            "peak_x_fraction": float((col + 0.5) / cam.shape[1])}
 
 
 def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                 settings: ExplainSettings | Mapping[str, Any], label_table: pd.DataFrame,
-                log_mode: str, x_axis: str, threads: int = 1) -> dict[str, Any]:
+                log_mode: str, axes: RenderAxes | Mapping[str, Any],
+                threads: int = 1) -> dict[str, Any]:
     """Write ``outputs['figure']`` (PNG grid: labels down, samples across) and
-    ``outputs['table']`` (CSV: sample_id, label, truth, prob, peak_mz, peak_x_fraction).
+    ``outputs['table']`` (CSV: sample_id, label, truth, prob, peak_mz, peak_x,
+    peak_x_fraction; see :func:`peak_cell`).
 
     ``inputs``: ``weights`` (model.pt), ``stacks``/``stack_ids`` (the model's stacked
-    renders) and ``folds``; ``settings``: the ``explain:`` block; ``log_mode``/``x_axis``:
-    how the representation's renders are drawn."""
+    renders) and ``folds``; ``settings``: the ``explain:`` block; ``log_mode``/``axes``
+    (a :class:`RenderAxes` or its ``as_dict``): how the representation's renders are
+    drawn."""
     import matplotlib.pyplot as plt
 
     from ..data.folds import fold_split
@@ -161,6 +170,7 @@ def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     from ..learn.checkpoint import load_trained
     from ..learn.imageset import load_image_set
 
+    render_axes = RenderAxes.of(axes)
     chosen_settings = as_settings(ExplainSettings, settings, "explain")
     samples_per_label = chosen_settings.samples_per_label
     weights, folds_path = inputs["weights"], inputs["folds"]
@@ -180,6 +190,7 @@ def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                          f"any of the labels {chosen}", "pick another explain.fold or labels")
     images = load_image_set(inputs["stacks"], inputs["stack_ids"], keep={s for s, _ in pairs})
     x = images.select([s for s, _ in pairs]).float()
+    render_axes.check_shape(tuple(x.shape))
     index = [all_labels.index(label) for _, label in pairs]
     width = int(bundle["train_width"])
     with torch.no_grad():
@@ -189,18 +200,18 @@ def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     maps = gradcam_maps(model, x, index, width)
     titles = [f"{s} | {label} | p={p:.2f}" for (s, label), p in zip(pairs, prob)]
     trained = bundle["settings"]
-    fig = gradcam_figure(x.numpy(), maps, titles, log_mode=log_mode, x_axis=x_axis,
+    fig = gradcam_figure(x.numpy(), maps, titles, log_mode=log_mode, axes=render_axes,
                          n_cols=max(samples_per_label, 1),
                          title=f"Grad-CAM++: {trained.name} fold "
                                f"{bundle['fold']} ({trained.backbone})")
     save_figure(outputs["figure"], fig, dpi=100)
     plt.close(fig)
-    peaks = [peak_cell(m) for m in maps]
-    table = pd.DataFrame({"sample_id": [s for s, _ in pairs],
-                          "label": [label for _, label in pairs],
-                          "truth": [int(label_table.at[s, label]) for s, label in pairs],
-                          "prob": prob, "peak_mz": [p[0] for p in peaks],
-                          "peak_x_fraction": [p[1] for p in peaks]})
+    peaks = pd.DataFrame([peak_cell(m, render_axes) for m in maps])
+    table = pd.concat([pd.DataFrame({"sample_id": [s for s, _ in pairs],
+                                     "label": [label for _, label in pairs],
+                                     "truth": [int(label_table.at[s, label])
+                                               for s, label in pairs],
+                                     "prob": prob}), peaks], axis=1)
     write_csv(outputs["table"], table)
     log.info("Grad-CAM++ of %d sample x label pairs", len(pairs))
     return {"n_maps": len(pairs), "fold": int(bundle["fold"]), "width": width}

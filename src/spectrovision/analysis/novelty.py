@@ -29,6 +29,7 @@ from torch import nn
 from ..errors import InputError
 from ..learn.settings import as_settings
 from ..metrics import sigmoid, to_probs
+from ..render.axes import RenderAxes
 from .settings import NoveltySettings
 
 log = logging.getLogger(__name__)
@@ -145,28 +146,31 @@ def aligned_logits(table: pd.DataFrame, ids: Sequence[str], labels: Sequence[str
     return indexed.loc[list(ids), list(labels)].to_numpy(np.float64)
 
 
-def gallery_figure(images: np.ndarray, table: pd.DataFrame, *, log_mode: str, x_axis: str,
-                   title: str) -> Any:
-    """Renders of ``table``'s samples (rows in ``images`` order), titled with their scores."""
+def gallery_figure(images: np.ndarray, table: pd.DataFrame, *, log_mode: str,
+                   axes: RenderAxes, title: str) -> Any:
+    """Renders of ``table``'s samples (rows in ``images`` order) on the representation's
+    ``axes``, titled with their scores."""
     from ..report.figures import render_grid
 
     names = [f"{r.sample_id}\nrecon {r.recon_error:.3g}, H {r.entropy:.2f}, "
              f"sd {r.disagreement:.2f}" for r in table.itertuples()]
-    return render_grid(images, names, log_mode=log_mode, x_axis=x_axis, title=title)
+    return render_grid(images, names, log_mode=log_mode, axes=axes, title=title)
 
 
 def run_novelty(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                 settings: NoveltySettings | Mapping[str, Any], train_ids: Sequence[str],
                 unlabelled: Sequence[str], members: Sequence[str], labels: Sequence[str],
-                seed: int, log_mode: str, x_axis: str, threads: int = 1,
-                task: str = "multilabel") -> dict[str, Any]:
+                seed: int, log_mode: str, axes: RenderAxes | Mapping[str, Any],
+                threads: int = 1, task: str = "multilabel") -> dict[str, Any]:
     """Write ``outputs['scores']`` (novelty_scores.csv) and ``outputs['gallery']`` (PNG of
     the ``top_k`` samples with the highest reconstruction error).
 
     ``inputs``: ``stacks``/``stack_ids`` (the novelty representation's stacked renders),
     ``ensemble`` (its test logits), ``selection`` (selection.json) and ``members`` (the
     test logits of each candidate member, in the order of ``members``); ``settings``: the
-    ``novelty:`` block; ``seed``: the autoencoder's seed (the global seed)."""
+    ``novelty:`` block; ``seed``: the autoencoder's seed (the global seed);
+    ``log_mode``/``axes`` (a :class:`RenderAxes` or its ``as_dict``): how the gallery draws
+    the renders."""
     import json
 
     import matplotlib.pyplot as plt
@@ -174,6 +178,7 @@ def run_novelty(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     from ..io import save_figure, write_csv
     from ..learn.imageset import load_image_set
 
+    render_axes = RenderAxes.of(axes)
     scoring = as_settings(NoveltySettings, settings, "novelty")
     ensemble_test, selection = inputs["ensemble"], inputs["selection"]
     member_tests = dict(zip(members, inputs["members"], strict=True))
@@ -191,6 +196,7 @@ def run_novelty(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                             keep=set(map(str, train_ids)) | set(test_ids))
     train_x = images.select(sorted(set(map(str, train_ids)) & set(images.ids)))
     test_x = images.select(test_ids)
+    render_axes.check_shape(tuple(test_x.shape))
     model = train_autoencoder(train_x, epochs=scoring.epochs, seed=seed)
     recon = reconstruction_error(model, test_x)
     ens = aligned_logits(pd.read_parquet(ensemble_test), test_ids, labels, ensemble_test)
@@ -202,7 +208,7 @@ def run_novelty(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     top = table.head(max(int(scoring.top_k), 1))
     position = {s: i for i, s in enumerate(test_ids)}
     shown = test_x[[position[s] for s in top["sample_id"]]].float().numpy()
-    fig = gallery_figure(shown, top, log_mode=log_mode, x_axis=x_axis,
+    fig = gallery_figure(shown, top, log_mode=log_mode, axes=render_axes,
                          title=f"top {len(top)} unlabelled samples by autoencoder "
                                "reconstruction error")
     save_figure(outputs["gallery"], fig, dpi=100)

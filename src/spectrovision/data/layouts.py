@@ -63,8 +63,9 @@ class Layout:
         raise NotImplementedError
 
     def render_view(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-        """How reports draw a representation's images: ``log`` mode and ``x_axis`` name
-        (``settings`` None: no representation is configured)."""
+        """How reports draw a representation's images: ``log`` mode and ``axes`` (the
+        :meth:`~spectrovision.render.axes.RenderAxes.as_dict` of its m/z rows and x
+        columns; ``settings`` None: no representation is configured, both None)."""
         raise NotImplementedError
 
     def image_shape(self, settings: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -116,10 +117,16 @@ class RunLayout(Layout):
     def representation_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in settings.items() if k not in IMAGE_ONLY_KEYS}
 
+    #: layout name -> the time unit of its runs (what a fixed ``x_window`` on time is in)
+    time_units: ClassVar[Mapping[str, str]] = {"mars2": "min", "mars1": "s"}
+
     def render_view(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
         if settings is None:
-            return {"log": None, "x_axis": None}
-        return {"log": settings["log"], "x_axis": settings["x_axis"]}
+            return {"log": None, "axes": None}
+        spec = library("render.runs").RenderSpec.from_config(
+            self.representation_settings(settings))
+        axes = library("render.axes").render_axes(spec, self.time_units.get(self.name))
+        return {"log": spec.log, "axes": axes.as_dict()}
 
     def ingest_shard(self, *, samples: Records, outputs: Mapping[str, PathLike],
                      settings: Mapping[str, Any]) -> dict[str, int]:
@@ -153,7 +160,11 @@ class ImageLayout(Layout):
         return {k: settings[k] for k in IMAGE_KEYS if k in settings}
 
     def render_view(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {"log": "linear", "x_axis": "image x"}
+        if settings is None:
+            return {"log": "linear", "axes": None}
+        spec = library("render.images").ImageSpec.from_config(
+            self.representation_settings(settings))
+        return {"log": "linear", "axes": library("render.axes").image_axes(spec).as_dict()}
 
     def ingest_shard(self, *, samples: Records, outputs: Mapping[str, PathLike],
                      settings: Mapping[str, Any]) -> dict[str, int]:

@@ -23,6 +23,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ..metrics import to_probs  # noqa: E402
+from ..render.axes import RenderAxes  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 LOG_LABELS = {"log1p1000": "log10(1 + 1000 a)", "clipped_log10": "log10(max(a, floor))",
@@ -31,30 +32,31 @@ MEMBER_COLOURS = {"model": "tab:blue", "baseline": "tab:grey", "ensemble": "tab:
 
 
 # --- example renders ----------------------------------------------------------------------
-def render_grid(images: np.ndarray, sample_ids: Sequence[str], *, log_mode: str = "log1p1000",
-                x_axis: str = "time", title: str = "") -> Figure:
-    """Channel 0 of a few rendered samples ``(N, C, n_mass, n_x)`` side by side: m/z up,
-    scaled time (or temperature) across, one shared colour scale. Intensities rendered
-    without a log (``log_mode='none'``) are shown on a log colour scale."""
+def render_grid(images: np.ndarray, sample_ids: Sequence[str], *, axes: RenderAxes,
+                log_mode: str = "log1p1000", title: str = "") -> Figure:
+    """Channel 0 of a few rendered samples ``(N, C, n_mass, n_x)`` side by side on the
+    representation's ``axes`` (m/z up, its time, temperature or scaled x across), one shared
+    colour scale. Intensities rendered without a log (``log_mode='none'``) are shown on a
+    log colour scale."""
     n = len(images)
     if n == 0:
         raise ValueError("render_grid needs at least one image")
     planes = np.asarray(images[:, 0], dtype=np.float32)
-    n_mass = planes.shape[1]
+    axes.check_shape(planes.shape)
     norm = intensity_norm(planes, log_mode)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False,
+    fig, grid = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False,
                              constrained_layout=True)
-    for ax, plane, sample_id in zip(axes.flat, planes, sample_ids):
+    for ax, plane, sample_id in zip(grid.flat, planes, sample_ids):
         shown = ax.imshow(plane, origin="lower", aspect="auto", norm=norm, cmap="magma",
-                          extent=(0.0, 1.0, -0.5, n_mass - 0.5), interpolation="nearest")
+                          extent=axes.extent, interpolation="nearest")
         ax.set_title(str(sample_id), fontsize=9)
-        ax.set_xlabel(f"{x_axis} (scaled 0-1 per run)")
-        ax.set_ylabel("m/z")
-    for ax in list(axes.flat)[n:]:
+        ax.set_xlabel(axes.x_label)
+        ax.set_ylabel(axes.y_label)
+    for ax in list(grid.flat)[n:]:
         ax.axis("off")
-    fig.colorbar(shown, ax=axes, label=LOG_LABELS.get(log_mode, log_mode), shrink=0.8)
+    fig.colorbar(shown, ax=grid, label=LOG_LABELS.get(log_mode, log_mode), shrink=0.8)
     if title:
         fig.suptitle(title)
     return fig
@@ -256,16 +258,17 @@ def example_rows(n_samples: int, n_examples: int) -> np.ndarray:
 
 
 def run_render_examples(*, inputs: Mapping[str, PathLike], outputs: Mapping[str, PathLike],
-                        n_examples: int, log_mode: str, x_axis: str, title: str) -> None:
+                        n_examples: int, log_mode: str,
+                        axes: RenderAxes | Mapping[str, Any], title: str) -> None:
     """A grid ``outputs["grid"]`` of evenly spaced samples of the stack ``inputs["stack"]``
-    (ids: ``inputs["ids"]``)."""
+    (ids: ``inputs["ids"]``) on the representation's ``axes`` (or their ``as_dict``)."""
     from ..io import save_figure
 
     ids = pd.read_csv(inputs["ids"], dtype={"sample_id": str})["sample_id"].tolist()
     stack = np.load(inputs["stack"], mmap_mode="r")
     rows = example_rows(len(ids), n_examples)
     fig = render_grid(np.asarray(stack[rows]), [ids[i] for i in rows], log_mode=log_mode,
-                      x_axis=x_axis, title=title)
+                      axes=RenderAxes.of(axes), title=title)
     save_figure(outputs["grid"], fig, dpi=110)
     plt.close(fig)
 
