@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spectrovision.config.schema import derive_seed, load_schema, resolve_model, validate_config
+from spectrovision.config.schema import (derive_seed, load_schema, render_log_floor, resolve_model,
+                                         validate_config)
 from spectrovision.errors import ConfigError
 from spectrovision.learn.settings import model_settings
 
@@ -111,10 +112,14 @@ def test_render_log_floor_is_the_clipped_log10_representations_log_floor():
                               "d": {"log": "clipped_log10"},  # schema default floor
                               "r": {"log": "log1p1000", "log_floor": 1e-3},
                               "n": {"log": "none"}}
-    cfg["models"] = {name: {"representation": name} for name in cfg["representations"]}
+    cfg["models"] = {name: {"representation": name, "global_scale_sigma": 0.05}
+                     for name in ("c", "d")}
+    cfg["models"]["plain"] = {"representation": "c"}  # no log-space augmentation: no floor
     full = validate_config(cfg)
     floors = {name: resolve_model(full, name)["render_log_floor"] for name in full["models"]}
-    assert floors == {"c": 1e-3, "d": 1e-4, "r": None, "n": None}
+    assert floors == {"c": 1e-3, "d": 1e-4, "plain": None}
+    for rep in ("r", "n"):  # the floor of a render that is not clipped_log10 is None
+        assert render_log_floor({**full["representations"][rep]}) is None
     assert resolve_model(cfg, "d")["render_log_floor"] == 1e-4  # unvalidated: same defaults
     full["representations"]["c"]["log_floor"] = 1e-5
     assert resolve_model(full, "c")["render_log_floor"] == 1e-5

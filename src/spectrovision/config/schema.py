@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from ..errors import ConfigError
+from .checks import LOG_SPACE_AUGMENTS
 
 SCHEMA_RESOURCE = "config.schema.yaml"  # shipped inside this package (pyproject package-data)
 # model keys the schema no longer has, and what took their place (a specific error for them)
@@ -87,7 +88,9 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
 def resolve_model(config: dict[str, Any], name: str,
                   schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """A model's full settings: schema defaults < ``model_defaults`` < the model's own keys,
-    and ``render_log_floor``, derived from its representation (:func:`render_log_floor`)."""
+    and ``render_log_floor``, derived from its representation (:func:`render_log_floor`)
+    when one of its log-space augmentations is on, else None (so a model without them has
+    the settings, and the train jobs, it had before the floor was derived)."""
     schema = schema or load_schema()
     model_schema = schema["$defs"]["model"]
     if name not in config.get("models", {}):
@@ -105,7 +108,8 @@ def resolve_model(config: dict[str, Any], name: str,
         merged["seed"] = derive_seed(int(config.get("seed", 42)), name)
     merged["name"] = name
     rep = config.get("representations", {}).get(merged["representation"])
-    merged["render_log_floor"] = None if rep is None else render_log_floor(
+    uses_floor = any(merged.get(k) for k in LOG_SPACE_AUGMENTS)
+    merged["render_log_floor"] = None if rep is None or not uses_floor else render_log_floor(
         {**schema_defaults(schema["properties"]["representations"]["additionalProperties"]),
          **rep})
     return merged
