@@ -38,6 +38,7 @@ def settings(backbone: str, stride: int, jitter: int) -> ModelSettings:
     return ModelSettings.with_defaults({
         "name": "bench", "representation": "bench", "backbone": backbone, "head": "pool",
         "time_resize": None, "scan_jitter": jitter, "scan_stride": stride,
+        # resolve_model's value for a log: clipped_log10 representation, log_floor 1e-4
         "render_log_floor": 1e-4, "mass_scale_sigma": 0.1, "global_scale_sigma": 0.05,
         "background_mix_quantiles": [0.001, 0.05, 0.1, 0.2], "sample_mix_p": 0.5,
         "sample_mix_mode": "max"})

@@ -19,7 +19,7 @@ from spectrovision.learn.augment import (CachedAugment, background_quantiles, ba
 from spectrovision.learn.checkpoint import load_trained
 from spectrovision.learn.loop import train_model
 from spectrovision.learn.predict import predict_logits, run_predict
-from spectrovision.learn.settings import ModelSettings, PredictSettings
+from spectrovision.learn.settings import ModelSettings, PredictSettings, model_settings
 
 FLOOR = 1e-4
 OFF = {"scan_jitter": 0, "scan_stride": 1, "render_log_floor": None, "mass_scale_sigma": 0.0,
@@ -143,20 +143,17 @@ def test_log_space_options_need_the_floor_and_a_clipped_log10_representation():
     with pytest.raises(ConfigError, match="models/m/global_scale_sigma"):
         augment(global_scale_sigma=0.05)
     cfg = validate_config({"representations": {"r": {"log": "log1p1000"},
-                                                "c": {"log": "clipped_log10"}},
-                           "models": {"a": {"representation": "r", "render_log_floor": 1e-4,
+                                                "c": {"log": "clipped_log10", "log_floor": 1e-3}},
+                           "models": {"a": {"representation": "r",
                                             "background_mix_quantiles": [0.1]},
-                                      "b": {"representation": "c", "render_log_floor": 1e-3,
-                                            "mass_scale_sigma": 0.1},
-                                      "ok": {"representation": "c", "render_log_floor": 1e-4,
-                                             "mass_scale_sigma": 0.1},
+                                      "ok": {"representation": "c", "mass_scale_sigma": 0.1},
                                       "mx": {"representation": "r", "sample_mix_p": 0.5,
                                              "sample_mix_mode": "max"}}})
     with pytest.raises(ConfigError, match="models/a/background_mix_quantiles.*log1p1000"):
         check_augment(cfg, "a", resolve_model(cfg, "a"))
-    with pytest.raises(ConfigError, match="models/b/render_log_floor.*0.0001"):
-        check_augment(cfg, "b", resolve_model(cfg, "b"))
     check_augment(cfg, "ok", resolve_model(cfg, "ok"))
+    # the augmentation works in the representation's log units
+    assert CachedAugment.from_settings(model_settings(resolve_model(cfg, "ok"))).floor == 1e-3
     check_augment(cfg, "mx", resolve_model(cfg, "mx"))
     with pytest.raises(ConfigError, match="models/mx/sample_mix_mode"):
         check_augment({**cfg, "task": "multiclass"}, "mx", resolve_model(cfg, "mx"))

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spectrovision.config.schema import derive_seed, load_schema, resolve_model, validate_config
+from spectrovision.config.schema import (derive_seed, load_schema, render_log_floor, resolve_model,
+                                         validate_config)
 from spectrovision.errors import ConfigError
+from spectrovision.learn.settings import model_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,6 +104,43 @@ def test_resolve_model_precedence_and_seed():
     other = copy.deepcopy(full)
     other["models"]["n"] = dict(other["models"]["m"])
     assert resolve_model(other, "n")["seed"] != model["seed"]
+
+
+def test_render_log_floor_is_the_clipped_log10_representations_log_floor():
+    cfg = _minimal()
+    cfg["representations"] = {"c": {"log": "clipped_log10", "log_floor": 1e-3},
+                              "d": {"log": "clipped_log10"},  # schema default floor
+                              "r": {"log": "log1p1000", "log_floor": 1e-3},
+                              "n": {"log": "none"}}
+    cfg["models"] = {name: {"representation": name, "global_scale_sigma": 0.05}
+                     for name in ("c", "d")}
+    cfg["models"]["plain"] = {"representation": "c"}  # no log-space augmentation: no floor
+    full = validate_config(cfg)
+    floors = {name: resolve_model(full, name)["render_log_floor"] for name in full["models"]}
+    assert floors == {"c": 1e-3, "d": 1e-4, "plain": None}
+    for rep in ("r", "n"):  # the floor of a render that is not clipped_log10 is None
+        assert render_log_floor({**full["representations"][rep]}) is None
+    assert resolve_model(cfg, "d")["render_log_floor"] == 1e-4  # unvalidated: same defaults
+    full["representations"]["c"]["log_floor"] = 1e-5
+    assert resolve_model(full, "c")["render_log_floor"] == 1e-5
+    # the typed settings (train rule params -> model.pt) carry it
+    assert model_settings(resolve_model(full, "c")).render_log_floor == 1e-5
+
+
+@pytest.mark.parametrize("block", ["models", "model_defaults"])
+def test_render_log_floor_key_is_refused_with_the_fix(block):
+    cfg = _minimal()
+    if block == "models":
+        cfg["models"]["m"]["render_log_floor"] = 1e-4
+    else:
+        cfg["model_defaults"] = {"render_log_floor": 1e-4}
+    where = "models/m" if block == "models" else "model_defaults"
+    message = (f"'{where}/render_log_floor'.*taken from the representation's log_floor.*"
+               "delete the key")
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+    with pytest.raises(ConfigError, match=message):
+        resolve_model(cfg, "m")
 
 
 def test_resolve_model_rejects_bad_model_value():

@@ -91,8 +91,9 @@ LOG_SPACE_AUGMENTS = ("mass_scale_sigma", "global_scale_sigma", "background_mix_
 
 def check_augment(cfg: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> None:
     """A model's cached-render augmentations against its representation and the task: the
-    log-space ones are exact on ``log: clipped_log10`` renders only and repeat their floor
-    (``render_log_floor``); sample mixing by max needs multilabel labels."""
+    log-space ones are exact on ``log: clipped_log10`` renders only (``resolve_model`` gives
+    the model that representation's floor as ``render_log_floor``); sample mixing by max
+    needs multilabel labels."""
     used = [k for k in LOG_SPACE_AUGMENTS if model[k]]
     rep = cfg["representations"].get(model["representation"])
     if used and rep is not None:
@@ -101,12 +102,6 @@ def check_augment(cfg: Mapping[str, Any], name: str, model: Mapping[str, Any]) -
                 f"config key 'models/{name}/{used[0]}': it is exact only on log: clipped_log10 "
                 f"renders, but representation '{model['representation']}' has log: "
                 f"{rep['log']}. Fix: render it with log: clipped_log10 or turn {used} off.")
-        if model["render_log_floor"] != rep["log_floor"]:
-            raise ConfigError(
-                f"config key 'models/{name}/render_log_floor': {used} work in the log units "
-                f"of representation '{model['representation']}', whose log_floor is "
-                f"{rep['log_floor']}, not {model['render_log_floor']}. Fix: set "
-                f"render_log_floor: {rep['log_floor']}.")
     if cfg["task"] == "multiclass" and model["sample_mix_p"] and \
             model["sample_mix_mode"] == "max":
         raise ConfigError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,14 @@ import jsonschema
 import yaml
 
 from ..errors import ConfigError
+from .checks import LOG_SPACE_AUGMENTS
 
 SCHEMA_RESOURCE = "config.schema.yaml"  # shipped inside this package (pyproject package-data)
+# model keys the schema no longer has, and what took their place (a specific error for them)
+REMOVED_MODEL_KEYS = {
+    "render_log_floor": "render_log_floor is now taken from the representation's log_floor "
+                        "(log: clipped_log10)",
+}
 
 
 def load_schema(path: str | Path | None = None) -> dict[str, Any]:
@@ -59,6 +66,7 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
     """
     schema = schema or load_schema()
     cfg = copy.deepcopy(config)
+    _refuse_removed_keys(cfg, list(cfg.get("models") or {}))
     try:
         jsonschema.validate(cfg, schema)
     except jsonschema.ValidationError as exc:
@@ -79,13 +87,16 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
 
 def resolve_model(config: dict[str, Any], name: str,
                   schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A model's full settings: schema defaults < ``model_defaults`` < the model's own keys."""
+    """A model's full settings: schema defaults < ``model_defaults`` < the model's own keys,
+    and ``render_log_floor``, derived from its representation (:func:`render_log_floor`)
+    when one of its log-space augmentations is on, else None (so a model without them has
+    the settings, and the train jobs, it had before the floor was derived)."""
     schema = schema or load_schema()
     model_schema = schema["$defs"]["model"]
     if name not in config.get("models", {}):
         raise ConfigError(f"model '{name}' is not defined under 'models:'")
-    merged: dict[str, Any] = {k: copy.deepcopy(v["default"])
-                              for k, v in model_schema["properties"].items() if "default" in v}
+    _refuse_removed_keys(config, [name])
+    merged = schema_defaults(model_schema)
     merged.update(copy.deepcopy(config.get("model_defaults", {})))
     merged.update(copy.deepcopy(config["models"][name]))
     try:
@@ -96,7 +107,40 @@ def resolve_model(config: dict[str, Any], name: str,
     if merged.get("seed") is None:
         merged["seed"] = derive_seed(int(config.get("seed", 42)), name)
     merged["name"] = name
+    rep = config.get("representations", {}).get(merged["representation"])
+    uses_floor = any(merged.get(k) for k in LOG_SPACE_AUGMENTS)
+    merged["render_log_floor"] = None if rep is None or not uses_floor else render_log_floor(
+        {**schema_defaults(schema["properties"]["representations"]["additionalProperties"]),
+         **rep})
     return merged
+
+
+def render_log_floor(representation: Mapping[str, Any]) -> float | None:
+    """The floor that a model's log-space cached-render augmentations work with: the
+    representation's ``log_floor`` when it renders ``log: clipped_log10``, else None (those
+    augmentations are then refused, see ``config.checks.check_augment``)."""
+    if representation["log"] != "clipped_log10":
+        return None
+    return float(representation["log_floor"])
+
+
+def schema_defaults(block: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults of a schema object's properties (copies)."""
+    return {k: copy.deepcopy(v["default"]) for k, v in block["properties"].items()
+            if "default" in v}
+
+
+def _refuse_removed_keys(config: Mapping[str, Any], names: list[str]) -> None:
+    """A ConfigError for a key of REMOVED_MODEL_KEYS in ``model_defaults`` or the models
+    ``names`` (clearer than the schema's unknown-key error)."""
+    blocks = [("model_defaults", config.get("model_defaults"))]
+    blocks += [(f"models/{n}", (config.get("models") or {}).get(n)) for n in names]
+    for where, block in blocks:
+        if not isinstance(block, Mapping):
+            continue
+        for key, why in REMOVED_MODEL_KEYS.items():
+            if key in block:
+                raise ConfigError(f"config key '{where}/{key}': {why}. Fix: delete the key.")
 
 
 def derive_seed(seed: int, *parts: object) -> int:

@@ -251,7 +251,8 @@ class CachedAugment:
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> CachedAugment:
         """The model's options; a ConfigError names a log-space option set without
-        ``render_log_floor``."""
+        ``render_log_floor`` (``resolve_model`` derives it from a ``log: clipped_log10``
+        representation's ``log_floor``)."""
         quantiles = settings.background_mix_quantiles
         needs_floor = [k for k, on in (("mass_scale_sigma", settings.mass_scale_sigma > 0),
                                        ("global_scale_sigma", settings.global_scale_sigma > 0),
@@ -259,9 +260,9 @@ class CachedAugment:
         if needs_floor and settings.render_log_floor is None:
             raise ConfigError(
                 f"config key 'models/{settings.name}/{needs_floor[0]}': it works on "
-                "clipped_log10 renders and needs their floor. Fix: set render_log_floor to "
-                "the log_floor of the model's representation (which must have log: "
-                "clipped_log10), or turn the option off.")
+                "clipped_log10 renders and needs their floor, which the model takes from "
+                "its representation's log_floor. Fix: give the model a representation with "
+                "log: clipped_log10, or turn the option off.")
         return cls(int(settings.scan_jitter), int(settings.scan_stride),
                    None if settings.render_log_floor is None else float(settings.render_log_floor),
                    float(settings.mass_scale_sigma), float(settings.global_scale_sigma),

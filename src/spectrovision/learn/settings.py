@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..config.schema import load_schema
+from ..config.schema import load_schema, schema_defaults
 from ..config.typed import settings_from
 
 T = TypeVar("T")
@@ -43,6 +43,7 @@ class ModelSettings:
     time_warp: list[float] | None
     scan_jitter: int
     scan_stride: int
+    # derived, not a config key: the representation's log_floor for log: clipped_log10
     render_log_floor: float | None
     mass_scale_sigma: float
     global_scale_sigma: float
@@ -61,8 +62,11 @@ class ModelSettings:
         """``values`` over the schema's model defaults, unvalidated: settings stored in a
         weights bundle before the schema gained a key, or a model built outside a config
         (tests, benchmarks; ``name`` and ``representation`` have no default). A config's
-        models go through ``resolve_model`` and :func:`model_settings` instead."""
-        return settings_from(cls, {**schema_defaults(load_schema()["$defs"]["model"]), **values},
+        models go through ``resolve_model`` and :func:`model_settings` instead.
+        ``render_log_floor`` is no config key (``resolve_model`` derives it from the
+        representation): None unless ``values`` set it."""
+        return settings_from(cls, {"render_log_floor": None,
+                                   **schema_defaults(load_schema()["$defs"]["model"]), **values},
                              where)
 
 
@@ -82,11 +86,6 @@ class PredictSettings:
         config, e.g. tests; the predict rule passes every key)."""
         return settings_from(cls, {**schema_defaults(load_schema()["properties"]["predict"]),
                                    **values}, where)
-
-
-def schema_defaults(block: Mapping[str, Any]) -> dict[str, Any]:
-    """The defaults of a schema object's properties."""
-    return {k: v["default"] for k, v in block["properties"].items() if "default" in v}
 
 
 def as_settings(cls: type[T], values: T | Mapping[str, Any], where: str) -> T:
