@@ -127,8 +127,15 @@ def test_axes_labels_per_x_axis_and_layout():
     assert get_layout("mars1").render_view({"x_window": [0, 600], "x_step": 5}
                                            )["axes"]["x_label"] == "time (s)"
     pixels = RenderAxes.of(get_layout("images").render_view({"image_size": [32, 48]})["axes"])
-    assert pixels.extent == (-0.5, 47.5, -0.5, 31.5) and pixels.x_at(3) == 3.0
+    assert pixels.extent == (-0.5, 47.5, 31.5, -0.5) and pixels.x_at(3) == 3.0
     assert pixels.y_label == "image y (pixel row)"
+    # an image's row 0 is drawn at the top, as the file holds it; m/z rows go up
+    picture = np.zeros((1, 1, 32, 48), np.float32)
+    picture[0, 0, 0, 0] = 1.0  # the file's top-left pixel
+    ax = report.render_grid(picture, ["p"], log_mode="linear", axes=pixels).axes[0]
+    assert ax.get_ylim() == (31.5, -0.5)  # y increases downwards
+    assert ax.images[0].origin == "upper"
+    assert axes.origin == "lower"
     with pytest.raises(ConfigError, match="unknown keys \\['x_axis'\\]"):
         RenderAxes.of({**axes.as_dict(), "x_axis": "time"})
 

@@ -125,9 +125,9 @@ def gradcam_figure(images: np.ndarray, maps: np.ndarray, titles: Sequence[str], 
     norm = intensity_norm(planes, log_mode)
     shown = None
     for ax, plane, cam, text in zip(grid.flat, planes, maps, titles):
-        ax.imshow(plane, origin="lower", aspect="auto", norm=norm, cmap="gray",
+        ax.imshow(plane, origin=axes.origin, aspect="auto", norm=norm, cmap="gray",
                   extent=axes.extent, interpolation="nearest")
-        shown = ax.imshow(cam, origin="lower", aspect="auto", cmap="jet", alpha=0.45,
+        shown = ax.imshow(cam, origin=axes.origin, aspect="auto", cmap="jet", alpha=0.45,
                           vmin=0.0, vmax=1.0, extent=axes.extent, interpolation="bilinear")
         ax.set_title(text, fontsize=8)
         ax.set_xlabel(axes.x_label)

@@ -41,6 +41,7 @@ class RenderAxes:
     x_extent: tuple[float, float]
     x_label: str
     y_label: str = "m/z"
+    rows_down: bool = False  # image files: row 0 is the top row, drawn at the top
 
     def __post_init__(self) -> None:
         lo, hi = (float(v) for v in self.x_extent)
@@ -65,14 +66,20 @@ class RenderAxes:
         """Plain values (a rule param, recorded in provenance)."""
         return {"first_mass": self.first_mass, "n_mass": self.n_mass, "n_x": self.n_x,
                 "x_extent": list(self.x_extent), "x_label": self.x_label,
-                "y_label": self.y_label}
+                "y_label": self.y_label, "rows_down": self.rows_down}
 
     @property
     def extent(self) -> tuple[float, float, float, float]:
-        """``imshow`` extent (left, right, bottom, top) with ``origin='lower'``: the x extent
-        and m/z ``first_mass - 0.5 .. first_mass + n_mass - 0.5`` (each row centred on its
-        m/z)."""
-        return (*self.x_extent, self.first_mass - 0.5, self.first_mass + self.n_mass - 0.5)
+        """``imshow`` extent (left, right, bottom, top) for :attr:`origin`: the x extent and
+        m/z ``first_mass - 0.5 .. first_mass + n_mass - 0.5`` (each row centred on its m/z;
+        top to bottom when ``rows_down``)."""
+        low, high = self.first_mass - 0.5, self.first_mass + self.n_mass - 0.5
+        return (*self.x_extent, high, low) if self.rows_down else (*self.x_extent, low, high)
+
+    @property
+    def origin(self) -> str:
+        """``imshow`` origin: m/z up (``lower``), or an image's row 0 at the top (``upper``)."""
+        return "upper" if self.rows_down else "lower"
 
     def mass_at(self, row: int) -> int:
         """The m/z of image row ``row``."""
@@ -110,4 +117,5 @@ def image_axes(spec: ImageSpec) -> RenderAxes:
     m/z here)."""
     height, width = spec.image_size
     return RenderAxes(first_mass=0, n_mass=height, n_x=width, x_extent=(-0.5, width - 0.5),
-                      x_label="image x (pixel column)", y_label="image y (pixel row)")
+                      x_label="image x (pixel column)", y_label="image y (pixel row)",
+                      rows_down=True)

@@ -49,7 +49,7 @@ def render_grid(images: np.ndarray, sample_ids: Sequence[str], *, axes: RenderAx
     fig, grid = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False,
                              constrained_layout=True)
     for ax, plane, sample_id in zip(grid.flat, planes, sample_ids):
-        shown = ax.imshow(plane, origin="lower", aspect="auto", norm=norm, cmap="magma",
+        shown = ax.imshow(plane, origin=axes.origin, aspect="auto", norm=norm, cmap="magma",
                           extent=axes.extent, interpolation="nearest")
         ax.set_title(str(sample_id), fontsize=9)
         ax.set_xlabel(axes.x_label)
