@@ -74,7 +74,8 @@ TINY_MODELS = {
 def tiny_workflow_config(data_dir: Path | str, results: Path | str) -> dict[str, Any]:
     """The shipped config cut to CI size over a tiny Mars-2 data set: one 64x32
     representation, 2 shards, 2 folds, two resnet10t models (pool and time_avg heads),
-    1 epoch, no mixup or dropout, no tabular member, baselines outside the ensemble."""
+    1 epoch, no mixup or dropout, no tabular member, three baselines (the priors and
+    benchmark_lr) outside the ensemble."""
     return derived_config({
         "results": str(results),
         "seed": 7,
@@ -88,6 +89,7 @@ def tiny_workflow_config(data_dir: Path | str, results: Path | str) -> dict[str,
         "models": copy.deepcopy(TINY_MODELS),
         "predict": {"tta_n_widths": 2, "tta_step": 8, "batch_size": 16},
         "ensemble": {"include_baselines": False},
+        "baselines": ["prior", "conditional_prior", "benchmark_lr"],
         "baseline_settings": {"benchmark_lr": {"time_bins": 4}},
         "tabular": {},
     })

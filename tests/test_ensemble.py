@@ -246,7 +246,8 @@ def _write_workflow_inputs(root, rng):
         "data": {"dir": "data"}, "workflow": {"shards": 2}, "folds": {"n_folds": 3},
         "representations": {"r": {"n_mass": 4, "n_x": 8}},
         "models": {"good": {"representation": "r"}, "weak": {"representation": "r"}},
-        "ensemble": {"selection": "greedy", "include_baselines": True}, "tabular": {}})
+        "ensemble": {"selection": "greedy", "include_baselines": True}, "tabular": {},
+        "baselines": ["prior", "conditional_prior", "benchmark_lr"]})
     write_config(root / "config.yaml", config)
     results = root / "results"
     (results / "render" / "r").mkdir(parents=True)
