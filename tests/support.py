@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from spectrovision.config.checks import ANALYSIS_STAGES
+
 if TYPE_CHECKING:
     from spectrovision.render.runs import RenderSpec
 
@@ -58,9 +60,15 @@ def derived_config(overrides: Mapping[str, Any] | None = None, *,
     """The shipped config (``config/config.yaml`` unless ``base`` names another) with
     ``overrides`` applied: mappings merge key by key at any depth, anything else (lists,
     numbers, None) replaces; ``models``, ``representations`` and ``tabular`` are replaced
-    whole when given. Not validated: pass it to ``validate_config`` or write it for
+    whole when given, and an ``explain``/``embed`` model they no longer hold becomes null
+    (the first model by name). Not validated: pass it to ``validate_config`` or write it for
     Snakemake, which validates it."""
-    return _merge(yaml.safe_load(base.read_text()), overrides or {}, REPLACED_WHOLE)
+    config = _merge(yaml.safe_load(base.read_text()), overrides or {}, REPLACED_WHOLE)
+    for stage in ANALYSIS_STAGES:  # a shipped analysis model that the new models lack
+        block = config.get(stage)
+        if isinstance(block, dict) and block.get("model") not in (None, *config["models"]):
+            block["model"] = None
+    return config
 
 
 TINY_REPRESENTATION = {"n_mass": 64, "n_x": 32, "background_subtraction": True,

@@ -24,6 +24,11 @@ def test_derived_config_merges_mappings_and_replaces_collections():
     assert list(config["representations"]) == ["r"]
     assert config["qc"] == shipped["qc"]
     assert yaml.safe_load(SHIPPED_CONFIG.read_text()) == shipped  # the file is untouched
+    # the shipped explain model is not among the new models: the first by name instead
+    assert shipped["explain"]["model"] not in config["models"]
+    assert config["explain"]["model"] is None
+    kept = derived_config({"models": {shipped["explain"]["model"]: {"representation": "r"}}})
+    assert kept["explain"]["model"] == shipped["explain"]["model"]
 
 
 def test_tiny_workflow_config_validates(tmp_path):
