@@ -227,3 +227,58 @@ def test_embedding_plot_marks_unlabelled_samples_apart():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["labelled, a = 0", "labelled, a = 1", "unlabelled (colour = predicted p)"]
     plt.close(fig)
+
+
+def test_embed_and_explain_see_the_evaluation_view_of_an_augmented_model(tmp_path):
+    # a 1-D net trained with the background-quantile mix on a render read at every 2nd
+    # column: embed's probabilities must be predict's (centre columns, mean background
+    # subtracted), not those of the stored full-width images
+    from spectrovision.learn.augment import CachedAugment
+    from spectrovision.learn.predict import predict_logits
+
+    rng = np.random.default_rng(5)
+    n = 48
+    y = (rng.random((n, 2)) < 0.5).astype(float)
+    images = (rng.random((n, 1, 16, 32)) * 0.3 + 0.2).astype(np.float16)
+    images[y[:, 0] == 1, 0, 3, 10:14] = 1.0
+    ids = [f"T{i:03d}" for i in range(n)]
+    np.save(tmp_path / "stack_train.npy", images)
+    pd.DataFrame({"sample_id": ids}).to_csv(tmp_path / "stack_train.csv", index=False)
+    pd.DataFrame({"sample_id": ids, "fold": [i % 2 for i in range(n)]}).to_csv(
+        tmp_path / "folds.csv", index=False)
+    labels = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids, name="sample_id"))
+    settings = {**SETTINGS, "backbone": "conv1d", "epochs": 1, "scan_stride": 2,
+                "scan_jitter": 1, "render_log_floor": 1e-4,
+                "background_mix_quantiles": [0.05, 0.2]}
+    inputs = {"stacks": [str(tmp_path / "stack_train.npy")],
+              "stack_ids": [str(tmp_path / "stack_train.csv")], "folds": tmp_path / "folds.csv"}
+    weights = tmp_path / "model.pt"
+    run_train(inputs=inputs, outputs={"weights": str(weights), "metrics": str(tmp_path / "m.json"),
+                                      "history": str(tmp_path / "h.csv"),
+                                      "curve": str(tmp_path / "c.png")},
+              settings=settings, fold=0, task="multilabel", label_table=labels, labels=LABELS,
+              checkpoint=tmp_path / "ckpt.pt")
+    model, bundle = load_trained(weights)
+    augment = CachedAugment.from_settings(bundle["settings"])
+    x = torch.from_numpy(images)
+    expected = predict_logits(model, x, [int(bundle["train_width"])], 16, augment=augment,
+                              background=augment.background(x.float()))
+    out = {"table": str(tmp_path / "umap.parquet"), "plot": str(tmp_path / "umap.png")}
+    run_embed(inputs={**inputs, "weights": str(weights)}, outputs=out, splits=["train"],
+              settings={"color_label": "a", "n_neighbors": 5, "min_dist": 0.1},
+              label_table=labels, seed=3)
+    prob = pd.read_parquet(out["table"]).set_index("sample_id").loc[ids, "prob"].to_numpy()
+    np.testing.assert_allclose(prob, 1 / (1 + np.exp(-expected[:, 0])), rtol=1e-5, atol=1e-6)
+    raw = predict_logits(model, x, [int(bundle["train_width"])], 16)  # the old, wrong input
+    assert np.abs(1 / (1 + np.exp(-raw[:, 0])) - prob).max() > 1e-3
+    # explain draws the 16 centre columns over the render's whole x window
+    spec = RenderSpec(n_mass=16, x_window=[0, 320], x_step=10, log="clipped_log10")
+    table = run_explain(inputs={**inputs, "weights": str(weights)},
+                        outputs={"figure": str(tmp_path / "g.png"),
+                                 "table": str(tmp_path / "g.csv")},
+                        settings={"samples_per_label": 2, "labels": ["a"]},
+                        label_table=labels, log_mode="clipped_log10",
+                        axes=render_axes(spec).as_dict())
+    peaks = pd.read_csv(tmp_path / "g.csv")
+    assert peaks["peak_x"].between(0, 320).all() and len(peaks) == 2
+    assert table["width"] == 16 and table["n_maps"] == 2

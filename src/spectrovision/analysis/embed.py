@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..learn.augment import resize_time
+from ..learn.augment import CachedAugment, resize_time
 from ..learn.settings import as_settings
 from .explain import class_probabilities
 from .settings import EmbedSettings
@@ -131,7 +131,9 @@ def run_embed(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     if len(set(ids)) != len(ids):
         raise InputError(stack_ids[0], "a sample id occurs in more than one split's stack",
                          "re-run the render stack rules")
-    feats, logits = penultimate_features(model, torch.cat(blocks), int(bundle["train_width"]))
+    # the images as the model sees them at evaluation (centre columns, mean background mix)
+    seen = CachedAugment.from_settings(bundle["settings"]).evaluation_images(torch.cat(blocks))
+    feats, logits = penultimate_features(model, seen, int(bundle["train_width"]))
     probs = class_probabilities(logits, bundle["task"])[:, labels.index(label)]
     labelled = [s in label_table.index and pd.notna(label_table.at[s, label]) for s in ids]
     truth = [float(label_table.at[s, label]) if known else np.nan

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..learn.augment import resize_time
+from ..learn.augment import CachedAugment, resize_time
 from ..learn.settings import as_settings
 from ..render.axes import RenderAxes
 from .settings import ExplainSettings
@@ -191,6 +192,10 @@ def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     images = load_image_set(inputs["stacks"], inputs["stack_ids"], keep={s for s, _ in pairs})
     x = images.select([s for s, _ in pairs]).float()
     render_axes.check_shape(tuple(x.shape))
+    # what the model sees at evaluation: centre columns of a strided render (drawn over the
+    # same x extent) and the mean background mix subtracted
+    x = CachedAugment.from_settings(bundle["settings"]).evaluation_images(x)
+    render_axes = replace(render_axes, n_x=int(x.shape[-1]))
     index = [all_labels.index(label) for _, label in pairs]
     width = int(bundle["train_width"])
     with torch.no_grad():

@@ -336,6 +336,13 @@ class CachedAugment:
         """The deterministic view of evaluation and prediction."""
         return self.view(batch, background, None) if self.reshapes else batch
 
+    def evaluation_images(self, images: torch.Tensor) -> torch.Tensor:
+        """The plain view of a whole image set, its background quantiles taken from it: what
+        the model sees of stored images at evaluation (explain and embed read this)."""
+        if not self.reshapes:
+            return images
+        return self.plain(images.float(), self.background(images.float(), images.device))
+
     def mix(self, x: torch.Tensor, y: torch.Tensor, meta: torch.Tensor | None,
             generator: torch.Generator, multiclass: bool
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
