@@ -12,7 +12,8 @@ end 300 degC) or, with ``--wide``, ramp 4-25 degC/min and end 250-380 degC.
 ``config/config.yaml`` pointed at ``/tmp/ramps_{DATA}`` and results in
 ``/tmp/ramps_res_{NAME}``; VARIANT changes the representation / models:
 
-- ``plain``: config/config.yaml as shipped (``tm128x32``: time axis min-max per run);
+- ``plain``: config/config.yaml as shipped (``tm128x32``: time axis min-max per run; the
+  numbers in docs/benchmarks.md were taken with the demo config of commit 4eda96f);
 - ``warp``: plus ``time_warp: [0.5, 2.0]`` for both CNNs;
 - ``bleed``: ``tm128x32`` on the pseudo-temperature axis ``x_axis: bleed`` with
   ``bleed_masses: [207, 281]`` and the fixed window ``[0, 6.4]`` e-folds in 32 columns;
