@@ -110,7 +110,8 @@ def test_each_layout_keeps_the_representation_keys_its_render_reads():
     view = get_layout("mars1").render_view(defaults)  # the image keys are left out
     assert view["log"] == "log1p1000"
     assert view["axes"] == {"first_mass": 0, "n_mass": 256, "n_x": 192, "x_extent": [0.0, 1.0],
-                            "x_label": "time (scaled 0-1 per run)", "y_label": "m/z"}
+                            "x_label": "time (scaled 0-1 per run)", "y_label": "m/z",
+                            "rows_down": False}
     pixels = get_layout("images").render_view(defaults)["axes"]
     assert (pixels["n_mass"], pixels["n_x"]) == ImageSpec().image_size
 
