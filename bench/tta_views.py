@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from spectrovision.learn.predict import run_predict
 from spectrovision.learn.settings import PredictSettings
-from spectrovision.metrics import log_loss_per_label
+from spectrovision.metrics import mean_log_loss, sigmoid
 
 
 def member_oof(results: Path, rep: str, member: str, views: int, seed: int, out: Path
@@ -65,8 +64,7 @@ def main() -> None:
         for views in args.views:
             oof = member_oof(args.results, args.rep, member, views, args.seed, args.out)
             y = truth.loc[oof["sample_id"], labels].to_numpy(float)
-            p = np.clip(1 / (1 + np.exp(-oof[labels].to_numpy(float))), 1e-4, 1 - 1e-4)
-            scores.append(float(np.mean(log_loss_per_label(y, p, 1e-4))))
+            scores.append(mean_log_loss(y, sigmoid(oof[labels].to_numpy(float)), 1e-4))
         print(f"| {member} | " + " | ".join(f"{s:.4f}" for s in scores) + " |", flush=True)
 
 

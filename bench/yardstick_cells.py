@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from spectrovision.config.schema import validate_config
 from spectrovision.ensemble.baselines import run_baseline
-from spectrovision.metrics import log_loss_per_label
+from spectrovision.metrics import mean_log_loss, sigmoid
 
 OUT = Path("/tmp/yardstick_cells")
 
@@ -53,8 +52,7 @@ def main() -> None:
                      seed=cfg["seed"], clip=1e-4, task=cfg["task"])
         oof = pd.read_parquet(out["oof"])
         y = truth.loc[oof["sample_id"], labels].to_numpy(float)
-        p = np.clip(1 / (1 + np.exp(-oof[labels].to_numpy(float))), 1e-4, 1 - 1e-4)
-        loss = float(np.mean(log_loss_per_label(y, p, 1e-4)))
+        loss = mean_log_loss(y, sigmoid(oof[labels].to_numpy(float)), 1e-4)
         print(f"| {tag} | {rep} | {bins} | {loss:.4f} |", flush=True)
 
 

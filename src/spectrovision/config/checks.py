@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import ConfigError
 
-MEMBER_RESERVED = frozenset({"ensemble", "ensemble_nested"})  # the ensemble's own rows
+ENSEMBLE_ROWS = ("ensemble", "ensemble_nested")  # the ensemble's own rows in scores.csv
+MEMBER_RESERVED = frozenset(ENSEMBLE_ROWS)  # names no member may take
 ANALYSIS_STAGES = ("explain", "embed")  # stages that read one trained model x fold
 
 
@@ -24,13 +25,13 @@ def check_member_names(models: Sequence[str], baselines: Sequence[str],
     clash = sorted(set(models) & (set(baselines) | MEMBER_RESERVED))
     if clash:
         raise ConfigError(f"config key 'models': names {clash} clash with baseline names or "
-                          "the ensemble's rows ('ensemble', 'ensemble_nested'). Fix: rename "
-                          "the models under 'models:'.")
+                          f"the ensemble's rows {list(ENSEMBLE_ROWS)}. Fix: rename the models "
+                          "under 'models:'.")
     clash = sorted(set(tabular) & (set(models) | set(baselines) | MEMBER_RESERVED))
     if clash:
         raise ConfigError(f"config key 'tabular': names {clash} clash with model or baseline "
-                          "names or the ensemble's rows ('ensemble', 'ensemble_nested'). "
-                          "Fix: rename them under 'tabular:'.")
+                          f"names or the ensemble's rows {list(ENSEMBLE_ROWS)}. Fix: rename "
+                          "them under 'tabular:'.")
 
 
 def chosen_representation(key: str, chosen: str | None, representations: Sequence[str]

@@ -14,11 +14,12 @@ import pandas as pd
 from .combine import combine_logits
 from .selection import choose_members, fit_label_weights, score_members
 from .tables import label_matrix, read_logit_table
+from ..config.checks import ENSEMBLE_ROWS
 from ..config.typed import settings_from
 from ..errors import InputError
 
 PathLike = str | os.PathLike[str]
-NESTED_MEMBER = "ensemble_nested"
+ENSEMBLE_MEMBER, NESTED_MEMBER = ENSEMBLE_ROWS  # its rows in scores.csv
 OPTIMISM_NOTE = ("The ensemble's out-of-fold score is optimistically biased when members "
                  "or weights are chosen on the same out-of-fold predictions (greedy "
                  "selection, per-label weights). The 'ensemble_nested' row is the honest "
@@ -120,8 +121,8 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
     test_logits = [test_tables[m].set_index("sample_id").loc[test_ids, list(labels)]
                    .to_numpy(np.float64) for m in chosen]
     ens_test = combine_logits(test_logits, clip, weights, task)
-    scores = score_members({**oof, "ensemble": ens_oof, NESTED_MEMBER: nested_oof}, y, labels,
-                           clip, task)
+    scores = score_members({**oof, ENSEMBLE_MEMBER: ens_oof, NESTED_MEMBER: nested_oof}, y,
+                           labels, clip, task)
     oof_out = pd.concat([ref, pd.DataFrame(ens_oof, columns=list(labels))], axis=1)
     test_out = pd.DataFrame(ens_test, columns=list(labels))
     test_out.insert(0, "sample_id", test_ids.to_numpy())

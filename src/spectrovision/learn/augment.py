@@ -341,7 +341,8 @@ class CachedAugment:
         the model sees of stored images at evaluation (explain and embed read this)."""
         if not self.reshapes:
             return images
-        return self.plain(images.float(), self.background(images.float(), images.device))
+        x = images.float()
+        return self.plain(x, self.background(x, x.device))
 
     def mix(self, x: torch.Tensor, y: torch.Tensor, meta: torch.Tensor | None,
             generator: torch.Generator, multiclass: bool

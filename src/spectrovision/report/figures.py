@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..config.checks import ENSEMBLE_ROWS  # noqa: E402
 from ..metrics import to_probs  # noqa: E402
 from ..render.axes import RenderAxes  # noqa: E402
 
@@ -105,7 +106,7 @@ def per_label_loss_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def member_kind(member: str, baselines: Sequence[str]) -> str:
-    if member in ("ensemble", "ensemble_nested"):
+    if member in ENSEMBLE_ROWS:
         return "ensemble"
     return "baseline" if member in baselines else "model"
 
