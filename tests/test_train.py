@@ -31,7 +31,7 @@ SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "ne
             "scan_jitter": 0, "scan_stride": 1, "render_log_floor": None,
             "mass_scale_sigma": 0.0, "global_scale_sigma": 0.0, "background_mix_quantiles": None,
             "sample_mix_p": 0.0, "sample_mix_mode": "mean",
-            "amp": True, "channels_last": True, "drop_rate": 0.0, "precise_bn": False,
+            "amp": True, "channels_last": True, "drop_rate": 0.0, "keep_weights": "last", "precise_bn": False,
             "metadata_columns": [], "seed": 3}
 
 
@@ -361,3 +361,30 @@ def test_conv1d_learns_a_temporal_order_pattern():
                                 "time_resize": None, "precise_bn": True})
     result = train_model(x[:240], y[:240], x[240:], y[240:], settings, "multilabel")
     assert result.best_val_loss < 0.1  # the prior's log loss of a balanced label: 0.69
+
+
+def test_keep_weights_keeps_the_last_epoch_or_the_best_validation_epoch():
+    # labels of pure noise on 40 training samples: the net memorises them, the validation
+    # loss bottoms out before the last epoch, so the two choices keep different weights
+    from spectrovision.learn.loop import evaluate
+    from spectrovision.learn.models import create_model
+
+    x, _ = order_data(120, seed=1)
+    y = torch.from_numpy((np.random.default_rng(1).random((120, 1)) < 0.5).astype(np.float32))
+    base = {**SETTINGS, "backbone": "conv1d", "net_width": 16, "epochs": 8, "batch_size": 8,
+            "lr": 3e-2, "time_resize": None}
+    results = {keep: train_model(x[:40], y[:40], x[40:], y[40:],
+                                 ModelSettings(**{**base, "keep_weights": keep}), "multilabel")
+               for keep in ("last", "best_val")}
+    val = [row["val_loss"] for row in results["last"].history]
+    assert val == [row["val_loss"] for row in results["best_val"].history]  # same training
+    best = int(np.argmin(val)) + 1
+    assert best < len(val)
+    for keep, epoch in (("last", len(val)), ("best_val", best)):
+        result = results[keep]
+        assert (result.kept_epoch, result.best_epoch) == (epoch, best)
+        model = create_model(ModelSettings(**{**base, "keep_weights": keep}), (1, 6, 32), 1, 0)
+        model.load_state_dict(result.state_dict)
+        loss = evaluate(model, x[40:], y[40:], 32, 64, "multilabel", torch.device("cpu"),
+                        False, False)
+        assert loss == pytest.approx(val[epoch - 1], rel=1e-5)

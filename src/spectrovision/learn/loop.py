@@ -75,8 +75,9 @@ def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> to
 
 @dataclass
 class TrainResult:
-    state_dict: dict[str, torch.Tensor]
+    state_dict: dict[str, torch.Tensor]  # the kept weights (settings.keep_weights)
     history: list[dict[str, float]]
+    kept_epoch: int
     best_epoch: int
     best_val_loss: float
     resumed_from_epoch: int | None
@@ -169,7 +170,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 fingerprint: Mapping[str, str] | None = None, label: str = "",
                 train_meta: torch.Tensor | None = None,
                 val_meta: torch.Tensor | None = None) -> TrainResult:
-    """Train with the model's recipe; return the best-validation-loss weights and history.
+    """Train with the model's recipe; return the kept weights (``settings.keep_weights``: the
+    last epoch's, or the lowest validation loss's) and the history.
     ``train_meta``/``val_meta``: standardised metadata rows for a fused model (else None)."""
     started = time.time()
     dev = torch.device(device)
@@ -282,5 +284,9 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 epoch + 1, epochs, [row["seconds"] for row in history]))
         if kill_after is not None and epoch + 1 == int(kill_after):
             os.kill(os.getpid(), signal.SIGKILL)
-    return TrainResult(best_state, history, best_epoch, best_val, resumed,
+    if settings.keep_weights == "best_val":
+        kept_state, kept_epoch = best_state, best_epoch
+    else:
+        kept_state, kept_epoch = clone_state(model), len(history)
+    return TrainResult(kept_state, history, kept_epoch, best_epoch, best_val, resumed,
                        time.time() - started, model_summary(model))

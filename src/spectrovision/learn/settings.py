@@ -53,6 +53,7 @@ class ModelSettings:
     amp: bool
     channels_last: bool
     drop_rate: float
+    keep_weights: str
     precise_bn: bool
     metadata_columns: list[str]
     seed: int

@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 
-def curve_figure(history: pd.DataFrame, title: str) -> Any:
+def curve_figure(history: pd.DataFrame, title: str, kept_epoch: int | None = None) -> Any:
+    """Training and validation loss per epoch; the best validation epoch circled and, when
+    given, the kept epoch (``keep_weights``) marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,6 +44,10 @@ def curve_figure(history: pd.DataFrame, title: str) -> Any:
     best = history.loc[history["val_loss"].idxmin()]
     ax.scatter([best["epoch"]], [best["val_loss"]], s=120, facecolors="none",
                edgecolors="k", label=f"best (epoch {int(best['epoch'])})")
+    if kept_epoch is not None:
+        kept = history.loc[history["epoch"] == kept_epoch]
+        ax.scatter(kept["epoch"], kept["val_loss"], marker="x", s=80, color="C3", zorder=3,
+                   label=f"kept weights (epoch {kept_epoch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -107,14 +113,15 @@ def run_train(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                  fold=fold, n_meta=0 if train_meta is None else int(train_meta.shape[1]),
                  scaler=scaler)
     write_csv(outputs["history"], history)
-    metrics = {"model": typed.name, "fold": fold, "best_epoch": result.best_epoch,
+    metrics = {"model": typed.name, "fold": fold, "keep_weights": typed.keep_weights,
+               "kept_epoch": result.kept_epoch, "best_epoch": result.best_epoch,
                "best_val_loss": result.best_val_loss, "epochs": len(history),
                "n_train": len(train_ids), "n_val": len(val_ids), "train_width": width,
                "seconds": result.seconds, "device": lease.device,
                "mean_samples_per_s": float(history["samples_per_s"].mean()),
                "resumed_from_epoch": result.resumed_from_epoch, **result.model_info}
     write_json(outputs["metrics"], metrics)
-    fig = curve_figure(history, name)
+    fig = curve_figure(history, name, result.kept_epoch)
     save_figure(outputs["curve"], fig, dpi=100)
     plt.close(fig)
     Path(checkpoint).unlink(missing_ok=True)
