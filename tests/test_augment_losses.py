@@ -127,3 +127,20 @@ def test_warmup_then_cosine_schedule():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # cosine decay
     assert lrs[-1] < peak * 0.01
     assert lr_at(0, peak, 0, 10) == pytest.approx(peak)
+
+
+def test_cosine_warm_restarts_split_the_decay_into_equal_cycles():
+    peak, warm, total = 1e-3, 10, 110  # 100 steps after warm-up: 4 cycles of 25
+    one = [lr_at(s, peak, warm, total) for s in range(total)]
+    four = [lr_at(s, peak, warm, total, 4) for s in range(total)]
+    assert four[:10] == one[:10]  # the same warm-up
+    assert one == [lr_at(s, peak, warm, total, 1) for s in range(total)]
+    for k in range(4):
+        start = warm + 25 * k
+        assert four[start] == pytest.approx(peak)  # each cycle restarts at the peak
+        cycle = four[start:start + 25]
+        assert all(a > b for a, b in zip(cycle, cycle[1:]))  # and decays within it
+        assert cycle[-1] < peak * 0.01
+        # the cycle is the one-cycle cosine compressed 4x
+        assert four[start + 10] == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 0.4)))
+    assert four[-1] < peak * 0.01 and max(four[11:]) == pytest.approx(peak)

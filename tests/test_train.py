@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import signal
@@ -26,12 +27,14 @@ LABELS = ["a", "b", "c"]
 SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "net_width": None,
             "head": "pool", "weights": None,
             "in_chans": None, "epochs": 3, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.01,
-            "warmup_epochs": 1, "grad_clip": 1.0, "loss": "bce", "focal_gamma": 2.0,
+            "warmup_epochs": 1, "lr_cycles": 1, "grad_clip": 1.0, "loss": "bce",
+            "focal_gamma": 2.0,
             "label_smoothing": 0.0, "mixup_p": 0.0, "time_resize": [20, 28], "time_warp": None,
             "scan_jitter": 0, "scan_stride": 1, "render_log_floor": None,
             "mass_scale_sigma": 0.0, "global_scale_sigma": 0.0, "background_mix_quantiles": None,
             "sample_mix_p": 0.0, "sample_mix_mode": "mean",
-            "amp": True, "channels_last": True, "drop_rate": 0.0, "keep_weights": "last", "precise_bn": False,
+            "amp": True, "channels_last": True, "drop_rate": 0.0, "keep_weights": "last",
+            "precise_bn": False,
             "metadata_columns": [], "seed": 3}
 
 
@@ -388,3 +391,20 @@ def test_keep_weights_keeps_the_last_epoch_or_the_best_validation_epoch():
         loss = evaluate(model, x[40:], y[40:], 32, 64, "multilabel", torch.device("cpu"),
                         False, False)
         assert loss == pytest.approx(val[epoch - 1], rel=1e-5)
+
+
+def test_lr_cycles_restart_the_learning_rate_inside_training():
+    x, y = order_data(48, seed=2)
+    base = {**SETTINGS, "backbone": "conv1d", "net_width": 8, "epochs": 4, "batch_size": 8,
+            "warmup_epochs": 0, "time_resize": None}
+    lrs = {cycles: [row["lr"] for row in train_model(
+        x[:32], y[:32], x[32:], y[32:], ModelSettings(**{**base, "lr_cycles": cycles}),
+        "multilabel").history] for cycles in (1, 2)}
+    peak = base["lr"]
+    # the lr after each epoch's last step: one decay, or two (epoch 2 ends cycle 1, epoch 3
+    # starts again near the peak)
+    assert all(a > b for a, b in zip(lrs[1], lrs[1][1:]))
+    assert lrs[2][1] < 0.05 * peak and lrs[2][2] > 0.4 * peak and lrs[2][3] < 0.05 * peak
+    # 4 steps per epoch; epoch 1 ends at step 3 of cycle 1's 8 steps, epoch 3 at step 3 of cycle 2
+    cosine = peak * 0.5 * (1 + math.cos(math.pi * 3 / 8))
+    assert lrs[2][0] == pytest.approx(cosine) and lrs[2][2] == pytest.approx(cosine)

@@ -45,12 +45,18 @@ STOP_AFTER_EPOCH_ENV = "SPECTROVISION_KILL_AFTER_EPOCH"  # tests: SIGKILL self a
 
 # --- schedule, seeds, device ---------------------------------------------------------------
 
-def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to 0."""
+def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int,
+          cycles: int = 1) -> float:
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to 0; with
+    ``cycles`` > 1 the steps after warm-up split into that many equal cycles, each a cosine
+    from ``peak`` down to 0 (warm restarts); the last cycle ends at the last step."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
-    span = max(total_steps - warmup_steps, 1)
-    return peak * 0.5 * (1 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+    span = max(total_steps - warmup_steps, 1) / max(int(cycles), 1)
+    after = min(step - warmup_steps, total_steps - warmup_steps)
+    k = min(int(after // span), max(int(cycles), 1) - 1)
+    phase = min((after - k * span) / span, 1.0)
+    return peak * 0.5 * (1 + math.cos(math.pi * phase))
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -224,7 +230,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
         for i, idx in enumerate(batches):
             step = epoch * steps_per_epoch + i
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, float(settings.lr), warmup_steps, total_steps)
+                group["lr"] = lr_at(step, float(settings.lr), warmup_steps, total_steps,
+                                    int(settings.lr_cycles))
             xb = train_x[idx].to(dev, non_blocking=True).float()
             yb = train_y[idx].to(dev)
             aug_gen = batch_generator(generator, dev) if augment.active else None

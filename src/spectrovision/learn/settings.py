@@ -34,6 +34,7 @@ class ModelSettings:
     lr: float
     weight_decay: float
     warmup_epochs: float
+    lr_cycles: int
     grad_clip: float | None
     loss: str
     focal_gamma: float
