@@ -34,6 +34,7 @@ SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "ne
             "mass_scale_sigma": 0.0, "global_scale_sigma": 0.0, "background_mix_quantiles": None,
             "sample_mix_p": 0.0, "sample_mix_mode": "mean",
             "amp": True, "channels_last": True, "drop_rate": 0.0, "keep_weights": "last",
+            "ema_decay": None,
             "precise_bn": False,
             "metadata_columns": [], "seed": 3}
 
@@ -148,14 +149,16 @@ run_train(inputs={{k: data[k] for k in ("stacks", "stack_ids", "folds")}}, outpu
 """
 
 
-def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path):
+def kill_then_resume(data: dict, settings: dict, root: Path) -> tuple[dict, dict]:
+    """Train fold 0 in a subprocess SIGKILLed after epoch 2, then again to the end: the
+    outputs and the checkpoint as the kill left it."""
     import pickle
 
-    out = outputs(tmp_path / "run")
-    ckpt = tmp_path / "outside" / "last.pt"
-    args = tmp_path / "args.pkl"
-    args.write_bytes(pickle.dumps((toy, out, SETTINGS)))
-    driver = tmp_path / "driver.py"
+    out = outputs(root / "run")
+    ckpt = root / "outside" / "last.pt"
+    args = root / "args.pkl"
+    args.write_bytes(pickle.dumps((data, out, settings)))
+    driver = root / "driver.py"
     driver.write_text(DRIVER.format(labels=LABELS))
     env = {**os.environ, "PYTHONPATH": str(Path(loop_mod.__file__).parents[2])}
     killed = subprocess.run([sys.executable, str(driver), str(args), str(ckpt)],
@@ -163,10 +166,16 @@ def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path)
                             capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert ckpt.exists() and not Path(out["weights"]).exists()
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # two epochs done
+    left = torch.load(ckpt, weights_only=False)
     resumed = subprocess.run([sys.executable, str(driver), str(args), str(ckpt)], env=env,
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    return out, left
+
+
+def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path):
+    out, left = kill_then_resume(toy, SETTINGS, tmp_path)
+    assert left["epoch"] == 1  # two epochs done
     metrics = json.loads(Path(out["metrics"]).read_text())
     assert metrics["resumed_from_epoch"] == 2 and metrics["epochs"] == 3
     assert same_weights(trained / "model.pt", Path(out["weights"]))
@@ -273,7 +282,8 @@ def test_grad_clip_switch_clips_at_the_configured_norm(toy, monkeypatch):
 
 @pytest.mark.parametrize("switch", [{"mixup_p": 1.0}, {"time_warp": [0.5, 2.0]},
                                     {"label_smoothing": 0.2}, {"loss": "focal"},
-                                    {"head": "sed"}, {"weight_decay": 0.5}])
+                                    {"head": "sed"}, {"weight_decay": 0.5},
+                                    {"ema_decay": 0.9}, {"lr_cycles": 2}])
 def test_each_recipe_switch_changes_the_trained_weights(toy, trained, tmp_path, switch):
     train(toy, tmp_path, {**SETTINGS, **switch})
     assert not same_weights(trained / "model.pt", tmp_path / "model.pt")
@@ -408,3 +418,55 @@ def test_lr_cycles_restart_the_learning_rate_inside_training():
     # 4 steps per epoch; epoch 1 ends at step 3 of cycle 1's 8 steps, epoch 3 at step 3 of cycle 2
     cosine = peak * 0.5 * (1 + math.cos(math.pi * 3 / 8))
     assert lrs[2][0] == pytest.approx(cosine) and lrs[2][2] == pytest.approx(cosine)
+
+
+def test_ema_decay_validates_keeps_and_resumes_the_running_average(toy, tmp_path):
+    from spectrovision.learn.loop import evaluate
+    from spectrovision.learn.models import create_model
+
+    settings = {**SETTINGS, "ema_decay": 0.9, "epochs": 3, "time_resize": None}
+    trained = train(toy, tmp_path / "whole", settings)
+    # the history's validation loss is the average's: the kept weights reproduce it
+    model, bundle = load_trained(tmp_path / "whole" / "model.pt")
+    history = pd.read_csv(tmp_path / "whole" / "history.csv")
+    assert trained["kept_epoch"] == 3
+    images = torch.from_numpy(np.load(toy["stacks"][0]).astype(np.float32))
+    folds = pd.read_csv(toy["folds"])
+    val = torch.from_numpy((folds["fold"] == 0).to_numpy().copy())
+    y = torch.tensor(toy["labels"].loc[folds["sample_id"][val.numpy()]].to_numpy(),
+                     dtype=torch.float32)
+    loss = evaluate(model, images[val], y, 24, 64, "multilabel", torch.device("cpu"), False,
+                    False)
+    assert loss == pytest.approx(history["val_loss"].iloc[-1], rel=1e-5)
+    # a run killed after epoch 2 resumes the average too: the same weights to the bit
+    out, left = kill_then_resume(toy, settings, tmp_path)
+    assert left["ema"]["updates"] > 0
+    assert same_weights(tmp_path / "whole" / "model.pt", Path(out["weights"]))
+
+
+def test_weight_average_follows_the_documented_update():
+    from spectrovision.learn.ema import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    avg = WeightAverage(net, 0.5)
+    expected = {k: v.clone() for k, v in start.items()}
+    for step in (1, 2, 3):
+        with torch.no_grad():
+            for param in net.parameters():
+                param.add_(float(step))
+        net.train()(torch.randn(4, 2))  # moves the batch-norm statistics and its counter
+        avg.update(net)
+        d = min(0.5, (1 + step) / (10 + step))
+        assert avg.decay_at(step) == d
+        for name, value in net.state_dict().items():
+            if value.dtype.is_floating_point:
+                expected[name] = d * expected[name] + (1 - d) * value
+            else:
+                expected[name] = value.clone()
+    for name, value in avg.model.state_dict().items():
+        torch.testing.assert_close(value, expected[name])
+    assert int(avg.model.state_dict()["1.num_batches_tracked"]) == 3
+    assert not any(p.requires_grad for p in avg.model.parameters())
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(net, 1.0)

@@ -78,7 +78,7 @@ def training_state(*, fingerprint: Mapping[str, str], epoch: int, model: nn.Modu
                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
                    device: torch.device, history: list[dict[str, float]],
                    best_state: dict[str, torch.Tensor], best_epoch: int,
-                   best_val: float) -> dict[str, Any]:
+                   best_val: float, ema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything a resumed run needs after ``epoch`` (0-based), RNG states included."""
     on_cuda = device.type == "cuda"
     return {"fingerprint": fingerprint, "epoch": epoch, "model": clone_state(model),
@@ -87,7 +87,7 @@ def training_state(*, fingerprint: Mapping[str, str], epoch: int, model: nn.Modu
             "numpy_rng": np.random.get_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if on_cuda else None,
             "history": history, "best_state": best_state, "best_epoch": best_epoch,
-            "best_val": best_val}
+            "best_val": best_val, "ema": ema}
 
 
 def matching_state(path: Path | None, fingerprint: Mapping[str, str], label: str

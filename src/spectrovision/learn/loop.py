@@ -1,12 +1,15 @@
-"""The training loop of one model: seeded, resumable, one device, best validation loss kept.
+"""The training loop of one model: seeded, resumable, one device; the kept weights are the
+last epoch's or the lowest validation loss's (``keep_weights``).
 
 Recipe (all from :class:`~spectrovision.learn.settings.ModelSettings`): the cached-render
 augmentations (:class:`~spectrovision.learn.augment.CachedAugment`: random scan, background
-mix, intensity scaling), batch-wise random time resize, time warp, sample mixing, mixup, the configured loss, AdamW with linear warm-up + cosine
-decay, gradient clipping, bf16 autocast + channels_last on CUDA, optional batch-norm
-recalibration before validating. After every epoch the whole training state goes to the
-checkpoint (:mod:`~spectrovision.learn.checkpoint`); a re-started run with the same
-fingerprint continues from there and, on the CPU, ends with the same weights as an
+mix, intensity scaling), batch-wise random time resize, time warp, sample mixing, mixup,
+the configured loss, AdamW with linear warm-up + cosine decay (``lr_cycles`` warm
+restarts), gradient clipping, an optional running average of the weights (``ema_decay``,
+:mod:`~spectrovision.learn.ema`), bf16 autocast + channels_last on CUDA, optional
+batch-norm recalibration before validating. After every epoch the whole training state
+goes to the checkpoint (:mod:`~spectrovision.learn.checkpoint`); a re-started run with the
+same fingerprint continues from there and, on the CPU, ends with the same weights as an
 uninterrupted run.
 """
 
@@ -34,6 +37,7 @@ from .augment import (CachedAugment, batch_generator, mixup_with_meta, random_ti
                       resize_time, time_warp, training_width)
 from ..status import PROGRESS_FILE, progress_record
 from .checkpoint import clone_state, matching_state, restore_state, save_torch, training_state
+from .ema import WeightAverage
 from .losses import eval_loss, make_loss, sed_frame_loss
 from .models import create_model, model_summary
 from .settings import ModelSettings
@@ -199,6 +203,9 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(settings.lr),
                                   weight_decay=float(settings.weight_decay))
+    # ema_decay: validation, the kept weights and predictions use the weights' running average
+    ema = WeightAverage(model, float(settings.ema_decay)) if settings.ema_decay else None
+    scored = model if ema is None else ema.model
     loss_fn = make_loss(settings, task)
     epochs = int(settings.epochs)
     batch_size = int(settings.batch_size)
@@ -214,6 +221,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     state = matching_state(ckpt_path, fingerprint, label)
     if state is not None:
         restore_state(state, model, optimizer, generator, dev)
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         history, best_state = state["history"], state["best_state"]
         best_epoch, best_val = state["best_epoch"], state["best_val"]
         first_epoch = resumed = state["epoch"] + 1
@@ -262,22 +271,24 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             if settings.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), float(settings.grad_clip))
             optimizer.step()
+            if ema is not None:
+                ema.update(model)
             running += float(loss.detach()) * len(idx)
             seen += len(idx)
             bar.update(1)
         bar.close()
         train_seconds = time.time() - t0
         if settings.precise_bn:
-            recalibrate_batch_norm(model, train_x, width, 2 * batch_size, dev, channels_last,
+            recalibrate_batch_norm(scored, train_x, width, 2 * batch_size, dev, channels_last,
                                    train_meta, augment, train_bg)
-        val_loss = evaluate(model, val_x, val_y, width, 2 * batch_size, task, dev, amp,
+        val_loss = evaluate(scored, val_x, val_y, width, 2 * batch_size, task, dev, amp,
                             channels_last, val_meta, augment, val_bg)
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), "val_loss": val_loss,
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - t0,
                "samples_per_s": seen / max(train_seconds, 1e-9)}
         history.append(row)
         if val_loss < best_val:
-            best_val, best_epoch, best_state = val_loss, epoch + 1, clone_state(model)
+            best_val, best_epoch, best_state = val_loss, epoch + 1, clone_state(scored)
         log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f%s, %.1f samples/s", label,
                  epoch + 1, epochs, row["train_loss"], val_loss,
                  " (best)" if best_epoch == epoch + 1 else "", row["samples_per_s"])
@@ -285,7 +296,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             save_torch(ckpt_path, training_state(
                 fingerprint=fingerprint, epoch=epoch, model=model, optimizer=optimizer,
                 generator=generator, device=dev, history=history, best_state=best_state,
-                best_epoch=best_epoch, best_val=best_val))
+                best_epoch=best_epoch, best_val=best_val,
+                ema=None if ema is None else ema.state_dict()))
             # what `spectrovision status` reads: epoch k of n and the measured epoch times
             write_json(ckpt_path.parent / PROGRESS_FILE, progress_record(
                 epoch + 1, epochs, [row["seconds"] for row in history]))
@@ -294,6 +306,6 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     if settings.keep_weights == "best_val":
         kept_state, kept_epoch = best_state, best_epoch
     else:
-        kept_state, kept_epoch = clone_state(model), len(history)
+        kept_state, kept_epoch = clone_state(scored), len(history)
     return TrainResult(kept_state, history, kept_epoch, best_epoch, best_val, resumed,
                        time.time() - started, model_summary(model))

@@ -55,6 +55,7 @@ class ModelSettings:
     channels_last: bool
     drop_rate: float
     keep_weights: str
+    ema_decay: float | None
     precise_bn: bool
     metadata_columns: list[str]
     seed: int
