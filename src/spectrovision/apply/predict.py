@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config.checks import ENSEMBLE_ROWS
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,12 @@ def run_apply_ensemble(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathL
     labelled = [ids[i] for i in rows]
     if labelled:
         y = label_matrix(sheet.attrs["label_table"], labelled, labels)
+        ensemble = ENSEMBLE_ROWS[0]  # the trained run's ensemble row (no nested row here)
         scores = score_members({**{m: logits[m][rows] for m in members},
-                                "ensemble": combined[rows]}, y, labels, clip, task)
+                                ensemble: combined[rows]}, y, labels, clip, task)
+        mean = scores[(scores["member"] == ensemble) & (scores["label"] == "mean")]
         log.info("scored %d labelled samples: ensemble mean log loss %.5f", len(labelled),
-                 float(scores.query("member == 'ensemble' and label == 'mean'")["log_loss"]
-                       .iloc[0]))
+                 float(mean["log_loss"].iloc[0]))
     else:
         scores = pd.DataFrame(columns=["member", "label", "log_loss"])
     write_csv(outputs["scores"], scores)
