@@ -224,7 +224,8 @@ def test_the_fused_model_learns_from_metadata_and_predicts_with_its_statistics(t
     settings = {"name": "fused", "backbone": "resnet10t", "head": "pool", "epochs": 6,
                 "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0, "time_resize": None,
                 "amp": False, "channels_last": False, "seed": 1, "mixup_p": 0.2,
-                "grad_clip": None}  # the code default these settings had (schema: 1.0)
+                "grad_clip": None,  # the code default these settings had (schema: 1.0)
+                "keep_weights": "best_val"}  # the weights its thresholds were set on
     results = {}
     stack_inputs = {"stacks": [root / "stack_train.npy"],
                     "stack_ids": [root / "stack_train.csv"], "folds": root / "folds.csv"}
