@@ -165,3 +165,19 @@ def test_bleed_keys_go_together_and_validate():
 def test_isotonic_fit_is_the_pooled_means():
     fit = isotonic_increasing(np.array([1.0, 3.0, 2.0, 4.0, 0.0]))
     assert np.allclose(fit, [1.0, 2.25, 2.25, 2.25, 2.25])  # (3 + 2 + 4 + 0) / 4
+
+
+def test_one_time_bin_gives_coarse_members_the_same_features_whatever_the_ramp():
+    # the baselines' features (benchmark_lr, logistic_l2 with time_bins: 1) are each m/z's
+    # largest cell over the run: no retention time, so a 4 degC/min ramp to 380 degC and a
+    # 25 degC/min ramp to 250 degC give nearly the same vector; 4 bins split them apart
+    from spectrovision.ensemble.members import coarse_time_features
+
+    record = compound_record(140.0, 200.0)
+    runs = (one_compound_run(record, 4.0, 380.0), one_compound_run(record, 25.0, 250.0))
+    spec = RenderSpec(n_mass=256, n_x=32, aggregation="sum", background_subtraction=True,
+                      log="log1p1000")
+    images = np.stack([render_sample(run, spec) for run in runs])
+    corr = {bins: float(np.corrcoef(*coarse_time_features(images, bins))[0, 1])
+            for bins in (1, 4)}
+    assert corr[1] > 0.97 and corr[4] < 0.6, corr
