@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint import clone_state
+
 
 class WeightAverage:
     """The running average of ``model``'s weights with the given ``decay`` (0 < decay < 1)."""
@@ -48,9 +50,7 @@ class WeightAverage:
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint stores to resume the average exactly."""
-        return {"updates": self.updates,
-                "weights": {k: v.detach().to("cpu", copy=True)
-                            for k, v in self.model.state_dict().items()}}
+        return {"updates": self.updates, "weights": clone_state(self.model)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.updates = int(state["updates"])

@@ -56,9 +56,10 @@ def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int,
     from ``peak`` down to 0 (warm restarts); the last cycle ends at the last step."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
-    span = max(total_steps - warmup_steps, 1) / max(int(cycles), 1)
+    n_cycles = max(int(cycles), 1)
+    span = max(total_steps - warmup_steps, 1) / n_cycles
     after = min(step - warmup_steps, total_steps - warmup_steps)
-    k = min(int(after // span), max(int(cycles), 1) - 1)
+    k = min(int(after // span), n_cycles - 1)
     phase = min((after - k * span) / span, 1.0)
     return peak * 0.5 * (1 + math.cos(math.pi * phase))
 
