@@ -37,13 +37,13 @@ def run_apply_model(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike
     import torch
 
     from ..io import write_json, write_parquet
-    from ..learn.imageset import load_image_set
+    from ..learn.imageset import open_stacks
     from ..learn.predict import logit_frame, predict_id_sets
     from ..learn.settings import PredictSettings, as_settings
 
     torch.set_num_threads(max(int(threads), 1))
     ids = [str(s) for s in sample_ids]
-    images = load_image_set(inputs["stacks"], inputs["stack_ids"], keep=set(ids))
+    images = open_stacks(inputs["stacks"], inputs["stack_ids"])
     (logits,), used = predict_id_sets(inputs["weights"], images, [ids],
                                       as_settings(PredictSettings, settings, "predict"), metadata)
     if used["labels"] != list(labels):

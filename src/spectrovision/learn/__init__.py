@@ -8,10 +8,11 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "nets1d": ['NETS1D'],
     "augment": ['CachedAugment', 'resize_time', 'training_width', 'tta_time_sizes'],
     "losses": ['make_loss', 'eval_loss'],
-    "imageset": ['ImageSet', 'load_image_set', 'label_tensor'],
+    "imageset": ['ImageSet', 'StackIndex', 'load_image_set', 'label_tensor', 'open_stacks'],
     "loop": ['TrainResult', 'train_model'],
     "checkpoint": ['load_trained'],
     "train": ['run_train'],
     "predict": ['run_predict', 'predict_logits'],
     "lease": ['Lease', 'lease_device'],
+    "device": ['DevicePath', 'device_path'],
 })

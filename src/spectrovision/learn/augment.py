@@ -3,8 +3,9 @@
 Every random choice draws from an explicit ``torch.Generator`` so a seeded run repeats
 exactly (also after a resume, which restores the generator's state). The Mars-1 winner's
 augmentations on the cached render (:class:`CachedAugment`: random scan within a window,
-intensity scaling, background-quantile mix, sample mixing) draw from a generator on the
-batch's device seeded once per batch from the loop's (:func:`batch_generator`).
+intensity scaling, background-quantile mix, sample mixing) run on the batch's device and
+draw their random numbers from a host generator seeded once per batch from the loop's
+(:func:`batch_generator`), so a seed gives the same draws on the CPU and on a GPU.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def sample_mix(x: torch.Tensor, y: torch.Tensor, meta: torch.Tensor | None, p: f
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Each sample, with probability ``p``, combined with a random partner of the batch by
     ``mode`` (mean or max of the images; metadata alike), labels as :func:`blend_labels`
-    with weight 1/2 (max mode is for multilabel only). ``generator`` lives on x's device."""
+    with weight 1/2 (max mode is for multilabel only). ``generator``: a host one
+    (:func:`batch_generator`); the draws go to x's device."""
     if mode == "max" and multiclass:
         raise ValueError("sample_mix_mode max needs a multilabel task")
     n = x.shape[0]
@@ -353,8 +355,11 @@ class CachedAugment:
         return sample_mix(x, y, meta, self.mix_p, self.mix_mode, generator, multiclass)
 
 
-def batch_generator(generator: torch.Generator, device: torch.device | str) -> torch.Generator:
-    """A generator on ``device`` seeded by one draw from ``generator`` (the loop's seeded,
-    checkpointed CPU generator): per-batch random tensors are drawn on the device."""
+def batch_generator(generator: torch.Generator,
+                    device: torch.device | str | None = None) -> torch.Generator:
+    """A host generator seeded by one draw from ``generator`` (the loop's seeded,
+    checkpointed CPU generator): a batch's random numbers (a few per sample) are drawn from
+    it and copied to the batch's device, so the same seed gives the same augmentations on
+    every device. ``device`` (the batch's) does not change the draws."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-    return torch.Generator(device=torch.device(device)).manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

@@ -6,11 +6,12 @@ augmentations (:class:`~spectrovision.learn.augment.CachedAugment`: random scan,
 mix, intensity scaling), batch-wise random time resize, time warp, sample mixing, mixup,
 the configured loss, AdamW with linear warm-up + cosine decay (``lr_cycles`` warm
 restarts), gradient clipping, an optional running average of the weights (``ema_decay``,
-:mod:`~spectrovision.learn.ema`), bf16 autocast + channels_last on CUDA, optional
-batch-norm recalibration before validating. After every epoch the whole training state
-goes to the checkpoint (:mod:`~spectrovision.learn.checkpoint`); a re-started run with the
-same fingerprint continues from there and, on the CPU, ends with the same weights as an
-uninterrupted run.
+:mod:`~spectrovision.learn.ema`), on CUDA bf16 autocast, channels_last and the image
+stack kept on the device (:mod:`~spectrovision.learn.device`, which tests force on the
+CPU), optional batch-norm recalibration before validating. After every epoch the whole
+training state goes to the checkpoint (:mod:`~spectrovision.learn.checkpoint`); a
+re-started run with the same fingerprint continues from there and, on the CPU, ends with
+the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .augment import (CachedAugment, batch_generator, mixup_with_meta, random_ti
                       resize_time, time_warp, training_width)
 from ..status import PROGRESS_FILE, progress_record
 from .checkpoint import clone_state, matching_state, restore_state, save_torch, training_state
+from .device import device_path
 from .ema import WeightAverage
 from .losses import eval_loss, make_loss, sed_frame_loss
 from .models import create_model, model_summary
@@ -69,12 +71,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed + 1)
-
-
-def cuda_options(settings: ModelSettings, device: str) -> tuple[bool, bool]:
-    """``(amp, channels_last)`` as the model's settings ask, both off unless on CUDA."""
-    on_cuda = torch.device(device).type == "cuda"
-    return bool(settings.amp) and on_cuda, bool(settings.channels_last) and on_cuda
 
 
 def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -138,7 +134,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, width: int, bat
             yb = y[start:start + batch_size].to(device)
             mb = None if meta is None else meta[start:start + batch_size].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(resize_time(xb, width), mb)
+                logits = model(resize_time(xb, width), mb).float()
             total += float(eval_loss(logits, yb, task)) * len(xb)
             count += len(xb)
     return total / max(count, 1)
@@ -185,8 +181,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     last epoch's, or the lowest validation loss's) and the history.
     ``train_meta``/``val_meta``: standardised metadata rows for a fused model (else None)."""
     started = time.time()
-    dev = torch.device(device)
-    amp, channels_last = cuda_options(settings, device)
+    path = device_path(settings.amp, settings.channels_last, device)
+    dev, amp, channels_last = path.device, path.amp, path.channels_last
     seed = int(settings.seed)
     generator = seed_everything(seed)
     augment = CachedAugment.from_settings(settings)
@@ -198,6 +194,9 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     image_shape = augment.image_shape(train_x.shape[1:])
     width = training_width(settings.time_resize, image_shape[2])
     train_bg, val_bg = augment.background(train_x, dev), augment.background(val_x, dev)
+    # on an accelerator the stacks move to the device once (else pinned host memory)
+    train_x, val_x, train_y, val_y = (path.place(t) for t in (train_x, val_x, train_y, val_y))
+    train_meta, val_meta = path.place(train_meta), path.place(val_meta)
     n_meta = 0 if train_meta is None else int(train_meta.shape[1])
     model = create_model(settings, image_shape, train_y.shape[1], n_meta).to(dev)
     if channels_last:
@@ -242,8 +241,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, float(settings.lr), warmup_steps, total_steps,
                                     int(settings.lr_cycles))
-            xb = train_x[idx].to(dev, non_blocking=True).float()
-            yb = train_y[idx].to(dev)
+            xb = train_x[idx.to(train_x.device)].to(dev, non_blocking=True).float()
+            yb = train_y[idx.to(train_y.device)].to(dev, non_blocking=True)
             aug_gen = batch_generator(generator, dev) if augment.active else None
             if aug_gen is not None or augment.reshapes:
                 xb = augment.view(xb, None if train_bg is None else train_bg[idx.to(dev)],
@@ -255,14 +254,14 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 xb = resize_time(xb, width)
             if settings.time_warp:
                 xb = time_warp(xb, settings.time_warp, generator)
-            mb = None if train_meta is None else train_meta[idx].to(dev)
+            mb = None if train_meta is None else train_meta[idx.to(train_meta.device)].to(dev)
             if aug_gen is not None:
                 xb, yb, mb = augment.mix(xb, yb, mb, aug_gen, multiclass)
             xb, yb, mb, _ = mixup_with_meta(xb, yb, mb, float(settings.mixup_p), generator,
                                             multiclass=multiclass)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            with path.autocast():
                 out = model.forward_heads(xb, mb)
                 loss = loss_fn(out["logits"], yb)
                 if "frame_logits" in out:

@@ -22,8 +22,8 @@ from ..data.metadata import Standardizer, metadata_values
 from ..errors import InputError
 from .augment import CachedAugment, batch_generator, resize_time, tta_time_sizes
 from .checkpoint import load_trained
-from .imageset import load_image_set
-from .loop import cuda_options
+from .imageset import open_stacks
+from .device import DevicePath, accelerated, device_path
 from .settings import PredictSettings
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,18 @@ def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int]
     ``meta``: the standardised metadata rows of a fused model. ``augment``: the model's
     cached-render augmentations (``background``: the images' quantiles): the plain view,
     or with ``n_views`` > 0 that many random views (each at every width) drawn from a
-    generator seeded with ``seed`` (same images, order and batch size = same logits)."""
+    generator seeded with ``seed`` (same images, order and batch size = same logits).
+    On an accelerator (:mod:`~spectrovision.learn.device`) the images move to the device
+    once and every view and width is made there."""
     dev = torch.device(device)
+    path = DevicePath(dev, amp, channels_last, accelerated(dev))
+    images, meta = path.place(images), path.place(meta)
     model.eval()
     chunks = []
     host = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            xb = images[start:start + batch_size].to(dev).float()
+            xb = images[start:start + batch_size].to(dev, non_blocking=True).float()
             mb = None if meta is None else meta[start:start + batch_size].to(dev)
             bb = None if background is None else background[start:start + batch_size]
             if augment is not None and n_views > 0:
@@ -57,10 +61,8 @@ def predict_logits(model: nn.Module, images: torch.Tensor, widths: Sequence[int]
             total = None
             for xv in views:
                 for width in widths:
-                    xw = resize_time(xv, width)
-                    if channels_last:
-                        xw = xw.contiguous(memory_format=torch.channels_last)
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    xw = path.memory_format(resize_time(xv, width))
+                    with path.autocast():
                         logits = model(xw, mb).float()
                     total = logits if total is None else total + logits
             chunks.append((total / (len(widths) * len(views))).cpu().numpy()
@@ -97,8 +99,7 @@ def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
     _, oof_ids = fold_split(folds, fold)
     test_ids = sorted(map(str, unlabelled))
-    images = load_image_set(inputs["stacks"], inputs["stack_ids"],
-                            keep=set(oof_ids) | set(test_ids))
+    images = open_stacks(inputs["stacks"], inputs["stack_ids"])  # each id set read as used
     (oof, test), used = predict_id_sets(inputs["weights"], images, [oof_ids, test_ids], tta,
                                         metadata, fold)
     labels, widths = used["labels"], used["tta_widths"]
@@ -138,8 +139,9 @@ def predict_id_sets(weights: PathLike, images: Any, id_sets: Sequence[Sequence[s
                              f"{augment.image_shape(images.shape)}", "render with the "
                              "representation settings the model was trained with")
         widths = tta_time_sizes(int(bundle["train_width"]), tta.tta_n_widths, tta.tta_step)
-        amp, channels_last = cuda_options(bundle["settings"], lease.device)
-        if channels_last:
+        path = device_path(bundle["settings"].amp, bundle["settings"].channels_last,
+                           lease.device)
+        if path.channels_last:
             model = model.to(memory_format=torch.channels_last)
         labels = bundle["labels"]
         scaler = Standardizer.from_bundle(bundle)
@@ -153,8 +155,9 @@ def predict_id_sets(weights: PathLike, images: Any, id_sets: Sequence[Sequence[s
             if not len(ids):
                 return np.zeros((0, len(labels)))
             selected = images.select(ids)
-            return predict_logits(model, selected, widths, tta.batch_size, lease.device, amp,
-                                  channels_last, bundle_meta(scaler, metadata, ids), augment,
+            return predict_logits(model, selected, widths, tta.batch_size, lease.device,
+                                  path.amp, path.channels_last,
+                                  bundle_meta(scaler, metadata, ids), augment,
                                   augment.background(selected, lease.device), n_views,
                                   tta.tta_augment_seed)
 

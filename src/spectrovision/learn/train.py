@@ -22,7 +22,7 @@ from ..data.metadata import Standardizer, metadata_values
 from ..errors import InputError
 from .augment import CachedAugment, training_width
 from .checkpoint import run_fingerprint, save_weights
-from .imageset import label_tensor, load_image_set
+from .imageset import label_tensor, open_stacks
 from .loop import train_model
 from .settings import ModelSettings, model_settings
 
@@ -80,9 +80,8 @@ def run_train(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     torch.set_num_threads(max(int(threads), 1))
     folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
     train_ids, val_ids = fold_split(folds, fold)
-    images = load_image_set(inputs["stacks"], inputs["stack_ids"],
-                            keep=set(train_ids) | set(val_ids))
-    train_x, val_x = images.select(train_ids), images.select(val_ids)
+    stacks = open_stacks(inputs["stacks"], inputs["stack_ids"])  # read into what training keeps
+    train_x, val_x = stacks.select(train_ids), stacks.select(val_ids)
     train_y = label_tensor(label_table, train_ids, labels)
     val_y = label_tensor(label_table, val_ids, labels)
     name = f"{typed.name}/fold{fold}"
