@@ -9,4 +9,4 @@ with job_context(snakemake, skip_params=("samples",)) as job:
     job.extra["tta"] = run_apply_model(
         inputs=named_items(snakemake.input), outputs=named_items(snakemake.output),
         settings=p.settings, sample_ids=p.samples, labels=p.labels, threads=snakemake.threads,
-        metadata=sample_sheet(p.data) if p.data else None)
+        metadata=sample_sheet(p.data, labels_required=False) if p.data else None)

@@ -80,7 +80,7 @@ def run_apply_member(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[s
     from ..io import write_parquet
 
     record = read_fitted(inputs["fitted"], name, labels)
-    sheet = sample_sheet(data)
+    sheet = sample_sheet(data, labels_required=False)  # a new batch may have no labels
     member = _prepared_member(record, sheet, Renders.from_inputs(inputs), num_threads)
     if type(member).__name__ != record["member_class"]:
         raise InputError(inputs["fitted"], f"was fitted as {record['member_class']} but this "
@@ -126,7 +126,7 @@ def run_apply_ensemble(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathL
     from ..metrics import clipped_probs
 
     clip, task = float(selection["clip"]), selection["task"]
-    sheet = sample_sheet(data)
+    sheet = sample_sheet(data, labels_required=False)  # a new batch may have no labels
     ids = list(sheet["sample_id"])
     logits = {}
     for name, path in zip(members, inputs["members"]):
