@@ -1,6 +1,6 @@
 """Predict every sample of the new data set with one trained model x fold (thin adapter)."""
 
-from spectrovision.apply.predict import run_apply_model
+from spectrovision.apply.model import run_apply_model
 from spectrovision.data.sheet import sample_sheet
 from spectrovision.provenance.job import job_context, named_items
 
