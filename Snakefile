@@ -1,6 +1,13 @@
+import os
+
 from snakemake.utils import min_version
 
 min_version("8.20")
+
+# --sdm conda: each environment's post-deploy script (envs/*.post-deploy.sh) installs
+# spectrovision from this checkout, found through this variable (set here, not read:
+# no envvars directive, which asserts a variable the user must export)
+os.environ.update(SPECTROVISION_ROOT=str(workflow.basedir))
 
 
 # config/config.yaml is the default run; a config given with --configfile replaces it

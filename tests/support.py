@@ -109,6 +109,21 @@ def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     return path
 
 
+def unlabelled_batch(data_dir: Path, keep_label_files: bool = False) -> Path:
+    """Turn the data set in ``data_dir`` (changed in place: pass a copy) into a new batch
+    for an apply run: every split ``test``, the label files deleted unless
+    ``keep_label_files``. Returns ``data_dir``."""
+    import pandas as pd
+
+    meta = pd.read_csv(data_dir / "metadata.csv", dtype=str)
+    meta["split"] = "test"
+    meta.to_csv(data_dir / "metadata.csv", index=False)
+    if not keep_label_files:
+        for path in data_dir.glob("*_labels.csv"):
+            path.unlink()
+    return data_dir
+
+
 # --- running Snakemake ---------------------------------------------------------------------
 def snakemake_command(workdir: Path, *targets: str, config: Path | str = "config.yaml",
                       cores: int | None = 2, extra: Sequence[str] = (),

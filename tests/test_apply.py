@@ -3,7 +3,8 @@
 One tiny training run (a CNN, a baseline, a fitted baseline and a LightGBM member all in
 the ensemble) is made once per module. Apply runs then point ``trained_results`` at it:
 applied to the trained run's own data they reproduce its test predictions exactly; applied
-to a new generated data set they predict every run; a config that differs from the trained
+to a new generated data set they predict every run, also when it has no labels (no label
+file, or ``labels_files: []``); a config that differs from the trained
 recipe is refused at parse time, naming the key.
 """
 
@@ -22,7 +23,8 @@ from spectrovision.apply.manifest import applied_config, read_manifest
 from spectrovision.config.schema import validate_config
 from spectrovision.data.demo import generate_demo_dataset
 from spectrovision.errors import ConfigError, InputError
-from support import TINY_REPRESENTATION, dry_run_jobs, run_snakemake, tiny_workflow_config, write_config
+from support import (TINY_REPRESENTATION, dry_run_jobs, run_snakemake, tiny_workflow_config,
+                     unlabelled_batch, write_config)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 MEMBERS = ["tiny_pool", "conditional_prior", "logistic_l2", "lgbm"]
@@ -117,6 +119,31 @@ def test_a_new_data_set_is_predicted_without_training(trained, tmp_path_factory)
     info = json.loads((trained / "new" / "applied" / "tiny_pool" / "fold0" / "tta.json")
                       .read_text())
     assert info["n_samples"] == len(metadata) and len(info["tta_widths"]) == 2
+
+
+def test_an_unlabelled_batch_is_predicted(trained, tmp_path_factory):
+    """A batch without labels: no label file at all (labels_files left out), and the same
+    runs with their label files present but labels_files: [] (so none is read). Both
+    predict every sample, and score none."""
+    with_files = unlabelled_batch(generate_demo_dataset(
+        tmp_path_factory.mktemp("unlabelled"), n_runs=8, seed=11, n_scans=(40, 60)),
+        keep_label_files=True)
+    bare = tmp_path_factory.mktemp("bare") / "data"
+    shutil.copytree(with_files, bare)
+    for path in bare.glob("*_labels.csv"):
+        path.unlink()
+    metadata = pd.read_csv(with_files / "metadata.csv", dtype=str)
+    for results, data_dir, listed in (("bare", bare, {}),
+                                      ("empty_list", with_files, {"labels_files": []})):
+        config = apply_config(trained, data_dir, results,
+                              data={"layout": "mars2", "dir": str(data_dir), **listed})
+        run_snakemake(trained, config=config)
+        predictions = pd.read_csv(trained / results / "predictions.csv", dtype={"sample_id": str})
+        assert list(predictions["sample_id"]) == list(metadata["sample_id"]), results
+        probs = predictions.drop(columns="sample_id")
+        assert list(probs.columns) == read_manifest(trained / "trained")["labels"]
+        assert np.isfinite(probs.to_numpy()).all()
+        assert pd.read_csv(trained / results / "applied" / "scores.csv").empty, results
 
 
 @pytest.mark.parametrize(("extra", "key"), [

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from spectrovision.config.schema import validate_config
-from spectrovision.data.sheet import RunColumns, load_sample_sheet, run_columns
-from spectrovision.errors import InputError
+from spectrovision.data.sheet import RunColumns, load_sample_sheet, run_columns, sample_sheet
+from spectrovision.errors import ConfigError, InputError
 from spectrovision.data.ingest import (QC_COUNTS, QC_DEFAULTS, QC_SCHEMA, ingest_run, ingest_shard, qc_table,
                                   summarize_qc, write_qc_summary)
 from spectrovision.io import write_parquet
 from spectrovision.render.runs import RenderSpec, read_run
-from support import derived_config, run_snakemake, write_config
+from support import derived_config, run_snakemake, unlabelled_batch, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -378,6 +378,84 @@ def test_sheet_bad_derivatized_value_is_fatal(sheet_dir):
     with pytest.raises(InputError) as info:
         load_sample_sheet(sheet_config(sheet_dir))
     assert (info.value.row, info.value.column) == (5, "derivatized")
+
+
+# --- sample sheet of an unlabelled batch (apply mode) ----------------------------------------
+def apply_sheet_config(data_dir: Path, **data: Any) -> dict[str, Any]:
+    return {**sheet_config(data_dir, **data), "trained_results": "results/trained"}
+
+
+@pytest.mark.parametrize("labels_files", [None, []], ids=["no-label-file", "empty-list"])
+def test_apply_sheet_without_labels_predicts_every_sample(sheet_dir, labels_files):
+    """No label file at all (key left out) and labels_files: [] (label files present but
+    not read) both give an apply run a sheet of unlabelled samples."""
+    given = {} if labels_files is None else {"labels_files": labels_files}
+    unlabelled_batch(sheet_dir, keep_label_files=labels_files is not None)
+    sheet = load_sample_sheet(apply_sheet_config(sheet_dir, **given))
+    meta = pd.read_csv(sheet_dir / "metadata.csv", dtype=str)
+    assert list(sheet["sample_id"]) == list(meta["sample_id"])
+    assert not sheet["labelled"].any() and sheet.attrs["labels"] == []
+    assert sheet.attrs["label_table"].empty and sheet.attrs["findings"] == {}
+    assert set(sheet["shard"]) <= {2, 3}  # unlabelled shards, never a training one
+    # the scripts' sheet (a data block only) takes the same batch when told it is applied
+    data = apply_sheet_config(sheet_dir, **given)["data"]
+    assert len(sample_sheet(data, labels_required=False)) == len(meta)
+    refused = (InputError, "no label file found") if labels_files is None else \
+        (ConfigError, "data/labels_files")  # ... and a training run's sheet refuses it
+    with pytest.raises(refused[0], match=refused[1]):
+        sample_sheet(data)
+
+
+def test_apply_sheet_without_labels_keeps_the_other_checks(sheet_dir):
+    unlabelled_batch(sheet_dir)
+    meta = pd.read_csv(sheet_dir / "metadata.csv", dtype=str)
+    meta.loc[4, "split"] = "train"  # a train sample must still have labels
+    meta.to_csv(sheet_dir / "metadata.csv", index=False)
+    with pytest.raises(InputError) as info:
+        load_sample_sheet(apply_sheet_config(sheet_dir))
+    assert (info.value.row, info.value.column) == (6, "split")
+    assert meta["sample_id"].iloc[4] in info.value.problem
+    meta.loc[4, "split"] = "Test"
+    meta.to_csv(sheet_dir / "metadata.csv", index=False)
+    with pytest.raises(InputError, match="exactly as 'test'"):
+        load_sample_sheet(apply_sheet_config(sheet_dir))
+
+
+def test_apply_sheet_checks_the_label_files_it_has(sheet_dir):
+    unlabelled_batch(sheet_dir, keep_label_files=True)
+    labels = pd.read_csv(sheet_dir / "val_labels.csv", dtype={"sample_id": str})
+    labels.iloc[2, 3] = 2
+    labels.to_csv(sheet_dir / "val_labels.csv", index=False)
+    with pytest.raises(InputError) as info:
+        load_sample_sheet(apply_sheet_config(sheet_dir))
+    err = info.value
+    assert err.path.endswith("val_labels.csv") and (err.row, err.column) == (4, labels.columns[3])
+    (sheet_dir / "val_labels.csv").unlink()  # the train labels alone: a partly labelled batch
+    sheet = load_sample_sheet(apply_sheet_config(sheet_dir))
+    n_train = len(pd.read_csv(sheet_dir / "train_labels.csv"))
+    assert int(sheet["labelled"].sum()) == n_train and len(sheet.attrs["labels"]) == 9
+    assert [len(v) for v in sheet.attrs["findings"].values()] == [len(sheet) - n_train]
+
+
+def test_training_sheet_without_label_files_names_what_to_add(sheet_dir):
+    for path in sheet_dir.glob("*_labels.csv"):
+        path.unlink()
+    with pytest.raises(InputError) as info:
+        load_sample_sheet(sheet_config(sheet_dir))
+    err = info.value
+    assert err.path == str(sheet_dir / "train_labels.csv")
+    assert "no label file found" in err.problem and "val_labels.csv" in err.problem
+    assert "add train_labels.csv" in err.fix and "trained_results" in err.fix
+    with pytest.raises(InputError, match="add mine.csv to data.dir"):
+        load_sample_sheet(sheet_config(sheet_dir, labels_files=["mine.csv"]))
+
+
+def test_training_sheet_with_an_empty_label_list_is_a_config_error(sheet_dir):
+    with pytest.raises(ConfigError, match=r"config key 'data/labels_files': \[\]") as info:
+        load_sample_sheet(sheet_config(sheet_dir, labels_files=[]))
+    assert "train_labels.csv" in str(info.value) and "trained_results" in str(info.value)
+    with pytest.raises(ConfigError, match="data/labels_files"):  # told it is a training run
+        load_sample_sheet(apply_sheet_config(sheet_dir, labels_files=[]), labels_required=True)
 
 
 # --- Snakemake: the ingest_shard + qc_summary rules ----------------------------------------

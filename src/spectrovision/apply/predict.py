@@ -1,7 +1,8 @@
 """Apply mode's predictions: each selected member of a trained run predicts every sample of
 the new data set, and the trained ensemble's weights combine them.
 
-- models: each fold's weights bundle with the trained run's TTA (:func:`run_apply_model`),
+- models: each fold's weights bundle with the trained run's TTA
+  (:func:`spectrovision.apply.model.run_apply_model`, its own module: only it needs torch),
   then the mean clipped probability over folds (:func:`run_apply_gather`), as the trained
   run made its test predictions;
 - baselines and tabular members: each fold's fitted state (``fitted.pkl``) over features
@@ -28,35 +29,6 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 
-def run_apply_model(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
-                    settings: Mapping[str, Any], sample_ids: Sequence[str], labels: Sequence[str],
-                    threads: int = 1, metadata: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Logits of ``sample_ids`` from one trained fold (``inputs["weights"]``, renders
-    ``inputs["stacks"]``/``["stack_ids"]``) with the TTA of ``settings`` (the trained run's
-    ``predict:`` block): ``outputs["logits"]`` and ``outputs["info"]`` (what was used)."""
-    import torch
-
-    from ..io import write_json, write_parquet
-    from ..learn.imageset import open_stacks
-    from ..learn.predict import logit_frame, predict_id_sets
-    from ..learn.settings import PredictSettings, as_settings
-
-    torch.set_num_threads(max(int(threads), 1))
-    ids = [str(s) for s in sample_ids]
-    images = open_stacks(inputs["stacks"], inputs["stack_ids"])
-    (logits,), used = predict_id_sets(inputs["weights"], images, [ids],
-                                      as_settings(PredictSettings, settings, "predict"), metadata)
-    if used["labels"] != list(labels):
-        raise InputError(inputs["weights"], f"predicts labels {used['labels']}, not the trained "
-                         f"run's {list(labels)}", "re-run the trained workflow")
-    write_parquet(outputs["logits"], logit_frame(ids, logits, labels))
-    info = {**used, "n_samples": len(ids), "weights": str(inputs["weights"])}
-    write_json(outputs["info"], info)
-    log.info("fold %d: %d samples with TTA widths %s", used["fold"], len(ids),
-             used["tta_widths"])
-    return info
-
-
 def run_apply_gather(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                      labels: Sequence[str], clip: float, task: str) -> None:
     """One model's logits: the mean clipped probability over its folds' tables
@@ -80,7 +52,7 @@ def run_apply_member(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[s
     from ..io import write_parquet
 
     record = read_fitted(inputs["fitted"], name, labels)
-    sheet = sample_sheet(data)
+    sheet = sample_sheet(data, labels_required=False)  # a new batch may have no labels
     member = _prepared_member(record, sheet, Renders.from_inputs(inputs), num_threads)
     if type(member).__name__ != record["member_class"]:
         raise InputError(inputs["fitted"], f"was fitted as {record['member_class']} but this "
@@ -126,7 +98,7 @@ def run_apply_ensemble(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathL
     from ..metrics import clipped_probs
 
     clip, task = float(selection["clip"]), selection["task"]
-    sheet = sample_sheet(data)
+    sheet = sample_sheet(data, labels_required=False)  # a new batch may have no labels
     ids = list(sheet["sample_id"])
     logits = {}
     for name, path in zip(members, inputs["members"]):

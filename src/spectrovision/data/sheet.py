@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import InputError, shown
+from ..errors import ConfigError, InputError, shown
 
 LAYOUT_COLUMNS: dict[str, dict[str, str | None]] = {
     "mars2": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
@@ -72,7 +72,8 @@ TRAIN_SPLIT = "train"
 KNOWN_SPLITS = (TRAIN_SPLIT, "val", "test")
 
 
-def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
+def load_sample_sheet(config: dict[str, Any], *, labels_required: bool | None = None
+                      ) -> pd.DataFrame:
     """One row per sample: ``sample_id, split, features_path (absolute), md5, labelled, shard``
     plus the layout's metadata columns. ``sheet.attrs['labels']`` lists the label names,
     ``sheet.attrs['label_table']`` holds the labels (index sample_id) and
@@ -93,13 +94,24 @@ def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
     without labels is predicted like a test sample; when its split is *partly* labelled
     (e.g. a val split with some label rows missing) that is recorded as a finding rather
     than an error, since real data sets ship such splits.
+
+    Labels are required (``labels_required`` True) for a training run and optional for an
+    apply run, which predicts a batch that may have none; the default (None) reads the
+    mode from the config: required unless ``trained_results`` is set. Not required, no
+    label file at all (every listed file absent) and ``data.labels_files: []`` give a sheet
+    whose samples are all unlabelled (``attrs['labels']`` empty); a sample of split
+    ``train`` is still refused without labels, and label files that exist are checked as
+    strictly as ever. Required, ``labels_files: []`` is a :class:`ConfigError` and no
+    existing label file an InputError, both saying what to add (see :func:`load_labels`).
     """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
     meta_path = root / data_cfg.get("metadata_file", "metadata.csv")
     meta = read_metadata(meta_path, root)
     features = contained_paths(meta_path, meta, root, data_cfg.get("extra_roots") or ())
-    labels = load_labels(config, set(meta["sample_id"]))
+    if labels_required is None:
+        labels_required = config.get("trained_results") is None
+    labels = load_labels(config, set(meta["sample_id"]), required=labels_required)
     check_submission_ids(data_cfg, root, set(meta["sample_id"]))
     sheet = pd.DataFrame({
         "sample_id": meta["sample_id"],
@@ -284,18 +296,32 @@ def unlabelled_findings(meta_path: Path, sheet: pd.DataFrame) -> dict[str, list[
     return findings
 
 
-def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
+def load_labels(config: dict[str, Any], known: set[str], *, required: bool = True
+                ) -> pd.DataFrame:
     """Concatenate the label files that exist; the first file fixes label names and order.
 
     Each file needs a ``sample_id`` column, the same label columns, 0/1 filled-in values
     (``task: multiclass``: exactly one 1 per row), and only sample ids of the metadata; no
     sample may have two label rows.
+
+    When no label is read (``data.labels_files`` is ``[]``, or none of its files exists):
+    ``required`` (a training run), a ConfigError naming the key for ``[]`` and an
+    InputError naming the files looked for otherwise, each saying what to add; not
+    ``required`` (an apply run), an empty table (no label columns, index ``sample_id``).
     """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
+    files = list(data_cfg.get("labels_files", ["train_labels.csv"]))
+    if not files and required:
+        raise ConfigError(
+            "config key 'data/labels_files': [] names no label file, but a training run "
+            "needs labels. Fix: list the label files inside data.dir (e.g. labels_files: "
+            "[train_labels.csv], a sample_id column and one 0/1 column per label), or, to "
+            "predict this unlabelled batch with a trained run, set trained_results to that "
+            "run's results folder.")
     tables: list[pd.DataFrame] = []
     names: list[str] | None = None
-    for fname in data_cfg.get("labels_files", ["train_labels.csv"]):
+    for fname in files:
         path = root / fname
         if not path.exists():
             continue
@@ -310,9 +336,14 @@ def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
                              "label file", "use the same label columns, in the same order",
                              row=1)
         tables.append(table)
+    if names is None and not required:
+        return pd.DataFrame(index=pd.Index([], dtype=object, name="sample_id"))
     if names is None:
-        raise InputError(root / data_cfg.get("labels_files", ["train_labels.csv"])[0],
-                         "no label file found", "provide train_labels.csv in data.dir")
+        raise InputError(root / files[0], f"no label file found (data.labels_files: {files}; "
+                         f"none exists in {root})", f"add {files[0]} to data.dir (a sample_id "
+                         "column and one 0/1 column per label, a row per train sample), or "
+                         "name your label files in data.labels_files; to predict an unlabelled "
+                         "batch with a trained run, set trained_results instead")
     labels = pd.concat(tables)
     again = labels.index.duplicated()
     if again.any():
@@ -389,9 +420,12 @@ def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str
     require_unique(path, ids, "keep one row per sample in the submission format")
 
 
-def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
-    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block."""
-    return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}})
+def sample_sheet(data_cfg: Mapping[str, Any], *, labels_required: bool = True
+                 ) -> pd.DataFrame:
+    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block;
+    ``labels_required=False`` for an apply run's batch, which may have no labels."""
+    return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}},
+                             labels_required=labels_required)
 
 
 # --- the labelled samples as their own artefact ---------------------------------------------

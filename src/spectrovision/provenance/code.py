@@ -6,6 +6,11 @@ The import closure is read statically (``ast``), never by importing: every ``imp
 importing ``a.b.c`` also runs the ``__init__`` of ``a`` and ``a.b``. Subpackage
 ``__init__`` files name their public API lazily (no imports at module level), so the
 closure of one module stays that module's real dependencies.
+
+The same closure names the third-party packages a workflow script needs
+(:func:`script_third_party_imports`): the top-level modules outside the standard library
+that the script or any module of its closure imports, so each rule's conda environment can
+be checked against it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import sys
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -136,3 +143,51 @@ def script_code_version(script: str | os.PathLike[str]) -> str:
     """Code version of a workflow script's library code: the import closure of the
     package modules it imports (the script itself is tracked by Snakemake)."""
     return modules_version(import_closure(script_imports(script)))
+
+
+# --- third-party imports: what a rule's environment must install ----------------------------
+def _is_type_checking(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING`` (an ``if`` only type checkers enter)."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree`` that can run (function bodies included), leaving out the
+    bodies of ``if TYPE_CHECKING:`` (their ``else`` runs)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                todo.extend(child.orelse)
+            else:
+                todo.append(child)
+
+
+def external_imports(path: str | os.PathLike[str]) -> frozenset[str]:
+    """Top-level names of the modules a Python file imports anywhere at run time (lazy
+    imports inside functions included, ``if TYPE_CHECKING:`` blocks not) that are neither
+    in the standard library nor this package (relative imports are the package's)."""
+    tree = ast.parse(Path(path).read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return frozenset(name for name in found
+                     if name != PACKAGE and name not in sys.stdlib_module_names)
+
+
+def script_third_party_imports(script: str | os.PathLike[str]) -> list[str]:
+    """Third-party top-level modules a workflow script can import when it runs: its own
+    and those of every package module in its import closure (:func:`import_closure`),
+    sorted. Import names, not distribution names (``sklearn``, not ``scikit-learn``)."""
+    found = set(external_imports(script))
+    for module in import_closure(script_imports(script)):
+        path = module_path(module)
+        assert path is not None
+        found |= external_imports(path)
+    return sorted(found)
