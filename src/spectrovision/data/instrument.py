@@ -356,6 +356,14 @@ def read_jcamp(path: Path, data: bytes) -> Scans:
     symbols: list[str] = []
     minutes_per = 1.0
     in_data = False
+    pending: int | None = None  # ##NPOINTS= of a block, given before its scan starts
+
+    def open_page(line: int, time: float | None = None) -> JcampPage:
+        nonlocal pending
+        pages.append(JcampPage(line, time, pending))
+        pending = None
+        return pages[-1]
+
     for number, line in enumerate(data.decode("latin-1").splitlines(), start=1):
         line = line.split("$$", 1)[0].strip()
         match = JCAMP_LABEL.match(line)
@@ -365,16 +373,19 @@ def read_jcamp(path: Path, data: bytes) -> Scans:
             continue
         label, value = jcamp_label(match.group(1)), match.group(2).strip()
         in_data = False
+        open_scan = not pages or pages[-1].has_table
         if label == "PAGE":
-            pages.append(JcampPage(number, jcamp_number(path, value.split("=")[-1], number,
-                                                        "PAGE")))
+            open_page(number, jcamp_number(path, value.split("=")[-1], number, "PAGE"))
         elif label == "RETENTIONTIME":
-            if not pages or pages[-1].has_table:
-                pages.append(JcampPage(number))
-            pages[-1].time = jcamp_number(path, value.split()[0] if value else value,
-                                          number, "RETENTION_TIME")
-        elif label == "NPOINTS" and pages:
-            pages[-1].declared = int(jcamp_number(path, value, number, "NPOINTS"))
+            page = open_page(number) if open_scan else pages[-1]
+            page.time = jcamp_number(path, value.split()[0] if value else value, number,
+                                     "RETENTION_TIME")
+        elif label == "NPOINTS":
+            declared = int(jcamp_number(path, value, number, "NPOINTS"))
+            if open_scan:
+                pending = declared
+            else:
+                pages[-1].declared = declared
         elif label == "SYMBOL":
             symbols = [s.strip().upper() for s in value.split(",")]
         elif label == "UNITS" and "T" in symbols:
@@ -387,10 +398,9 @@ def read_jcamp(path: Path, data: bytes) -> Scans:
                                  "supported, only (XY..XY) pairs", "export the spectra as "
                                  "(XY..XY) peak tables (not compressed (X++(Y..Y)) data)",
                                  row=number)
-            if not pages or pages[-1].has_table:
-                pages.append(JcampPage(number))
-            pages[-1].has_table = in_data = True
-            pages[-1].profile = label == "XYDATA" or "XYPOINTS" in jcamp_label(value)
+            page = open_page(number) if open_scan else pages[-1]
+            page.has_table = in_data = True
+            page.profile = label == "XYDATA" or "XYPOINTS" in jcamp_label(value)
     return jcamp_scans(path, pages, minutes_per)
 
 
