@@ -460,7 +460,7 @@ def test_the_real_agilent_chemstation_export(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_the_tiny_workflow_runs_from_mixed_instrument_files(tmp_path):
-    data = generate_demo_dataset(tmp_path / "data", n_runs=24, seed=0, n_scans=(40, 60),
+    data = generate_demo_dataset(tmp_path / "data", n_runs=36, seed=0, n_scans=(40, 60),
                                  run_format="mixed")
     config = tiny_workflow_config(data, tmp_path / "results")
     config["data"]["layout"] = "instrument"
@@ -469,8 +469,8 @@ def test_the_tiny_workflow_runs_from_mixed_instrument_files(tmp_path):
     run_snakemake(tmp_path, extra=("--quiet", "all"))
     qc = pd.read_parquet(tmp_path / "results" / "qc" / "qc.parquet")
     assert sorted(qc["format"].value_counts().to_dict().items()) == [
-        ("andi", 8), ("jcamp", 8), ("mzml", 8)]
-    assert "Formats: andi 8, mzml 8, jcamp 8 runs." in (
+        ("andi", 12), ("jcamp", 12), ("mzml", 12)]
+    assert "Formats: andi 12, mzml 12, jcamp 12 runs." in (
         tmp_path / "results" / "qc" / "qc_summary.md").read_text()
     submission = pd.read_csv(tmp_path / "results" / "submission.csv")
     template = pd.read_csv(data / "submission_format.csv")

@@ -199,11 +199,10 @@ def andi_scans(path: Path, values: Mapping[str, np.ndarray],
     check_andi_index(path, start, count, len(mass))
     start, count = start.astype(np.int64), count.astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(count)])
-    points = np.concatenate([np.arange(s, s + c) for s, c in zip(start, count)]) \
-        if len(start) else np.zeros(0, dtype=np.int64)
-    counts = {"unindexed_points": len(mass) - len(points),
+    counts = {"unindexed_points": len(mass) - int(offsets[-1]),
               "profile_scans": len(time) if "continuum" in experiment.lower() else 0}
-    if not (len(points) == len(mass) and np.array_equal(points, np.arange(len(mass)))):
+    if counts["unindexed_points"] or not np.array_equal(start, offsets[:-1]):
+        points = np.repeat(start - offsets[:-1], count) + np.arange(offsets[-1])
         mass, intensity = mass[points], intensity[points]
     mass = scaled(mass, attributes["mass_values"])
     intensity = scaled(intensity, attributes["intensity_values"])
@@ -514,12 +513,14 @@ def merged_run(arrays: Mapping[str, np.ndarray], keep: np.ndarray, order: np.nda
     block = np.cumsum(changes)  # the scans, numbered in time order
     key = block * 65536 + mass  # masses are < 32768 after qc.max_mass
     intensity = arrays["intensity"][index]
-    if len(key) > 1 and not np.all(key[1:] > key[:-1]):
-        by_key = np.argsort(key, kind="stable")
-        key = key[by_key]
+    step = np.diff(key)
+    if (step <= 0).any():  # points to merge (step 0), or m/z not ascending in a scan
+        if (step < 0).any():
+            by_key = np.argsort(key, kind="stable")
+            key, intensity, index = key[by_key], intensity[by_key], index[by_key]
         starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-        intensity = np.add.reduceat(intensity[by_key], starts)
-        index = index[by_key[starts]]
+        intensity = np.add.reduceat(intensity, starts)
+        index = index[starts]
     run = pd.DataFrame({"time": arrays["time"][index].astype(np.float32),
                         "mass": arrays["mass"][index].astype(np.int16),
                         "intensity": intensity.astype(np.float32)})
