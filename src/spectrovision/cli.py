@@ -43,6 +43,11 @@ def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end-temp", type=float, nargs=2, metavar=("LO", "HI"),
                         default=None, help="per-run oven end temperature drawn uniformly in "
                         "[LO, HI] degC (default: 300 for every run; e.g. 250 380)")
+    parser.add_argument("--format", dest="run_format", default="csv",
+                        choices=("csv", "andi", "mzml", "jcamp", "mixed"),
+                        help="run file format: csv (default; data.layout mars2), or instrument "
+                        "files for data.layout instrument: andi (ANDI/AIA netCDF .cdf), mzml, "
+                        "jcamp (JCAMP-DX .jdx), mixed (the three in turn); the same runs")
     parser.add_argument("--force", action="store_true",
                         help="replace the data set files in a non-empty --out")
 
@@ -58,10 +63,13 @@ def run_demo_data(args: argparse.Namespace) -> int:
         return 2
     ramp = RAMP_RATE if args.ramp_rate is None else tuple(args.ramp_rate)
     end = None if args.end_temp is None else tuple(args.end_temp)
-    generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed, ramp_rate=ramp, end_temp=end)
+    generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed, ramp_rate=ramp, end_temp=end,
+                          run_format=args.run_format)
     sizes = split_sizes_for(args.n_runs)
+    layout = "mars2" if args.run_format == "csv" else "instrument"
     print(f"wrote {args.n_runs} demo GC-MS runs ({sizes['train']} train, {sizes['val']} val, "
-          f"{sizes['test']} test) to {out}")
+          f"{sizes['test']} test) to {out}"
+          + ("" if layout == "mars2" else f" as {args.run_format} files (data.layout: {layout})"))
     return 0
 
 
@@ -159,7 +167,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 SUBCOMMANDS: list[Subcommand] = [
-    Subcommand("demo-data", "generate the demo GC-MS data set (Mars-2 layout)",
+    Subcommand("demo-data", "generate the demo GC-MS data set (Mars-2 layout, or instrument "
+               "files with --format)",
                add_demo_data_arguments, run_demo_data),
     Subcommand("particles-data", "generate the demo particle image data set (layout images, "
                "5 classes, numeric metadata)", add_particles_data_arguments, run_particles_data),

@@ -223,11 +223,22 @@ def expected_counts(plan: RunPlan, library: SpectraLibrary, rng: np.random.Gener
     return time, counts
 
 
-def acquire(plan: RunPlan, library: SpectraLibrary, rng: np.random.Generator,
-            threshold: int = 20) -> pd.DataFrame:
-    """One run as the instrument writes it: ``time,mass,intensity`` rows above threshold,
-    time in minutes (each mass read slightly later within a scan), fractional m/z with a
-    per-run calibration offset, integer counts."""
+@dataclass(frozen=True)
+class Acquisition:
+    """One acquired run as scans: each point's scan, nominal m/z and measured (fractional)
+    m/z, its integer count, the scan start times (min) and the scan interval ``dt``."""
+
+    scan_time: np.ndarray
+    scan: np.ndarray
+    mass: np.ndarray
+    mz: np.ndarray
+    intensity: np.ndarray
+    dt: float
+
+
+def acquire_scans(plan: RunPlan, library: SpectraLibrary, rng: np.random.Generator,
+                  threshold: int = 20) -> Acquisition:
+    """One run's counts above threshold, with a per-run m/z calibration offset and noise."""
     time, expected = expected_counts(plan, library, rng)
     counts = rng.poisson(expected).astype(np.int64)
     n_spikes = rng.poisson(4.0, size=len(time))
@@ -239,10 +250,20 @@ def acquire(plan: RunPlan, library: SpectraLibrary, rng: np.random.Generator,
     scan, mass = np.nonzero(counts >= threshold)
     dt = time[1] - time[0] if len(time) > 1 else 1.0
     offset = rng.uniform(-0.12, 0.12)
+    mz = mass + offset + rng.normal(0.0, 0.02, len(mass))
+    return Acquisition(time, scan, mass, mz, counts[scan, mass], dt)
+
+
+def acquire(plan: RunPlan, library: SpectraLibrary, rng: np.random.Generator,
+            threshold: int = 20) -> pd.DataFrame:
+    """One run as the instrument writes it: ``time,mass,intensity`` rows above threshold,
+    time in minutes (each mass read slightly later within a scan), fractional m/z with a
+    per-run calibration offset, integer counts."""
+    run = acquire_scans(plan, library, rng, threshold)
     return pd.DataFrame({
-        "time": time[scan] + 0.9 * dt * mass / (MAX_MZ + 1),
-        "mass": mass + offset + rng.normal(0.0, 0.02, len(mass)),
-        "intensity": counts[scan, mass],
+        "time": run.scan_time[run.scan] + 0.9 * run.dt * run.mass / (MAX_MZ + 1),
+        "mass": run.mz,
+        "intensity": run.intensity,
     })
 
 
@@ -253,6 +274,30 @@ def run_csv_bytes(run: pd.DataFrame) -> bytes:
     np.savetxt(buf, np.column_stack([run["time"], run["mass"], run["intensity"]]),
                fmt=["%.4f", "%.2f", "%d"], delimiter=",")
     return buf.getvalue().encode()
+
+
+RUN_FORMATS = ("csv", "andi", "mzml", "jcamp", "mixed")
+
+
+def run_file(run_format: str, index: int, plan: RunPlan, library: SpectraLibrary,
+             rng: np.random.Generator, title: str) -> tuple[bytes, str]:
+    """A run's file bytes and extension in ``run_format`` (``mixed``: andi, mzml and jcamp
+    in turn by ``index``). Instrument formats hold the same points as the CSV, at the scan
+    start time (the CSV adds each m/z's offset within the scan), m/z to 0.01 as the CSV."""
+    if run_format == "csv":
+        return run_csv_bytes(acquire(plan, library, rng)), ".csv"
+    from .instrument import Scans
+    from .instrument_files import WRITERS
+
+    fmt = ("andi", "mzml", "jcamp")[index % 3] if run_format == "mixed" else run_format
+    if fmt not in WRITERS:
+        raise ValueError(f"run format {run_format!r} is not one of {RUN_FORMATS}")
+    run = acquire_scans(plan, library, rng)
+    offsets = np.searchsorted(run.scan, np.arange(len(run.scan_time) + 1))
+    scans = Scans(fmt, run.scan_time, offsets, np.round(run.mz, 2),
+                  run.intensity.astype(np.float64), {})
+    writer, suffix = WRITERS[fmt]
+    return writer(scans, title), suffix
 
 
 def write_run(path: Path, data: bytes) -> str:
@@ -279,7 +324,8 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
                           n_scans: tuple[int, int] = (240, 360),
                           derivatized_fraction: float = 1 / 3,
                           ramp_rate: tuple[float, float] = RAMP_RATE,
-                          end_temp: tuple[float, float] | None = None) -> Path:
+                          end_temp: tuple[float, float] | None = None,
+                          run_format: str = "csv") -> Path:
     """Write a Mars-2-layout data set of ``n_runs`` synthetic GC-MS runs into ``out_dir``.
 
     Files: ``metadata.csv`` (sample_id,split,derivatized,features_path,features_md5_hash),
@@ -295,7 +341,13 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
     default). A compound elutes near a temperature set by its mass, so a slower ramp
     elutes it later; the column bleed follows the oven temperature, whatever the program.
     The defaults write exactly the files they always have.
+
+    ``run_format`` (:data:`RUN_FORMATS`): ``csv`` (the Mars-2 layout), or instrument files
+    for data.layout ``instrument``: ``andi`` (``.cdf``), ``mzml`` (``.mzML``), ``jcamp``
+    (``.jdx``) or ``mixed`` (the three in turn); the same runs, plans and labels as ``csv``.
     """
+    if run_format not in RUN_FORMATS:
+        raise ValueError(f"run_format {run_format!r} is not one of {RUN_FORMATS}")
     out = Path(out_dir)
     splits = sample_splits(n_runs, split_sizes)
     library = load_spectra_library()
@@ -306,8 +358,9 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
         sample_id = f"S{i:04d}"
         plan = plan_run(rng, library, n_scans, derivatized_fraction,
                         ramp_rate=ramp_rate, end_temp=end_temp)
-        rel_path = f"{split}_features/{sample_id}.csv"
-        md5 = write_run(out / rel_path, run_csv_bytes(acquire(plan, library, rng)))
+        data, suffix = run_file(run_format, i, plan, library, rng, sample_id)
+        rel_path = f"{split}_features/{sample_id}{suffix}"
+        md5 = write_run(out / rel_path, data)
         meta_rows.append({"sample_id": sample_id, "split": split,
                           "derivatized": 1 if plan.derivatized else None,
                           "features_path": rel_path, "features_md5_hash": md5})

@@ -47,8 +47,9 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -410,39 +411,89 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
     path = Path(path)
     qc = qc_settings(qc_cfg)
     data = read_raw_bytes(path)
-    expected_md5 = expected_md5 if qc["check_md5"] else None
     file_names = wanted_columns(columns)
-    with ThreadPoolExecutor(max_workers=1) as pool:  # hashlib frees the GIL: hash while parsing
+
+    def parse() -> pa.Table:
+        check_text(path, data)
+        check_header_spacing(path, data, columns)
+        check_columns(path, header_columns(data), columns)
+        return parse_csv(path, data, file_names.values())
+
+    table, digests = parse_with_digests(path, data, expected_md5 if qc["check_md5"] else None,
+                                        parse)
+    if table.num_rows == 0:
+        raise InputError(path, "run file has a header but no data rows",
+                         "re-export this run, or remove the sample from the metadata")
+    rows = clean_rows(path, to_arrays(table, file_names), file_names, qc)
+    run = cached_run(rows.arrays, rows.keep, rows.order)
+    return run, finish_record(path, {"n_rows_raw": table.num_rows, **rows.counts}, len(run),
+                              digests, qc)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Digests:
+    """md5 and sha256 of a run file's bytes; ``md5_ok`` None when not checked."""
+
+    md5: str
+    sha256: str
+    md5_ok: bool | None
+
+
+def parse_with_digests(path: Path, data: bytes, expected_md5: str | None,
+                       parse: Callable[[], T]) -> tuple[T, Digests]:
+    """``parse()`` while the file's digests are computed beside it (hashlib frees the GIL);
+    when parsing fails and the md5 does not match ``expected_md5``, the mismatch is reported
+    instead (it explains a bad file). A mismatch after a good parse is an InputError too."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
         digests = pool.submit(file_digests, data)
         try:
-            check_text(path, data)
-            check_header_spacing(path, data, columns)
-            check_columns(path, header_columns(data), columns)
-            table = parse_csv(path, data, file_names.values())
-        except InputError:  # a checksum mismatch explains a bad file: report that first
+            parsed = parse()
+        except InputError:
             if expected_md5:
                 check_md5(path, data, expected_md5, found=digests.result()[0])
             raise
         md5, sha256 = digests.result()
-    md5_ok: bool | None = None
     if expected_md5:
         check_md5(path, data, expected_md5, found=md5)
-        md5_ok = True
-    if table.num_rows == 0:
-        raise InputError(path, "run file has a header but no data rows",
-                         "re-export this run, or remove the sample from the metadata")
-    arrays = to_arrays(table, file_names)
-    record: dict[str, Any] = {"n_rows_raw": table.num_rows}
-    bad = nonfinite_rows(path, arrays, file_names, qc["nonfinite"])
-    record["nonfinite_dropped"] = int(bad.sum())
-    if record["nonfinite_dropped"]:
+    return parsed, Digests(md5, sha256, True if expected_md5 else None)
+
+
+@dataclass(frozen=True)
+class CleanRows:
+    """What :func:`clean_rows` made of a run's rows: the arrays (non-finite rows dropped,
+    intensities clipped, masses rounded), the rows to keep, the time order (None: already
+    sorted) and the QC counts of :data:`QC_COUNTS`."""
+
+    arrays: dict[str, np.ndarray]
+    keep: np.ndarray
+    order: np.ndarray | None
+    counts: dict[str, int]
+
+
+def clean_rows(path: Path, arrays: Mapping[str, np.ndarray], file_names: Mapping[str, str],
+               qc: Mapping[str, Any], lines: np.ndarray | None = None) -> CleanRows:
+    """Validate and clean a run's rows (canonical name -> float64 array; other keys are
+    carried along) as the ``qc`` settings say. ``lines``: the file line of each row that an
+    error names (default: row i is line i + 2, the header being line 1)."""
+    arrays = dict(arrays)
+    lines = np.arange(len(arrays["time"])) + 2 if lines is None else lines
+    checked = {key: arrays[key] for key in file_names}
+    bad = at_lines(lines, nonfinite_rows, path, checked, file_names, qc["nonfinite"])
+    counts = {"nonfinite_dropped": int(bad.sum())}
+    if counts["nonfinite_dropped"]:
         arrays = {key: values[~bad] for key, values in arrays.items()}
-    arrays["intensity"], record["negative_intensity"] = clean_intensity(
-        path, arrays["intensity"], columns.intensity, qc["negative_intensity"])
-    arrays["mass"], record["fractional_mass"], in_band = round_masses(
-        path, arrays["mass"], columns.mass, qc["fractional_mass"], qc["fractional_band"])
-    order, record["unsorted_time"] = time_order(path, arrays["time"], columns.time,
-                                                qc["unsorted_time"])
+        lines = lines[~bad]
+    arrays["intensity"], counts["negative_intensity"] = at_lines(
+        lines, clean_intensity, path, arrays["intensity"], file_names["intensity"],
+        qc["negative_intensity"])
+    arrays["mass"], counts["fractional_mass"], in_band = at_lines(
+        lines, round_masses, path, arrays["mass"], file_names["mass"], qc["fractional_mass"],
+        qc["fractional_band"])
+    order, counts["unsorted_time"] = at_lines(lines, time_order, path, arrays["time"],
+                                              file_names["time"], qc["unsorted_time"])
     dropped = np.isin(arrays["mass"], np.asarray(qc["drop_masses"], dtype=np.float64))
     above = (arrays["mass"] > qc["max_mass"]) & ~dropped
     removed = dropped | above
@@ -450,15 +501,30 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
         dropped &= ~in_band
         above &= ~in_band
         removed |= in_band
-    record["dropped_mass"] = int(dropped.sum())
-    record["above_max_mass"] = int(above.sum())
-    run = cached_run(arrays, ~removed, order)
-    record["n_rows"] = len(run)
+    counts["dropped_mass"] = int(dropped.sum())
+    counts["above_max_mass"] = int(above.sum())
+    return CleanRows(arrays, ~removed, order, counts)
+
+
+def at_lines(lines: np.ndarray, check: Callable[..., T], *args: Any) -> T:
+    """``check(*args)``, whose InputError names row i as line i + 2, with that error naming
+    ``lines[i]`` instead (the file line, after rows were dropped)."""
+    try:
+        return check(*args)
+    except InputError as exc:
+        if exc.row is None or not 0 <= exc.row - 2 < len(lines):
+            raise
+        raise InputError(exc.path, exc.problem, exc.fix, row=int(lines[exc.row - 2]),
+                         column=exc.column) from None
+
+
+def finish_record(path: Path, counts: Mapping[str, Any], n_rows: int, digests: Digests,
+                  qc: Mapping[str, Any]) -> dict[str, Any]:
+    """The QC record of a cleaned run: ``counts``, ``n_rows`` and the digests; too few rows
+    left is an InputError (:func:`check_min_rows`)."""
+    record = {**counts, "n_rows": n_rows}
     check_min_rows(path, record, int(qc["min_rows"]))
-    record["md5_ok"] = md5_ok
-    record["md5"] = md5
-    record["sha256"] = sha256
-    return run, record
+    return {**record, "md5_ok": digests.md5_ok, "md5": digests.md5, "sha256": digests.sha256}
 
 
 def check_min_rows(path: Path, record: Mapping[str, Any], min_rows: int) -> None:
@@ -497,6 +563,18 @@ def ingest_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike, qc_out
 
     ``records`` are sample-sheet rows with ``sample_id``, ``features_path`` and ``md5``.
     """
+    return ingest_records(records, out_dir, qc_out_path,
+                          lambda path, md5: ingest_run(path, columns, qc_cfg, md5))
+
+
+RunReader = Callable[[str, str | None], tuple[pd.DataFrame, dict[str, Any]]]
+
+
+def ingest_records(records: Sequence[Mapping[str, Any]], out_dir: PathLike,
+                   qc_out_path: PathLike, read: RunReader, schema: pa.Schema = QC_SCHEMA
+                   ) -> pd.DataFrame:
+    """:func:`ingest_shard` with the run reader ``read(features_path, expected md5 or
+    None) -> (cached run, QC record)`` and the QC table's ``schema`` given."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -504,15 +582,15 @@ def ingest_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike, qc_out
         expected = rec.get("md5")
         expected = expected if isinstance(expected, str) and expected else None
         try:
-            run, qc_record = ingest_run(rec["features_path"], columns, qc_cfg, expected)
+            run, qc_record = read(rec["features_path"], expected)
         except InputError as exc:  # into the job's log too, not only the traceback
             LOG.error("sample %s: %s", rec["sample_id"], exc)
             discard_stale_qc(out_dir, qc_out_path)
             raise
         write_run(out_dir / f"{rec['sample_id']}.parquet", run)
         rows.append({"sample_id": str(rec["sample_id"]), **qc_record})
-    table = qc_table(rows)
-    write_parquet(qc_out_path, table, schema=QC_SCHEMA)
+    table = qc_table(rows, schema)
+    write_parquet(qc_out_path, table, schema=schema)
     return table
 
 
@@ -557,15 +635,18 @@ def read_qc_tables(tables: Iterable[PathLike | pd.DataFrame], schema: pa.Schema 
 
 def summarize_qc(shard_tables: Iterable[PathLike | pd.DataFrame],
                  sheet_findings: Mapping[str, Sequence[str]] | None = None,
-                 n_worst: int = 5) -> tuple[pd.DataFrame, str]:
+                 n_worst: int = 5, *, counts: Mapping[str, str] = QC_COUNTS,
+                 schema: pa.Schema = QC_SCHEMA) -> tuple[pd.DataFrame, str]:
     """All shards' QC as one table and a readable Markdown summary: totals per problem
     kind, the samples most affected, what each handling means, and the sample-sheet
-    findings (e.g. val samples without labels) passed in ``sheet_findings``."""
-    qc = read_qc_tables(shard_tables)
+    findings (e.g. val samples without labels) passed in ``sheet_findings``. ``counts``:
+    the QC count columns and their meaning, ``schema``: the tables' (a layout with more
+    counts passes its own)."""
+    qc = read_qc_tables(shard_tables, schema)
     lines = ["# Ingest QC summary", "",
              f"{len(qc)} runs ingested: {int(qc['n_rows_raw'].sum()):,} rows read, "
              f"{int(qc['n_rows'].sum()):,} kept.", ""]
-    lines += md5_lines(qc) + problem_lines(qc) + worst_lines(qc, n_worst)
+    lines += md5_lines(qc) + problem_lines(qc, counts) + worst_lines(qc, n_worst)
     lines += sheet_lines(sheet_findings or {})
     return qc, "\n".join(lines).rstrip() + "\n"
 
@@ -577,10 +658,10 @@ def md5_lines(qc: pd.DataFrame) -> list[str]:
             "A mismatch stops ingest.", ""]
 
 
-def problem_lines(qc: pd.DataFrame) -> list[str]:
+def problem_lines(qc: pd.DataFrame, counts: Mapping[str, str] = QC_COUNTS) -> list[str]:
     lines = ["## Problems found and how they were handled", "",
              "| problem | rows | runs affected | handling |", "|---|---:|---:|---|"]
-    for name, meaning in QC_COUNTS.items():
+    for name, meaning in counts.items():
         counts = qc[name].astype("int64")
         lines.append(f"| {name} | {int(counts.sum()):,} | {int((counts > 0).sum())} | "
                      f"{meaning} |")

@@ -118,7 +118,8 @@ class RunLayout(Layout):
         return {k: v for k, v in settings.items() if k not in IMAGE_ONLY_KEYS}
 
     #: layout name -> the time unit of its runs (what a fixed ``x_window`` on time is in)
-    time_units: ClassVar[Mapping[str, str]] = {"mars2": "min", "mars1": "s"}
+    time_units: ClassVar[Mapping[str, str]] = {"mars2": "min", "mars1": "s",
+                                               "instrument": "min"}
 
     def render_view(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
         if settings is None:
@@ -147,6 +148,33 @@ class RunLayout(Layout):
     def image_shape(self, settings: Mapping[str, Any]) -> tuple[int, int, int]:
         spec = library("render.runs").RenderSpec
         return tuple(spec.from_config(self.representation_settings(settings)).shape)
+
+
+class InstrumentLayout(RunLayout):
+    """Instrument run files (``instrument``): ANDI/AIA netCDF, mzML or JCAMP-DX GC-MS, any
+    mix, each file's format told by its content (:mod:`spectrovision.data.instrument`);
+    cached as the run tables' Parquet runs (time in minutes) and rendered like them."""
+
+    modules = {"ingest": ("data.instrument",), "qc": ("data.instrument",),
+               "render": ("render.runs",)}
+
+    def ingest_shard(self, *, samples: Records, outputs: Mapping[str, PathLike],
+                     settings: Mapping[str, Any]) -> dict[str, int]:
+        qc = library("data.instrument").ingest_instrument_shard(
+            samples, outputs["runs"], outputs["qc"], settings["qc"])
+        counts = {"n_samples": len(qc), "n_rows": int(qc["n_rows"].sum())}
+        log.info("ingested %d instrument runs (%s), %d rows kept", counts["n_samples"],
+                 ", ".join(f"{k} {v}" for k, v in qc["format"].value_counts().items()),
+                 counts["n_rows"])
+        return counts
+
+    def write_qc_summary(self, *, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
+                         findings: Mapping[str, Sequence[str]]) -> None:
+        instrument = library("data.instrument")
+        library("data.ingest").write_qc_summary(
+            list(inputs["shards"]), outputs["qc"], outputs["summary"], findings,
+            summarize=instrument.summarize_instrument_qc,
+            schema=instrument.INSTRUMENT_QC_SCHEMA)
 
 
 class ImageLayout(Layout):
@@ -188,7 +216,8 @@ class ImageLayout(Layout):
 
 #: layout name -> its class (a class, or ``"module:Class"`` imported when first asked for)
 LAYOUTS: dict[str, type[Layout] | str] = {
-    "mars2": RunLayout, "mars1": RunLayout, "generic": RunLayout, IMAGE_LAYOUT: ImageLayout,
+    "mars2": RunLayout, "mars1": RunLayout, "generic": RunLayout,
+    "instrument": InstrumentLayout, IMAGE_LAYOUT: ImageLayout,
 }
 
 

@@ -4,6 +4,8 @@ Layouts (config ``data.layout``):
 - ``mars2``: GC-MS runs ``time,mass,intensity``; metadata ``derivatized`` (1 or empty).
 - ``mars1``: evolved-gas runs ``time,temp,m/z,abundance``; metadata ``instrument_type``.
 - ``generic``: run columns from ``data.columns``.
+- ``instrument``: ANDI/AIA netCDF, mzML or JCAMP-DX GC-MS run files, any mix (see
+  :mod:`spectrovision.data.instrument`); no layout metadata column.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ LAYOUT_COLUMNS: dict[str, dict[str, str | None]] = {
     "mars2": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
     "mars1": {"time": "time", "temp": "temp", "mass": "m/z", "intensity": "abundance"},
     "generic": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
+    # the cached runs' names (instrument files name their arrays themselves)
+    "instrument": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
 }
 LAYOUT_METADATA: dict[str, list[str]] = {
     "mars2": ["derivatized"],
     "mars1": ["instrument_type"],
     "generic": [],
+    "instrument": [],
 }
 
 
