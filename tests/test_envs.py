@@ -33,6 +33,9 @@ CONDA_TO_PYPI = {"pytorch": "torch"}
 NOT_PINNED = {"python", "pip"}  # the interpreter and installer, not in requirements.lock
 RULE = re.compile(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", re.M)
 DIRECTIVE = r"^[ \t]+{}:\s*\n[ \t]+\"([^\"]+)\""
+# a layout stage's job (code=layout_code(script, stage)) also runs the modules that every
+# registered layout names for that stage, imported by name (data.layouts.Layout.modules)
+LAYOUT_STAGE = re.compile(r"layout_code\(\s*\"\w+\",\s*\"(\w+)\"\s*\)")
 
 
 def normalized(name: str) -> str:
@@ -40,10 +43,11 @@ def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def rule_environments() -> dict[str, tuple[Path, Path]]:
-    """rule -> (its script, its conda environment file), from the ``script:`` and
-    ``conda:`` directives of workflow/rules/*.smk (paths relative to the .smk file)."""
-    found: dict[str, tuple[Path, Path]] = {}
+def rule_environments() -> dict[str, tuple[Path, Path, str | None]]:
+    """rule -> (its script, its conda environment file, its layout stage or None), from
+    the ``script:`` and ``conda:`` directives of workflow/rules/*.smk (paths relative to
+    the .smk file) and a ``layout_code(script, stage)`` param."""
+    found: dict[str, tuple[Path, Path, str | None]] = {}
     for smk in sorted(RULES.glob("*.smk")):
         text = smk.read_text()
         blocks = RULE.findall(text)
@@ -56,8 +60,10 @@ def rule_environments() -> dict[str, tuple[Path, Path]]:
                 continue
             n_scripts += 1
             assert conda is not None, f"{smk.name}: rule {name} runs a script but has no conda:"
+            stage = LAYOUT_STAGE.search(body)
             found[name] = ((smk.parent / script.group(1)).resolve(),
-                           (smk.parent / conda.group(1)).resolve())
+                           (smk.parent / conda.group(1)).resolve(),
+                           stage.group(1) if stage else None)
         assert n_scripts == len(re.findall(r"^[ \t]+script:", text, re.M)), smk
     return found
 
@@ -77,9 +83,20 @@ def distribution(import_name: str) -> str:
     return names[0]
 
 
-def needed_distributions(script: Path) -> set[str]:
-    """The distributions a workflow script's import closure needs (with IMPLIED ones)."""
-    needed = {distribution(name) for name in code.script_third_party_imports(script)}
+def layout_stage_modules(stage: str | None) -> tuple[str, ...]:
+    """The modules every registered layout runs for ``stage`` (none for no stage)."""
+    from spectrovision.data.layouts import LAYOUTS, layout_class
+
+    if stage is None:
+        return ()
+    return tuple(sorted({m for name in LAYOUTS for m in layout_class(name).modules.get(stage, ())}))
+
+
+def needed_distributions(script: Path, stage: str | None = None) -> set[str]:
+    """The distributions a workflow script's import closure needs, with those of every
+    layout's modules for ``stage`` (and IMPLIED ones)."""
+    needed = {distribution(name) for name in
+              code.script_third_party_imports(script, layout_stage_modules(stage))}
     needed |= {extra for extra, users in IMPLIED.items() if needed & set(users)}
     return needed
 
@@ -137,10 +154,10 @@ def test_every_rule_environment_has_its_scripts_packages_at_the_locked_versions(
     assert {"ingest_shard", "train", "explain", "embed", "apply_model"} <= set(rules)
     lock = read_lock()
     failures = []
-    for rule, (script, env_file) in sorted(rules.items()):
+    for rule, (script, env_file, stage) in sorted(rules.items()):
         assert script.is_file() and env_file.is_file(), (rule, script, env_file)
         env = yaml.safe_load(env_file.read_text())
-        for problem in env_problems(needed_distributions(script), env, lock):
+        for problem in env_problems(needed_distributions(script, stage), env, lock):
             failures.append(f"rule {rule} ({env_file.relative_to(REPO)}): {problem}")
     assert not failures, "\n".join(failures)
 
@@ -153,6 +170,11 @@ def test_the_analysis_rules_need_umap_and_grad_cam_and_the_data_rules_no_torch()
     for rule in ("ingest_shard", "apply_member", "apply_ensemble", "tabular", "ensemble"):
         assert rules[rule][1].name == "core.yaml", rule
         assert "torch" not in needed_distributions(rules[rule][0]), rule
+    # the ingest job of the instrument layout reads mzML with pyteomics (lxml), imported by
+    # name through the layout registry, and the images layout decodes with Pillow
+    ingest = rules["ingest_shard"]
+    assert ingest[2] == "ingest"
+    assert {"pyteomics", "lxml", "pillow", "scipy"} <= needed_distributions(ingest[0], ingest[2])
 
 
 def test_import_names_map_to_their_distributions():

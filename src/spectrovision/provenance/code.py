@@ -181,12 +181,16 @@ def external_imports(path: str | os.PathLike[str]) -> frozenset[str]:
                      if name != PACKAGE and name not in sys.stdlib_module_names)
 
 
-def script_third_party_imports(script: str | os.PathLike[str]) -> list[str]:
+def script_third_party_imports(script: str | os.PathLike[str],
+                               modules: tuple[str, ...] = ()) -> list[str]:
     """Third-party top-level modules a workflow script can import when it runs: its own
     and those of every package module in its import closure (:func:`import_closure`),
-    sorted. Import names, not distribution names (``sklearn``, not ``scikit-learn``)."""
+    plus the closure of ``modules`` (names relative to the package, e.g. the modules a
+    layout imports by name for a stage), sorted. Import names, not distribution names
+    (``sklearn``, not ``scikit-learn``)."""
     found = set(external_imports(script))
-    for module in import_closure(script_imports(script)):
+    roots = script_imports(script) + [f"{PACKAGE}.{m}" for m in modules]
+    for module in import_closure(roots):
         path = module_path(module)
         assert path is not None
         found |= external_imports(path)
