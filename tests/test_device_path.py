@@ -13,6 +13,7 @@ from spectrovision.errors import InputError
 from spectrovision.learn import imageset
 from spectrovision.learn.augment import CachedAugment, batch_generator
 from spectrovision.learn.device import ACCELERATE_ENV, DevicePath, device_path
+from spectrovision.learn import loop
 from spectrovision.learn.loop import train_model
 from spectrovision.learn.models import create_model
 from spectrovision.learn.predict import predict_logits
@@ -156,3 +157,14 @@ def test_a_truncated_or_mismatched_stack_is_named(tmp_path):
     sa.write_bytes(data[:-10])
     with pytest.raises(InputError, match="ends before its last image"):
         index.select(["z"])
+
+
+@pytest.mark.parametrize("n", [9, 17, 25, 16, 2])
+def test_every_training_sample_is_in_exactly_one_batch(n):
+    # a last batch of one sample joins the one before it (batch norm needs two); before,
+    # the merged batch overwrote the batch before that one (17 samples: the first eight lost,
+    # the second eight twice) and two batches raised an IndexError
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    batches = loop._batches(8, order)
+    assert torch.equal(torch.cat(batches), order)
+    assert min(len(b) for b in batches) >= 2

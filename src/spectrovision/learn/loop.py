@@ -97,7 +97,8 @@ def _batches(batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
     (batch norm cannot train on a single sample)."""
     chunks = list(order.split(batch_size))
     if len(chunks) > 1 and len(chunks[-1]) < 2:
-        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+        last = chunks.pop()
+        chunks[-1] = torch.cat([chunks[-1], last])
     return chunks
 
 
