@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..io import read_csv
 
 PathLike = str | os.PathLike[str]
 
@@ -48,7 +49,7 @@ def load_image_set(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
     ids: list[str] = []
     blocks: list[np.ndarray] = []
     for stack_path, csv_path in zip(stacks, stack_ids, strict=True):
-        listed = pd.read_csv(csv_path, dtype={"sample_id": str})["sample_id"].tolist()
+        listed = read_csv(csv_path)["sample_id"].tolist()
         stack = np.load(stack_path, mmap_mode="r")
         if len(listed) != stack.shape[0]:
             raise InputError(csv_path, f"lists {len(listed)} samples but {Path(stack_path).name}"
