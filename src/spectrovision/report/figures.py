@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..config.checks import ENSEMBLE_ROWS  # noqa: E402
+from ..ensemble.rows import ENSEMBLE_ROWS  # noqa: E402
 from ..metrics import to_probs  # noqa: E402
 from ..render.axes import RenderAxes  # noqa: E402
 
