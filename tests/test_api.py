@@ -58,6 +58,28 @@ def test_no_import_cycle_between_library_modules():
             visit(module, [module])
 
 
+# The data flow, upstream first: a module may import its own package and those before it.
+DATA_FLOW = {"config": 0, "data": 1, "render": 2, "learn": 3, "ensemble": 4, "analysis": 5,
+             "apply": 5, "report": 5}
+
+
+def test_dependencies_point_down_the_data_flow():
+    """config <- data <- render <- learn <- ensemble <- analysis/apply/report: no module
+    imports (at the top or inside a function) from a package later in the flow, e.g.
+    config/checks.py gets the ensemble's row names passed in instead of importing them."""
+    upward = []
+    for path in code.PACKAGE_DIR.rglob("*.py"):
+        parts = path.relative_to(code.PACKAGE_DIR).with_suffix("").parts
+        if len(parts) < 2 or parts[0] not in DATA_FLOW or parts[-1] == "__init__":
+            continue
+        module = "spectrovision." + ".".join(parts)
+        for dep in code.direct_imports(module):
+            package = dep.split(".")[1] if dep.count(".") else ""
+            if DATA_FLOW.get(package, -1) > DATA_FLOW[parts[0]]:
+                upward.append(f"{module} -> {dep}")
+    assert not upward, upward
+
+
 def test_a_plain_install_finds_its_schema_and_data(tmp_path):
     """`pip install .` without -e: the schema and the EI spectra ship inside the package."""
     repo = code.PACKAGE_DIR.parents[1]

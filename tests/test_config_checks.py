@@ -15,6 +15,7 @@ from spectrovision.config.checks import (
     novelty_representation,
 )
 from spectrovision.config.schema import resolve_model, validate_config
+from spectrovision.ensemble.rows import ENSEMBLE_ROWS
 from spectrovision.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def _models(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_a_valid_config_passes_every_check():
     cfg = _config()
-    check_config(cfg, _models(cfg))
+    check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
 
 
 @pytest.mark.parametrize(("models", "tabular", "key"), [
@@ -46,8 +47,15 @@ def test_a_valid_config_passes_every_check():
 ])
 def test_member_names_may_not_clash(models, tabular, key):
     with pytest.raises(ConfigError, match=key) as err:
-        check_member_names(models, ["prior", "benchmark_lr"], tabular)
+        check_member_names(models, ["prior", "benchmark_lr"], tabular, ENSEMBLE_ROWS)
     assert "Fix: rename" in str(err.value)
+
+
+def test_check_config_refuses_a_model_named_like_an_ensemble_row():
+    cfg = _config(models={"ensemble_nested": {"representation": "a", "backbone": "resnet10t"}})
+    with pytest.raises(ConfigError, match=r"the ensemble's rows \['ensemble', "
+                                          r"'ensemble_nested'\]"):
+        check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
 
 
 def test_a_chosen_representation_must_exist_and_null_means_the_first_by_name():
@@ -72,7 +80,7 @@ def test_analysis_model_defaults_to_the_first_image_only_model():
 def test_analysis_model_errors_name_the_key(stage_cfg, match):
     cfg = _config(explain=stage_cfg)
     with pytest.raises(ConfigError, match=match):
-        check_config(cfg, _models(cfg))
+        check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
 
 
 def test_analysis_refuses_metadata_models():
@@ -92,9 +100,9 @@ def test_analysis_refuses_metadata_models():
 def test_multiclass_refuses_per_label_weights():
     cfg = _config(task="multiclass", ensemble={"per_label_weights": True})
     with pytest.raises(ConfigError, match="'ensemble/per_label_weights'"):
-        check_config(cfg, _models(cfg))
+        check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
     cfg = _config(task="multiclass")
-    check_config(cfg, _models(cfg))
+    check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
 
 
 def test_common_smk_raises_nothing_itself():

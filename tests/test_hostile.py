@@ -21,8 +21,10 @@ import pandas as pd
 import pytest
 
 from spectrovision.config.schema import validate_config
+from spectrovision.data.folds import fold_split, read_folds, write_folds
 from spectrovision.data.ingest import ingest_run, ingest_shard, write_qc_summary
-from spectrovision.data.sheet import MAX_SAMPLE_ID_LENGTH, load_sample_sheet, run_columns
+from spectrovision.data.sheet import (MAX_SAMPLE_ID_LENGTH, labelled_table, load_sample_sheet,
+                                      run_columns, write_labelled_sheet)
 from spectrovision.errors import InputError
 from spectrovision.io import output_mode, write_text
 from spectrovision.provenance.records import provenance_path
@@ -223,6 +225,92 @@ def test_a_table_that_is_not_utf8_text_is_named(data, name):
     assert "not UTF-8 text" in err.problem
 
 
+def test_two_samples_naming_one_file_is_an_error_naming_both_rows(data):
+    first = metadata(data).loc[1, "features_path"]
+    link = data / "same_run.csv"
+    link.symlink_to(data / first)
+    for path in (first, "same_run.csv", "train_features/../" + first):  # also via a link, ..
+        sample = edit_metadata(data, 3, "features_path", path)
+        err = sheet_error(config(data), "metadata.csv", 5, "features_path")
+        other = metadata(data).loc[1, "sample_id"]
+        assert f"'{other}' (row 3) and '{sample}' (row 5) name the same file" in err.problem
+        assert "keep one" in err.fix and "leaks" in err.fix
+
+
+def test_identical_files_under_two_paths_are_a_qc_finding(data, tmp_path):
+    meta = metadata(data)
+    (data / meta.loc[3, "features_path"]).write_bytes((data / meta.loc[1, "features_path"])
+                                                      .read_bytes())
+    edit_metadata(data, 3, "features_md5_hash", meta.loc[1, "features_md5_hash"])
+    sheet = load_sample_sheet(config(data))  # two paths: not refused when the sheet is read
+    records = sheet[["sample_id", "features_path", "md5"]].to_dict(orient="records")
+    qc_dir = tmp_path / "qc"
+    ingest_shard(records, tmp_path / "runs", qc_dir / "shard0.parquet", MARS2)
+    write_qc_summary([qc_dir / "shard0.parquet"], qc_dir / "qc.parquet",
+                     qc_dir / "qc_summary.md", sheet.attrs["findings"])
+    summary = (qc_dir / "qc_summary.md").read_text()
+    line = next(line for line in summary.splitlines() if "identical files" in line)
+    assert f"2 sample(s): {meta.loc[1, 'sample_id']}, {meta.loc[3, 'sample_id']}" in line
+    assert meta.loc[1, "features_md5_hash"] in line and "No findings" not in summary
+
+
+def test_features_path_that_is_a_folder_names_sample_and_row(data):
+    sample = edit_metadata(data, 2, "features_path", "train_features")
+    err = sheet_error(config(data), "metadata.csv", 4, "features_path")
+    assert f"of sample '{sample}' is a directory" in err.problem and "inside" in err.fix
+    with pytest.raises(InputError, match="run file is a directory"):  # ingest says so too
+        ingest_run(data / "train_features", MARS2)
+
+
+@pytest.mark.parametrize("name", ["NA", "null", "None", "nan"])
+def test_a_sample_named_like_a_missing_value_keeps_its_name(data, tmp_path, name):
+    """pandas reads NA, null, None, nan as missing by default: ids are read as written, in
+    the metadata, the label files, the submission format and folds.csv."""
+    old = metadata(data).loc[0, "sample_id"]
+    edit_metadata(data, 0, "sample_id", name)
+    for table in ("train_labels.csv", "submission_format.csv"):
+        text = (data / table).read_text()
+        (data / table).write_text(text.replace(f"\n{old},", f"\n{name},"))
+    sheet = load_sample_sheet(config(data))
+    assert sheet["sample_id"].iloc[0] == name and sheet["labelled"].iloc[0]
+    assert sheet.attrs["label_table"].index[0] == name
+    write_labelled_sheet(labelled_table(sheet), tmp_path / "labelled.parquet")
+    write_folds(tmp_path / "labelled.parquet", sheet.attrs["labels"], tmp_path / "folds.csv",
+                n_folds=2, seed=0)
+    folds = read_folds(tmp_path / "folds.csv")
+    assert name in set(folds["sample_id"]) and folds["sample_id"].notna().all()
+    assert name in fold_split(folds, 0)[0] + fold_split(folds, 0)[1]
+
+
+@pytest.mark.parametrize("name, sep, sep_name", [("metadata.csv", ";", "semicolon"),
+                                                 ("train_labels.csv", "\t", "tab")])
+def test_a_table_with_another_separator_gets_the_separator_hint(data, name, sep, sep_name):
+    table = pd.read_csv(data / name, dtype=str, keep_default_na=False)
+    table.to_csv(data / name, sep=sep, index=False)
+    err = sheet_error(config(data), name, 1, None)
+    assert f"header is {sep_name}-separated" in err.problem and "commas" in err.fix
+
+
+def test_missing_train_labels_file_is_named(data):
+    (data / "train_labels.csv").unlink()  # val_labels.csv is still there
+    err = sheet_error(config(data), "train_labels.csv", None, None)
+    assert err.problem.startswith("label file not found") and "split 'train'" in err.problem
+    assert "metadata.csv row 2" in err.problem
+    assert "put train_labels.csv" in err.fix and "data.labels_files" in err.fix
+
+
+@pytest.mark.parametrize("name, column", [("metadata.csv", "derivatized"),
+                                          ("train_labels.csv", None)])
+def test_a_column_name_given_twice_is_an_error(data, name, column):
+    table = pd.read_csv(data / name, dtype=str, keep_default_na=False)
+    column = column or table.columns[2]
+    other = table.columns[list(table.columns).index(column) - 1]
+    table = table.rename(columns={other: column})  # two columns named alike, other values
+    table.to_csv(data / name, index=False)
+    err = sheet_error(config(data), name, 1, column)
+    assert f"column name '{column}' appears twice" in err.problem and "rename" in err.fix
+
+
 # --- 3. run files --------------------------------------------------------------------------
 def corrupt(path: Path, change: Callable[[list[str]], list[str]]) -> Path:
     lines = path.read_text().splitlines()
@@ -300,6 +388,30 @@ def test_run_shorter_than_min_rows_is_an_error(data):
     kept = record["n_rows"]
     err = run_error(path, min_rows=kept + 1)
     assert f"only {kept} row(s) left" in err.problem
+
+
+def test_a_run_column_given_twice_is_an_error(data):
+    path = corrupt(first_run(data), lambda lines: [lines[0] + ",mass"] + [
+        line + ",0" for line in lines[1:]])
+    err = run_error(path)
+    assert (err.row, err.column) == (1, "mass") and "(columns 2 and 4)" in err.problem
+
+
+def constant_time(lines: list[str]) -> list[str]:
+    return [lines[0]] + ["12.5," + line.split(",", 1)[1] for line in lines[1:]]
+
+
+def test_constant_times_are_an_error_not_a_one_column_image(data):
+    path = corrupt(first_run(data), constant_time)  # or a run of one scan: the same
+    err = run_error(path)
+    assert err.column == "time" and "have the same time (12.5)" in err.problem
+    assert "single scan" in err.problem and "data.columns.time" in err.fix
+    # line 2 is the scan's helium row (dropped): keep lines 3-5, two of them at one time
+    two_times = corrupt(first_run(data), lambda lines: constant_time([lines[0], *lines[2:4]])
+                        + ["13.0," + lines[4].split(",", 1)[1]])
+    assert ingest_run(two_times, MARS2, {})[1]["n_rows"] == 3  # two distinct times: fine
+    one_row = corrupt(first_run(data), lambda lines: lines[:1] + lines[3:4])
+    assert ingest_run(one_row, MARS2, {"min_rows": 1})[1]["n_rows"] == 1  # qc.min_rows' call
 
 
 # --- 4. QC outputs are never stale ---------------------------------------------------------

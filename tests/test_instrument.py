@@ -219,9 +219,14 @@ def test_qc_errors_inside_an_instrument_file_name_the_scan(tmp_path):
     assert info.value.column == "intensity_values"
     run, record = ingest(path, nonfinite="drop", min_rows=1)
     assert record["nonfinite_dropped"] == 1 and run["mass"].tolist() == [18]
-    negative = write_andi(tmp_path / "n.cdf", [60.0], [[(18.0, -3.0), (28.0, 2.0)]])
+    negative = write_andi(tmp_path / "n.cdf", [60.0, 120.0],
+                          [[(18.0, -3.0), (28.0, 2.0)], [(18.0, 1.0)]])
     run, record = ingest(negative)  # qc.negative_intensity: clip, as for CSV runs
-    assert record["negative_intensity"] == 1 and run["intensity"].tolist() == [0.0, 2.0]
+    assert record["negative_intensity"] == 1 and run["intensity"].tolist() == [0.0, 2.0, 1.0]
+    single = write_andi(tmp_path / "s.cdf", [60.0], [[(18.0, 1.0), (28.0, 2.0)]])
+    with pytest.raises(InputError, match="single scan") as info:  # as for CSV runs
+        ingest(single)
+    assert info.value.column == "scan time"
 
 
 def test_an_md5_mismatch_is_reported_for_instrument_files(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from spectrovision.cli import main
-from spectrovision.status import (
+from spectrovision.learn.progress import (
     estimate_waiting,
     format_status,
     job_status,

@@ -100,7 +100,7 @@ def trained(toy, tmp_path_factory) -> Path:
 
 
 def test_training_writes_the_progress_that_status_reads(trained):
-    from spectrovision.status import job_status
+    from spectrovision.learn.progress import job_status
 
     progress = json.loads((trained / "ckpt" / "progress.json").read_text())
     history = pd.read_csv(trained / "history.csv")

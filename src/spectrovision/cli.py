@@ -154,7 +154,7 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from .status import format_status, status_from_config
+    from .learn.progress import format_status, status_from_config
 
     if not args.configfile.is_file():
         print(f"error: {args.configfile}: no such config file; pass --configfile",

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,27 @@ def save_figure(path: str | os.PathLike[str], fig: Any, **kwargs: Any) -> None:
     kwargs.setdefault("format", target.suffix.lstrip(".") or "png")
     with atomic_path(target) as tmp:
         fig.savefig(tmp, **kwargs)
+
+
+# The cell texts pandas.read_csv reads as missing by default (its documented na_values).
+NA_TEXTS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+            "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def read_csv(path: str | os.PathLike[str], id_columns: Sequence[str] | None = ("sample_id",),
+             **kwargs: Any) -> pd.DataFrame:
+    """A CSV table whose id columns are text exactly as written: a sample named ``NA``,
+    ``null`` or ``None`` keeps its name (pandas' default reads those as missing) and an
+    empty id cell reads as ``""``. Every other column gets pandas' usual missing values
+    (:data:`NA_TEXTS`). ``id_columns=None``: the first column is the id column. Other
+    keyword arguments go to :func:`pandas.read_csv` (``dtype`` included)."""
+    names = [str(n) for n in pd.read_csv(path, nrows=0).columns]
+    ids = names[:1] if id_columns is None else [c for c in id_columns if c in names]
+    dtype = kwargs.pop("dtype", None)
+    if dtype is None or isinstance(dtype, dict):
+        dtype = {**(dtype or {}), **{c: str for c in ids}}
+    return pd.read_csv(path, dtype=dtype, keep_default_na=False,
+                       na_values={c: list(NA_TEXTS) for c in names if c not in ids}, **kwargs)
 
 
 def _json_default(obj: Any) -> Any:

@@ -26,6 +26,7 @@ from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.metadata import check_model_metadata
 from spectrovision.data.sheet import labelled_table, load_sample_sheet, run_columns
 from spectrovision.ensemble.baselines import baseline_representation
+from spectrovision.ensemble.rows import ENSEMBLE_ROWS
 from spectrovision.ensemble.tabular import resolve_tabular
 from spectrovision.learn.preflight import check_models_build
 from spectrovision.provenance.code import script_code_version
@@ -59,7 +60,7 @@ MODELS = {name: resolve_model(CFG, name, _SCHEMA) for name in sorted(CFG["models
 FOLDS = list(range(CFG["folds"]["n_folds"]))
 BASELINES = list(CFG["baselines"])
 TABULAR = sorted(CFG["tabular"])
-check_config(CFG, MODELS)
+check_config(CFG, MODELS, reserved=ENSEMBLE_ROWS)  # config does not import the ensemble
 ENVS = str(Path(workflow.basedir) / "envs")
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 

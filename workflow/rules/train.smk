@@ -1,6 +1,7 @@
 # Stage: train (see workflow/rules/common.smk for shared input functions).
-# train: the labelled splits' stacks + folds + the labelled sheet -> models/{model}/fold{fold}/ (best validation-loss
-# weights, metrics, history, curve). One GPU per job; per-epoch checkpoint under checkpoints/.
+# train: the labelled splits' stacks + folds + the labelled sheet -> models/{model}/fold{fold}/ (the kept
+# weights, keep_weights: the last epoch's by default, best_val the lowest validation loss's; metrics, history,
+# curve). One GPU per job; per-epoch checkpoint under checkpoints/.
 
 
 rule train:

@@ -166,7 +166,7 @@ def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     drawn."""
     import matplotlib.pyplot as plt
 
-    from ..data.folds import fold_split
+    from ..data.folds import fold_split, read_folds
     from ..io import save_figure, write_csv
     from ..learn.checkpoint import load_trained
     from ..learn.imageset import load_image_set
@@ -183,7 +183,7 @@ def run_explain(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     if unknown:
         raise InputError(weights, f"labels {unknown} are not among the model's {all_labels}",
                          "fix explain.labels in the config (null = all labels)")
-    folds = pd.read_csv(folds_path, dtype={"sample_id": str})
+    folds = read_folds(folds_path)
     _, held_out = fold_split(folds, int(bundle["fold"]))
     pairs = choose_examples(label_table, held_out, chosen, samples_per_label)
     if not pairs:

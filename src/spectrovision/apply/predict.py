@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config.checks import ENSEMBLE_ROWS
+from ..ensemble.rows import ENSEMBLE_ROWS
 from ..errors import InputError
 
 log = logging.getLogger(__name__)

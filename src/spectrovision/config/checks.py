@@ -9,28 +9,29 @@ the value it guards cannot drift apart. Run once when the workflow is parsed
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
 
-ENSEMBLE_ROWS = ("ensemble", "ensemble_nested")  # the ensemble's own rows in scores.csv
-MEMBER_RESERVED = frozenset(ENSEMBLE_ROWS)  # names no member may take
 ANALYSIS_STAGES = ("explain", "embed")  # stages that read one trained model x fold
 
 
 def check_member_names(models: Sequence[str], baselines: Sequence[str],
-                       tabular: Sequence[str]) -> None:
-    """Models, baselines and tabular members share one namespace (the member tables)."""
-    clash = sorted(set(models) & (set(baselines) | MEMBER_RESERVED))
+                       tabular: Sequence[str], reserved: Collection[str]) -> None:
+    """Models, baselines and tabular members share one namespace (the member tables), and
+    none takes a ``reserved`` name: the ensemble's own rows in scores.csv
+    (:data:`spectrovision.ensemble.rows.ENSEMBLE_ROWS`), passed in by the caller because
+    config, below the ensemble in the data flow, does not import it."""
+    clash = sorted(set(models) & (set(baselines) | set(reserved)))
     if clash:
         raise ConfigError(f"config key 'models': names {clash} clash with baseline names or "
-                          f"the ensemble's rows {list(ENSEMBLE_ROWS)}. Fix: rename the models "
+                          f"the ensemble's rows {list(reserved)}. Fix: rename the models "
                           "under 'models:'.")
-    clash = sorted(set(tabular) & (set(models) | set(baselines) | MEMBER_RESERVED))
+    clash = sorted(set(tabular) & (set(models) | set(baselines) | set(reserved)))
     if clash:
         raise ConfigError(f"config key 'tabular': names {clash} clash with model or baseline "
-                          f"names or the ensemble's rows {list(ENSEMBLE_ROWS)}. Fix: rename "
+                          f"names or the ensemble's rows {list(reserved)}. Fix: rename "
                           "them under 'tabular:'.")
 
 
@@ -110,9 +111,12 @@ def check_augment(cfg: Mapping[str, Any], name: str, model: Mapping[str, Any]) -
             "which a multiclass task cannot hold. Fix: use sample_mix_mode mean.")
 
 
-def check_config(cfg: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]) -> None:
-    """Every cross-key check of a validated config (``models``: resolved settings)."""
-    check_member_names(list(models), list(cfg["baselines"]), list(cfg["tabular"]))
+def check_config(cfg: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]], *,
+                 reserved: Collection[str]) -> None:
+    """Every cross-key check of a validated config (``models``: resolved settings;
+    ``reserved``: the member names the ensemble's rows take, see
+    :func:`check_member_names`)."""
+    check_member_names(list(models), list(cfg["baselines"]), list(cfg["tabular"]), reserved)
     novelty_representation(cfg)
     for stage in ANALYSIS_STAGES:
         analysis_model(cfg, models, stage)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io import write_csv
+from ..io import read_csv, write_csv
 
 ALWAYS_TRAIN = -1
 
@@ -183,7 +183,7 @@ def best_move(x: np.ndarray, fold_of: np.ndarray, n_folds: int
 
 
 def read_folds(path: str | os.PathLike[str]) -> pd.DataFrame:
-    folds = pd.read_csv(path, dtype={"sample_id": str})
+    folds = read_csv(path)
     for col in ("sample_id", "fold"):
         if col not in folds.columns:
             raise InputError(path, f"column '{col}' is missing", "re-run the folds rule",

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .ingest import (check_md5, discard_stale_qc, file_digests, qc_table, read_qc_tables,
-                     read_raw_bytes, sheet_lines)
+                     read_raw_bytes, sample_findings, sheet_lines)
 from ..errors import InputError
 from ..io import write_npy, write_parquet
 
@@ -160,5 +160,5 @@ def summarize_image_qc(shard_tables: Iterable[PathLike | pd.DataFrame],
             f"{int(qc['clipped_pixels'].sum()):,} in "
             f"{int((qc['clipped_pixels'] > 0).sum())} images.", "",
             f"Multi-frame files (first frame used): {int((qc['n_frames'] > 1).sum())}.", ""]
-    lines += sheet_lines(sheet_findings or {})
+    lines += sheet_lines(sample_findings(qc, sheet_findings))
     return qc, "\n".join(lines).rstrip() + "\n"

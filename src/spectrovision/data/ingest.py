@@ -11,12 +11,13 @@ record, as the ``qc`` config says:
 =====================  ========================  =========================================
 problem                config                    handling
 =====================  ========================  =========================================
-missing / empty file   --                        fatal
+missing / empty file   --                        fatal (a folder: "is a directory")
 not a text CSV         --                        fatal (gzip, zip, UTF-16, binary: the kind,
                                                  never the bytes)
 missing column         --                        fatal (lists found and expected columns;
                                                  hints at ``;``/tab separators)
 spaces in header       --                        fatal (``time, mass``: names the column)
+column name twice      --                        fatal (names it and both positions)
 ragged line            --                        fatal (names the line and its field count)
 non-numeric cell       --                        fatal (row, column and the bad value)
 md5 mismatch           ``check_md5``             fatal when checked (expected vs found)
@@ -32,6 +33,7 @@ fractional m/z         ``fractional_mass``       ``round`` (counted), ``error``,
 carrier-gas masses     ``drop_masses``           removed (counted)
 m/z above max          ``max_mass``              removed (counted)
 too few rows left      ``min_rows``              fatal (never an all-zero image)
+one time for all rows  --                        fatal (a single scan: one image column)
 =====================  ========================  =========================================
 
 Row numbers in messages are line numbers of the file (the header is line 1). The table
@@ -58,6 +60,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .sheet import LAYOUT_COLUMNS, RunColumns
+from .tables import check_separator, check_unique_columns, listed
 from ..errors import ConfigError, InputError, shown
 from ..io import atomic_path, write_parquet, write_text
 from ..provenance.records import provenance_path
@@ -109,6 +112,9 @@ def qc_settings(qc_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 def read_raw_bytes(path: Path, kind: str = "run file") -> bytes:
     """The file's bytes; a missing or 0-byte file is an InputError (``kind`` names the
     file in the message: ``run file``, ``image file``)."""
+    if path.is_dir():
+        raise InputError(path, f"{kind} is a directory, not a file",
+                         "point features_path at the sample's file inside that folder")
     if not path.is_file():
         raise InputError(path, f"{kind} not found",
                          "check features_path in the metadata and that the file was copied "
@@ -190,12 +196,6 @@ def header_columns(data: bytes) -> list[str]:
     return [name.strip().strip('"') for name in header_line(data).strip().split(",")]
 
 
-def listed(names: Sequence[str], limit: int = 12, width: int = 40) -> str:
-    """Column names for a message: at most ``limit`` of them, each cut at ``width``."""
-    shown_names = [n if len(n) <= width else n[:width] + "..." for n in names[:limit]]
-    return str(shown_names) + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
-
-
 def wanted_columns(columns: RunColumns) -> dict[str, str]:
     """Canonical name (time, temp, mass, intensity) -> column name in the file."""
     names = {"time": columns.time, "mass": columns.mass, "intensity": columns.intensity}
@@ -210,13 +210,7 @@ def check_columns(path: Path, found: Sequence[str], columns: RunColumns) -> None
     missing = [name for name in expected if name not in found]
     if not missing:
         return
-    for sep, sep_name in ((";", "semicolon"), ("\t", "tab"), ("|", "'|'")):
-        if len(found) == 1 and set(expected) <= {n.strip().strip('"') for n in
-                                                 found[0].split(sep)}:
-            raise InputError(path, f"the header is {sep_name}-separated ({listed(found)}); run "
-                             "files must be comma-separated", "re-export the file with commas "
-                             "between the values (e.g. pandas to_csv(sep=',')), keeping '.' as "
-                             "the decimal point", row=1)
+    check_separator(path, found, expected, "run files")
     hint = ""
     for layout, names in LAYOUT_COLUMNS.items():
         layout_names = [n for n in names.values() if n is not None]
@@ -416,6 +410,7 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
     def parse() -> pa.Table:
         check_text(path, data)
         check_header_spacing(path, data, columns)
+        check_unique_columns(path, header_columns(data))
         check_columns(path, header_columns(data), columns)
         return parse_csv(path, data, file_names.values())
 
@@ -426,8 +421,10 @@ def ingest_run(path: PathLike, columns: RunColumns, qc_cfg: Mapping[str, Any] | 
                          "re-export this run, or remove the sample from the metadata")
     rows = clean_rows(path, to_arrays(table, file_names), file_names, qc)
     run = cached_run(rows.arrays, rows.keep, rows.order)
-    return run, finish_record(path, {"n_rows_raw": table.num_rows, **rows.counts}, len(run),
-                              digests, qc)
+    record = finish_record(path, {"n_rows_raw": table.num_rows, **rows.counts}, len(run),
+                           digests, qc)
+    check_scans(path, run["time"].to_numpy(), columns.time)
+    return run, record
 
 
 T = TypeVar("T")
@@ -451,7 +448,7 @@ def parse_with_digests(path: Path, data: bytes, expected_md5: str | None,
         digests = pool.submit(file_digests, data)
         try:
             parsed = parse()
-        except InputError:
+        except InputError:  # a checksum mismatch explains a bad file: report that first
             if expected_md5:
                 check_md5(path, data, expected_md5, found=digests.result()[0])
             raise
@@ -538,6 +535,19 @@ def check_min_rows(path: Path, record: Mapping[str, Any], min_rows: int) -> None
                      f"{record['dropped_mass']} at qc.drop_masses, {record['above_max_mass']} "
                      "above qc.max_mass)", "check the file and the qc settings, remove the "
                      "sample from the metadata, or lower qc.min_rows")
+
+
+def check_scans(path: Path, time: np.ndarray, column: str) -> None:
+    """A run whose kept rows (two or more; fewer is ``qc.min_rows``' business) all share one
+    time, a single scan or a constant time column, is an InputError: it would render as one
+    column of the image, the rest zero. ``time`` is sorted, so its ends tell."""
+    if len(time) < 2 or time[0] != time[-1]:
+        return
+    raise InputError(path, f"all {len(time)} rows have the same time ({shown(time[0])}): the "
+                     "run is a single scan and would fill one column of the image",
+                     "check that the time column is the time of each scan (data.columns.time "
+                     "names it), re-export the run with its scan times, or remove the sample "
+                     "from the metadata", column=column)
 
 
 def cached_run(arrays: Mapping[str, np.ndarray], keep: np.ndarray,
@@ -647,7 +657,7 @@ def summarize_qc(shard_tables: Iterable[PathLike | pd.DataFrame],
              f"{len(qc)} runs ingested: {int(qc['n_rows_raw'].sum()):,} rows read, "
              f"{int(qc['n_rows'].sum()):,} kept.", ""]
     lines += md5_lines(qc) + problem_lines(qc, counts) + worst_lines(qc, n_worst)
-    lines += sheet_lines(sheet_findings or {})
+    lines += sheet_lines(sample_findings(qc, sheet_findings))
     return qc, "\n".join(lines).rstrip() + "\n"
 
 
@@ -662,8 +672,8 @@ def problem_lines(qc: pd.DataFrame, counts: Mapping[str, str] = QC_COUNTS) -> li
     lines = ["## Problems found and how they were handled", "",
              "| problem | rows | runs affected | handling |", "|---|---:|---:|---|"]
     for name, meaning in counts.items():
-        counts = qc[name].astype("int64")
-        lines.append(f"| {name} | {int(counts.sum()):,} | {int((counts > 0).sum())} | "
+        per_run = qc[name].astype("int64")
+        lines.append(f"| {name} | {int(per_run.sum()):,} | {int((per_run > 0).sum())} | "
                      f"{meaning} |")
     return lines + [""]
 
@@ -685,6 +695,20 @@ def worst_lines(qc: pd.DataFrame, n_worst: int) -> list[str]:
         listed = ", ".join(f"{qc['sample_id'].iloc[i]} ({share.iloc[i]:.1%})" for i in top.index)
         lines += [f"- {title}: {listed}", ""]
     return lines
+
+
+def sample_findings(qc: pd.DataFrame, sheet_findings: Mapping[str, Sequence[str]] | None
+                    ) -> dict[str, list[str]]:
+    """The sample-sheet findings plus one per group of samples whose files have the same
+    md5 (identical contents under different paths: likely one measurement listed twice,
+    which would leak between training folds). Two rows naming the same path are refused
+    when the sheet is read (:func:`~spectrovision.data.sheet.require_own_files`)."""
+    findings = {kind: list(ids) for kind, ids in (sheet_findings or {}).items()}
+    same = qc[qc["md5"].notna() & qc["md5"].duplicated(keep=False)]
+    for md5, group in same.groupby("md5", sort=True):
+        findings[f"identical files (md5 {md5}): one measurement listed as several samples? "
+                 "keep one row, or they leak between folds"] = list(group["sample_id"])
+    return findings
 
 
 def sheet_lines(findings: Mapping[str, Sequence[str]]) -> list[str]:

@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .ingest import (NOT_TEXT_MAGIC, QC_COUNTS, QC_SCHEMA, clean_rows, finish_record,
-                     ingest_records, parse_with_digests, qc_settings, read_raw_bytes,
+from .ingest import (NOT_TEXT_MAGIC, QC_COUNTS, QC_SCHEMA, check_scans, clean_rows,
+                     finish_record, ingest_records, parse_with_digests, qc_settings, read_raw_bytes,
                      summarize_qc)
 from ..errors import InputError
 
@@ -499,7 +499,9 @@ def ingest_instrument_run(path: PathLike, qc_cfg: Mapping[str, Any] | None = Non
                          exc.problem, exc.fix, column=exc.column) from None
     run, counts["merged_points"] = merged_run(rows.arrays, rows.keep, rows.order)
     record = {"n_rows_raw": len(scans.mass), **rows.counts, "format": scans.format, **counts}
-    return run, finish_record(path, record, len(run), digests, qc)
+    record = finish_record(path, record, len(run), digests, qc)
+    check_scans(path, run["time"].to_numpy(), "scan time")
+    return run, record
 
 
 def merged_run(arrays: Mapping[str, np.ndarray], keep: np.ndarray, order: np.ndarray | None

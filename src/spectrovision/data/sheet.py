@@ -10,6 +10,7 @@ Layouts (config ``data.layout``):
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
@@ -21,6 +22,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError, InputError, shown
+from ..io import read_csv
+from .tables import check_separator, check_unique_columns
 
 LAYOUT_COLUMNS: dict[str, dict[str, str | None]] = {
     "mars2": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
@@ -74,6 +77,7 @@ def sample_shards(sample_ids: Sequence[str], labelled: Sequence[bool], n_shards:
 SAFE_SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_SAMPLE_ID_LENGTH = 128  # per-sample files are named {sample_id}.parquet/.npy (limit 255)
 TRAIN_SPLIT = "train"
+SHEET_REQUIRED = ("sample_id", "split", "features_path")  # the metadata's required columns
 KNOWN_SPLITS = (TRAIN_SPLIT, "val", "test")
 
 
@@ -88,8 +92,10 @@ def load_sample_sheet(config: dict[str, Any], *, labels_required: bool | None = 
     Checked here, at parse time, each naming file, row and column: the metadata file and
     its required columns exist; sample_id is unique, usable as a file name and at most
     :data:`MAX_SAMPLE_ID_LENGTH` characters; split is one of :data:`KNOWN_SPLITS` exactly;
-    features_path is filled in and lies inside ``data.dir`` (or one of ``data.extra_roots``)
-    after resolving symlinks, checked without opening the file; ``derivatized`` is 1, 0 or
+    features_path is filled in, lies inside ``data.dir`` (or one of ``data.extra_roots``)
+    after resolving symlinks, is not a directory and is no other sample's file, checked
+    without opening the file; no table has a column name twice or another separator than
+    commas, and ids are read as written (``NA`` is an id); ``derivatized`` is 1, 0 or
     empty; label files have unique sample ids, only known samples and 0/1 labels (task
     multiclass: exactly one 1 per row); the submission format, when configured and present,
     names each sample of the metadata at most once.
@@ -138,7 +144,7 @@ def load_sample_sheet(config: dict[str, Any], *, labels_required: bool | None = 
     sheet["labelled"] = sheet["sample_id"].isin(labels.index)
     sheet["shard"] = sample_shards(sheet["sample_id"], sheet["labelled"],
                                    int(config["workflow"]["shards"]))
-    findings = unlabelled_findings(meta_path, sheet)
+    findings = unlabelled_findings(meta_path, sheet, label_paths(data_cfg))
     sheet = sheet.reset_index(drop=True)
     sheet.attrs["labels"] = list(labels.columns)
     sheet.attrs["label_table"] = labels
@@ -153,8 +159,8 @@ def read_metadata(meta_path: Path, root: Path) -> pd.DataFrame:
                          "point data.dir at the data folder, or run `spectrovision demo-data "
                          f"--out {root}` to generate the demo data set")
     meta = read_table(meta_path, {"sample_id": str, "split": str, "features_path": str,
-                                  "features_md5_hash": str})
-    for col in ("sample_id", "split", "features_path"):
+                                  "features_md5_hash": str}, required=SHEET_REQUIRED)
+    for col in SHEET_REQUIRED:
         if col not in meta.columns:
             raise InputError(meta_path, f"required column '{col}' is missing (columns: "
                              f"{list(meta.columns)})", f"add a '{col}' column", column=col)
@@ -178,11 +184,20 @@ def read_metadata(meta_path: Path, root: Path) -> pd.DataFrame:
     return meta
 
 
-def read_table(path: Path, dtype: Any) -> pd.DataFrame:
-    """A CSV table of the data folder; one that cannot be read as CSV text is an InputError
-    naming it (not a pandas traceback)."""
+def read_table(path: Path, dtype: Any, required: Sequence[str] = (),
+               id_columns: Sequence[str] | None = ("sample_id",)) -> pd.DataFrame:
+    """A CSV table of the data folder, its ids read as written (``NA`` is an id, see
+    :func:`~spectrovision.io.read_csv`; ``id_columns=None``: the first column). One that
+    cannot be read as CSV text, has a column name twice, or whose header holds the
+    ``required`` names split at another separator (``;``, tab) is an InputError naming it
+    (not a pandas traceback, not a silently renamed ``x.1`` column)."""
     try:
-        return pd.read_csv(path, dtype=dtype)
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader([fh.readline()]), [])
+        check_unique_columns(path, header)
+        if any(name not in header for name in required):
+            check_separator(path, header, required, "tables of the data folder")
+        return read_csv(path, id_columns, dtype=dtype)
     except UnicodeDecodeError:
         problem = "is not UTF-8 text (binary, compressed or UTF-16?)"
     except pd.errors.EmptyDataError:
@@ -230,8 +245,30 @@ def contained_paths(meta_path: Path, meta: pd.DataFrame, root: Path,
                              f"outside data.dir ({roots[0]}): it resolves to {path}",
                              "copy the file into data.dir and name it relative to data.dir, "
                              "or list its folder in data.extra_roots", **where)
+        if path.is_dir():  # a stat, not an open
+            raise InputError(meta_path, f"features_path {rel!r} of sample '{sample_id}' is a "
+                             f"directory ({path}), not a run file", "name the sample's run "
+                             "file inside that folder (e.g. train_features/S0001.csv)", **where)
         out.append(str(path))
+    require_own_files(meta_path, list(meta["sample_id"]), out)
     return out
+
+
+def require_own_files(meta_path: Path, sample_ids: Sequence[str], paths: Sequence[str]
+                      ) -> None:
+    """No two samples name the same file (after resolving links), else an InputError naming
+    both samples and rows: one measurement trained on as two samples leaks across folds."""
+    first: dict[str, int] = {}
+    for row, path in enumerate(paths):
+        if path not in first:
+            first[path] = row
+            continue
+        before = first[path]
+        raise InputError(meta_path, f"samples '{sample_ids[before]}' (row {before + 2}) and "
+                         f"'{sample_ids[row]}' (row {row + 2}) name the same file {path}",
+                         "give each sample its own run file; if both rows are the same "
+                         "measurement, keep one of them (a run counted twice leaks between "
+                         "training folds)", row=row + 2, column="features_path")
 
 
 def resolved(meta_path: Path, folder: Path, key: str) -> Path:
@@ -282,12 +319,23 @@ def derivatized_flags(path: Path, values: pd.Series) -> pd.Series:
     return numeric.fillna(0).astype(int)
 
 
-def unlabelled_findings(meta_path: Path, sheet: pd.DataFrame) -> dict[str, list[str]]:
-    """Train samples without labels raise; partly labelled other splits become findings."""
+def unlabelled_findings(meta_path: Path, sheet: pd.DataFrame, label_files: Sequence[Path]
+                        ) -> dict[str, list[str]]:
+    """Train samples without labels raise (naming a configured label file that is missing,
+    the likely cause, when others were read; else the first such metadata row); partly
+    labelled other splits become findings."""
     unlabelled = ~sheet["labelled"]
     in_train = unlabelled & (sheet["split"] == TRAIN_SPLIT)
     if in_train.any():
         row = int(in_train.to_numpy().nonzero()[0][0])
+        missing = [path for path in label_files if not path.exists()]
+        if missing and sheet["labelled"].any():  # other label files were read: name this one
+            raise InputError(missing[0], f"label file not found, and {int(in_train.sum())} "
+                             f"sample(s) of split 'train' have no labels (the first is "
+                             f"'{sheet['sample_id'].iloc[row]}', {meta_path.name} row {row + 2})",
+                             f"put {missing[0].name} (sample_id + one column per label) into "
+                             f"{missing[0].parent}, or list the label files that hold the "
+                             "train labels in data.labels_files")
         raise InputError(meta_path, f"{int(in_train.sum())} sample(s) of split 'train' have no "
                          f"labels, the first is '{sheet['sample_id'].iloc[row]}'",
                          "add their rows to the label file, or give them another split (e.g. "
@@ -316,8 +364,9 @@ def load_labels(config: dict[str, Any], known: set[str], *, required: bool = Tru
     """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
-    files = list(data_cfg.get("labels_files", ["train_labels.csv"]))
-    if not files and required:
+    paths = label_paths(data_cfg)
+    files = [str(path.relative_to(root)) for path in paths]
+    if not paths and required:
         raise ConfigError(
             "config key 'data/labels_files': [] names no label file, but a training run "
             "needs labels. Fix: list the label files inside data.dir (e.g. labels_files: "
@@ -326,8 +375,7 @@ def load_labels(config: dict[str, Any], known: set[str], *, required: bool = Tru
             "run's results folder.")
     tables: list[pd.DataFrame] = []
     names: list[str] | None = None
-    for fname in files:
-        path = root / fname
+    for path in paths:
         if not path.exists():
             continue
         table = read_label_file(path, known)
@@ -344,7 +392,7 @@ def load_labels(config: dict[str, Any], known: set[str], *, required: bool = Tru
     if names is None and not required:
         return pd.DataFrame(index=pd.Index([], dtype=object, name="sample_id"))
     if names is None:
-        raise InputError(root / files[0], f"no label file found (data.labels_files: {files}; "
+        raise InputError(paths[0], f"no label file found (data.labels_files: {files}; "
                          f"none exists in {root})", f"add {files[0]} to data.dir (a sample_id "
                          "column and one 0/1 column per label, a row per train sample), or "
                          "name your label files in data.labels_files; to predict an unlabelled "
@@ -352,15 +400,21 @@ def load_labels(config: dict[str, Any], known: set[str], *, required: bool = Tru
     labels = pd.concat(tables)
     again = labels.index.duplicated()
     if again.any():
-        raise InputError(root, f"sample '{labels.index[again][0]}' has label rows in more "
-                         "than one label file", "keep one label row per sample",
+        raise InputError(config["data"]["dir"], f"sample '{labels.index[again][0]}' has label "
+                         "rows in more than one label file", "keep one label row per sample",
                          column="sample_id")
     return labels
 
 
+def label_paths(data_cfg: Mapping[str, Any]) -> list[Path]:
+    """The configured label files (``data.labels_files``) inside ``data.dir``."""
+    return [Path(data_cfg["dir"]) / name
+            for name in data_cfg.get("labels_files", ["train_labels.csv"])]
+
+
 def read_label_file(path: Path, known: set[str]) -> pd.DataFrame:
     """One label file, indexed by sample_id, with its checks done."""
-    table = read_table(path, {"sample_id": str})
+    table = read_table(path, {"sample_id": str}, required=("sample_id",))
     if "sample_id" not in table.columns:
         raise InputError(path, f"no 'sample_id' column (columns: {list(table.columns)})",
                          "name the id column sample_id", row=1, column="sample_id")
@@ -410,7 +464,7 @@ def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str
     path = root / name if name else None
     if path is None or not path.exists():
         return
-    table = read_table(path, str)
+    table = read_table(path, str, id_columns=None)
     if table.shape[1] < 2:
         return  # the submission step explains a template without label columns
     id_col = table.columns[0]

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from .combine import combine_logits
+from .rows import ENSEMBLE_ROWS
 from .selection import choose_members, fit_label_weights, score_members
 from .tables import label_matrix, read_logit_table
-from ..config.checks import ENSEMBLE_ROWS
 from ..config.typed import settings_from
 from ..errors import InputError
 

@@ -24,6 +24,7 @@ import pandas as pd
 from .gather import gather_member, mean_clipped_logit
 from .tables import label_matrix
 from ..errors import InputError
+from ..io import read_csv
 from ..metrics import clip_class_probs
 
 PathLike = str | os.PathLike[str]
@@ -156,7 +157,7 @@ def load_stack_features(stacks: Sequence[str | os.PathLike[str]],
     blocks, ids = [], []
     for stack_path, csv_path in zip(stacks, id_lists):
         stack = np.load(stack_path, mmap_mode="r")
-        listed = pd.read_csv(csv_path, dtype={"sample_id": str})["sample_id"].tolist()
+        listed = read_csv(csv_path)["sample_id"].tolist()
         if len(listed) != stack.shape[0]:
             raise InputError(csv_path, f"lists {len(listed)} samples but {Path(stack_path).name} "
                              f"holds {stack.shape[0]} images", "re-run the render stack rule")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io import read_csv, write_csv
 from ..metrics import to_probs
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def probabilities(test_logits: pd.DataFrame, labels: Sequence[str],
 
 def read_submission_format(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The template, ids as strings; its first column is the id column."""
-    table = pd.read_csv(path, dtype=str)
+    table = read_csv(path, None, dtype=str)
     if table.shape[1] < 2:
         raise InputError(path, f"has {table.shape[1]} column(s)",
                          "give an id column followed by one column per label")
@@ -93,7 +94,6 @@ def run_submission(*, inputs: Mapping[str, PathLike], outputs: Mapping[str, Path
     ``inputs["oof"]``: predicted by models that never trained on them.
     """
     from .tables import read_logit_table
-    from ..io import write_csv
 
     out, format_path = outputs["submission"], inputs.get("format")
     probs = probabilities(read_logit_table(inputs["test"], labels), labels, task)

@@ -1,4 +1,4 @@
-"""Learn: typed model/predict settings, networks (timm or 1-D backbones + heads), augmentation, losses, the training loop, checkpoints and weights bundles, TTA prediction, device lease."""
+"""Learn: typed model/predict settings, networks (timm or 1-D backbones + heads), augmentation, losses, the training loop, checkpoints and weights bundles, training progress (what `spectrovision status` reads), TTA prediction, device lease."""
 
 from .._exports import lazy_exports
 
@@ -15,4 +15,5 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "predict": ['run_predict', 'predict_logits'],
     "lease": ['Lease', 'lease_device'],
     "device": ['DevicePath', 'device_path'],
+    "progress": ['progress_record', 'run_status', 'format_status', 'status_from_config'],
 })

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..io import read_csv
 
 PathLike = str | os.PathLike[str]
 CHUNK_BYTES = 32 << 20  # rows read per chunk: at most this many bytes of the stack's dtype
@@ -119,8 +120,7 @@ def open_stacks(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike]) -> St
     where: dict[str, tuple[int, int]] = {}
     ids: list[str] = []
     for stack_path, csv_path in zip(stacks, stack_ids, strict=True):
-        listed = pd.read_csv(csv_path, dtype={"sample_id": str},
-                             keep_default_na=False)["sample_id"].tolist()
+        listed = read_csv(csv_path)["sample_id"].tolist()
         layout = StackFile.open(stack_path)
         if len(listed) != layout.shape[0]:
             raise InputError(csv_path, f"lists {len(listed)} samples but {Path(stack_path).name}"

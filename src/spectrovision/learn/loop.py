@@ -36,12 +36,12 @@ from ..errors import ConfigError
 from ..io import write_json
 from .augment import (CachedAugment, batch_generator, mixup_with_meta, random_time_width,
                       resize_time, time_warp, training_width)
-from ..status import PROGRESS_FILE, progress_record
 from .checkpoint import clone_state, matching_state, restore_state, save_torch, training_state
 from .device import device_path
 from .ema import WeightAverage
 from .losses import eval_loss, make_loss, sed_frame_loss
 from .models import create_model, model_summary
+from .progress import PROGRESS_FILE, progress_record
 from .settings import ModelSettings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..data.folds import fold_split
+from ..data.folds import fold_split, read_folds
 from ..data.metadata import Standardizer, metadata_values
 from ..errors import InputError
 from .augment import CachedAugment, batch_generator, resize_time, tta_time_sizes
@@ -96,7 +96,7 @@ def run_predict(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     tta = settings if isinstance(settings, PredictSettings) else \
         PredictSettings.with_defaults(settings)
     torch.set_num_threads(max(int(threads), 1))
-    folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
+    folds = read_folds(inputs["folds"])
     _, oof_ids = fold_split(folds, fold)
     test_ids = sorted(map(str, unlabelled))
     images = open_stacks(inputs["stacks"], inputs["stack_ids"])  # each id set read as used

@@ -72,13 +72,13 @@ def run_train(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     the training rows' statistics (stored in the weights bundle)."""
     import matplotlib.pyplot as plt
 
-    from ..data.folds import fold_split
+    from ..data.folds import fold_split, read_folds
     from ..io import save_figure, write_csv, write_json
     from .lease import lease_device
 
     typed = model_settings(settings)
     torch.set_num_threads(max(int(threads), 1))
-    folds = pd.read_csv(inputs["folds"], dtype={"sample_id": str})
+    folds = read_folds(inputs["folds"])
     train_ids, val_ids = fold_split(folds, fold)
     stacks = open_stacks(inputs["stacks"], inputs["stack_ids"])  # read into what training keeps
     train_x, val_x = stacks.select(train_ids), stacks.select(val_ids)

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..config.checks import ENSEMBLE_ROWS  # noqa: E402
+from ..ensemble.rows import ENSEMBLE_ROWS  # noqa: E402
 from ..metrics import to_probs  # noqa: E402
 from ..render.axes import RenderAxes  # noqa: E402
 
@@ -263,9 +263,9 @@ def run_render_examples(*, inputs: Mapping[str, PathLike], outputs: Mapping[str,
                         axes: RenderAxes | Mapping[str, Any], title: str) -> None:
     """A grid ``outputs["grid"]`` of evenly spaced samples of the stack ``inputs["stack"]``
     (ids: ``inputs["ids"]``) on the representation's ``axes`` (or their ``as_dict``)."""
-    from ..io import save_figure
+    from ..io import read_csv, save_figure
 
-    ids = pd.read_csv(inputs["ids"], dtype={"sample_id": str})["sample_id"].tolist()
+    ids = read_csv(inputs["ids"])["sample_id"].tolist()
     stack = np.load(inputs["stack"], mmap_mode="r")
     rows = example_rows(len(ids), n_examples)
     fig = render_grid(np.asarray(stack[rows]), [ids[i] for i in rows], log_mode=log_mode,

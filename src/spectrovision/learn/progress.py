@@ -1,5 +1,7 @@
-"""Where a long run stands: per model x fold, done / running / interrupted / waiting, and
-an estimate of the time left from measured epoch times.
+"""Training progress: the record the training loop writes after every epoch
+(:func:`progress_record`, ``progress.json``) and its reader, where a long run stands (what
+``spectrovision status`` prints): per model x fold, done / running / interrupted / waiting,
+and an estimate of the time left from measured epoch times.
 
 Reads only the results folder (so it works the same for a local run and for SLURM jobs
 writing to shared storage): a finished job has ``models/{model}/fold{k}/metrics.json``;
@@ -142,7 +144,7 @@ def status_from_config(config_path: str | Path, directory: str | Path = ".",
     (a relative ``results:`` is taken from ``directory``, where Snakemake runs)."""
     import yaml
 
-    from .config.schema import resolve_model, validate_config
+    from ..config.schema import resolve_model, validate_config
 
     with open(config_path) as fh:
         cfg = validate_config(yaml.safe_load(fh) or {})
