@@ -1,6 +1,6 @@
 # What every stage shares, in pipeline order: the validated config, the sample sheet, the
 # parse-time checks, shared wildcard constraints, code versions and shared paths. Each
-# stage's own input functions live beside its rules (workflow/rules/<stage>.smk).
+# stage's own input functions live beside its rules (workflow/rules/functions/<stage>.smk).
 import os
 import re
 from pathlib import Path
@@ -12,16 +12,10 @@ from spectrovision.apply.manifest import (
     check_applied_labels,
     read_manifest,
 )
-from spectrovision.config.checks import (
-    check_config,
-)
-from spectrovision.config.schema import load_schema, resolve_model, validate_config
+from spectrovision.config.schema import validate_config
 from spectrovision.data.layouts import get_layout, layout_code_version
-from spectrovision.data.metadata import check_model_metadata
 from spectrovision.data.sheet import load_sample_sheet
-from spectrovision.ensemble.baselines import baseline_representation
-from spectrovision.ensemble.tabular import resolve_tabular
-from spectrovision.learn.preflight import check_models_build
+from spectrovision.parse_checks import check_run
 from spectrovision.provenance.code import script_code_version
 
 # --- config ---
@@ -59,32 +53,25 @@ SHEET_DATA = {k: v for k, v in CFG["data"].items() if k != "submission_format"}
 # summarises and renders, and each stage's code version is its own modules' closure.
 LAYOUT = get_layout(CFG["data"]["layout"])
 
-# --- what the run builds ---
+# --- what the run builds, and every parse-time check (one call) ---
 REPRESENTATIONS = sorted(CFG["representations"])
-_SCHEMA = load_schema()  # parsed once, not once per model
-MODELS = {name: resolve_model(CFG, name, _SCHEMA) for name in sorted(CFG["models"])}
 FOLDS = list(range(CFG["folds"]["n_folds"]))
 BASELINES = list(CFG["baselines"])
 TABULAR = sorted(CFG["tabular"])
+# Every model is also built and run once on its representation's image shape (main
+# process only, cached under results/checks/): a backbone that cannot take these images
+# fails now, naming the model, not when its train job starts.
+CHECKED = check_run(
+    CFG,
+    list(SHEET.columns),
+    len(LABELS),
+    build_models=workflow.is_main_process,
+    build_cache=res("checks", "models.json"),
+)
+MODELS = CHECKED.models  # resolved settings: schema < model_defaults < model
+BASELINE_REPRESENTATIONS = CHECKED.baseline_representations
+TABULAR_SETTINGS = CHECKED.tabular
 MEMBERS = list(MODELS) + BASELINES + TABULAR
-check_config(CFG, MODELS)
-# what each baseline reads, asked of the registry (checked here, at parse time)
-BASELINE_REPRESENTATIONS = {b: baseline_representation(b, CFG) for b in BASELINES}
-# Every model is built and run once on its representation's image shape (main process
-# only, cached under results/checks/): a backbone that cannot take these images fails now,
-# naming the model, not when its train job starts.
-if workflow.is_main_process and MODELS:
-    check_models_build(
-        MODELS,
-        {r: LAYOUT.image_shape(CFG["representations"][r]) for r in REPRESENTATIONS},
-        len(LABELS),
-        cache=res("checks", "models.json"),
-    )
-TABULAR_SETTINGS = {
-    name: resolve_tabular(CFG, name, list(SHEET.columns)) for name in TABULAR
-}
-for _name, _settings in MODELS.items():
-    check_model_metadata(_name, _settings, list(SHEET.columns))
 
 
 # --- shared wildcard constraints ---

@@ -61,6 +61,4 @@ def get_manifest_inputs(wildcards):
 
 def image_shapes():
     """Each representation's image shape (channels, m/z, x), as its layout renders it."""
-    return {
-        r: list(LAYOUT.image_shape(CFG["representations"][r])) for r in REPRESENTATIONS
-    }
+    return {r: list(shape) for r, shape in CHECKED.image_shapes.items()}
