@@ -42,10 +42,11 @@ class RunColumns:
     temp: str | None = None
 
 
-def run_columns(data_cfg: dict[str, Any]) -> RunColumns:
-    layout = data_cfg.get("layout", "mars2")
-    names = dict(LAYOUT_COLUMNS.get(layout, LAYOUT_COLUMNS["generic"]))
-    for key, value in (data_cfg.get("columns") or {}).items():
+def run_columns(data_cfg: Mapping[str, Any]) -> RunColumns:
+    """The run-file column names of a validated ``data`` block: the layout's own, with
+    ``data.columns`` overriding them."""
+    names = dict(LAYOUT_COLUMNS.get(data_cfg["layout"], LAYOUT_COLUMNS["generic"]))
+    for key, value in data_cfg["columns"].items():
         if value is not None:
             names[key] = value
     return RunColumns(time=names["time"], mass=names["mass"], intensity=names["intensity"],
@@ -96,9 +97,9 @@ def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
     """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
-    meta_path = root / data_cfg.get("metadata_file", "metadata.csv")
+    meta_path = root / data_cfg["metadata_file"]
     meta = read_metadata(meta_path, root)
-    features = contained_paths(meta_path, meta, root, data_cfg.get("extra_roots") or ())
+    features = contained_paths(meta_path, meta, root, data_cfg["extra_roots"])
     labels = load_labels(config, set(meta["sample_id"]))
     check_submission_ids(data_cfg, root, set(meta["sample_id"]))
     sheet = pd.DataFrame({
@@ -107,9 +108,9 @@ def load_sample_sheet(config: dict[str, Any]) -> pd.DataFrame:
         "features_path": features,
         "md5": pd.Series(md5_column(meta), dtype=object),
     })
-    meta_cols = data_cfg.get("metadata_columns")
+    meta_cols = data_cfg["metadata_columns"]
     if meta_cols is None:
-        meta_cols = LAYOUT_METADATA.get(data_cfg.get("layout", "mars2"), [])
+        meta_cols = LAYOUT_METADATA.get(data_cfg["layout"], [])
     for col in meta_cols:
         if col not in meta.columns:
             raise InputError(meta_path, f"metadata column '{col}' is missing (columns: "
@@ -295,12 +296,12 @@ def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
     root = Path(data_cfg["dir"])
     tables: list[pd.DataFrame] = []
     names: list[str] | None = None
-    for fname in data_cfg.get("labels_files", ["train_labels.csv"]):
+    for fname in data_cfg["labels_files"]:
         path = root / fname
         if not path.exists():
             continue
         table = read_label_file(path, known)
-        if config.get("task") == "multiclass":
+        if config["task"] == "multiclass":
             check_one_hot(path, table)
         cols = list(table.columns)
         if names is None:
@@ -311,7 +312,8 @@ def load_labels(config: dict[str, Any], known: set[str]) -> pd.DataFrame:
                              row=1)
         tables.append(table)
     if names is None:
-        raise InputError(root / data_cfg.get("labels_files", ["train_labels.csv"])[0],
+        files = data_cfg["labels_files"]
+        raise InputError(root / files[0] if files else root,
                          "no label file found", "provide train_labels.csv in data.dir")
     labels = pd.concat(tables)
     again = labels.index.duplicated()
@@ -370,7 +372,7 @@ def check_one_hot(path: Path, table: pd.DataFrame) -> None:
 def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str]) -> None:
     """The submission format (when configured and present) names only samples of the
     metadata, each once; otherwise the submission step would fail after training."""
-    name = data_cfg.get("submission_format")
+    name = data_cfg["submission_format"]
     path = root / name if name else None
     if path is None or not path.exists():
         return
@@ -390,8 +392,13 @@ def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str
 
 
 def sample_sheet(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
-    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block."""
-    return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}})
+    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block,
+    its missing keys filled from the schema (the rules hand the block without
+    ``submission_format``, which only the submission reads: not checked here)."""
+    from ..config.schema import validate_config
+
+    data = {"submission_format": None, **data_cfg}
+    return load_sample_sheet(validate_config({"data": data, "workflow": {"shards": 1}}))
 
 
 # --- the labelled samples as their own artefact ---------------------------------------------
