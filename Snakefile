@@ -18,16 +18,6 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
-
-
-wildcard_constraints:
-    shard=r"\d+",
-    fold=r"\d+",
-    model=r"[A-Za-z0-9_-]+",
-    rep=r"[A-Za-z0-9_-]+",
-    split=r"[A-Za-z0-9_-]+",
-
-
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/folds.smk"

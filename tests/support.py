@@ -103,6 +103,13 @@ def tiny_workflow_config(data_dir: Path | str, results: Path | str) -> dict[str,
     })
 
 
+def data_block(**keys: Any) -> dict[str, Any]:
+    """A validated ``data:`` block with ``keys`` set (the rest: the schema's defaults)."""
+    from spectrovision.config.schema import validate_config
+
+    return validate_config({"data": keys})["data"]
+
+
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     """``config`` as YAML at ``path``; returns ``path``."""
     path.write_text(yaml.safe_dump(dict(config)))

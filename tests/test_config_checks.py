@@ -1,4 +1,5 @@
-"""Cross-key config checks (spectrovision.config.checks): each names its key and the fix."""
+"""Cross-key config checks (spectrovision.config.checks) and the workflow's parse-time
+checks in one call (spectrovision.parse_checks.check_run): each names its key and the fix."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 import pytest
 
 from spectrovision.config.checks import (
+    METADATA_HEADS,
     analysis_model,
     check_config,
+    check_head_metadata,
     check_member_names,
     chosen_representation,
     novelty_representation,
@@ -17,6 +20,7 @@ from spectrovision.config.checks import (
 from spectrovision.config.schema import resolve_model, validate_config
 from spectrovision.ensemble.rows import ENSEMBLE_ROWS
 from spectrovision.errors import ConfigError
+from spectrovision.parse_checks import check_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,3 +112,49 @@ def test_multiclass_refuses_per_label_weights():
 def test_common_smk_raises_nothing_itself():
     text = (REPO / "workflow" / "rules" / "common.smk").read_text()
     assert "raise " not in text
+
+
+def _run_config(**overrides: Any) -> dict[str, Any]:
+    return _config(**{"baselines": ["prior", "benchmark_lr"],
+                      "baseline_settings": {"benchmark_lr": {"representation": "b"}},
+                      "tabular": {"t": {"representation": None,
+                                        "metadata_columns": ["derivatized"]}},
+                      **overrides})
+
+
+SHEET_COLUMNS = ["sample_id", "split", "features_path", "md5", "derivatized", "labelled",
+                 "shard"]
+
+
+def test_check_run_returns_what_the_workflow_derives():
+    run = check_run(_run_config(), SHEET_COLUMNS, n_labels=3)
+    assert list(run.models) == ["m1", "m2"] and run.models["m2"]["representation"] == "b"
+    assert run.baseline_representations == {"prior": None, "benchmark_lr": "b"}
+    assert run.tabular["t"].representation == "a"  # null = the first by name
+    assert list(run.tabular["t"].metadata_columns) == ["derivatized"]
+    assert run.image_shapes == {"a": (1, 16, 192), "b": (1, 16, 192)}
+
+
+@pytest.mark.parametrize(("overrides", "columns", "match"), [
+    ({"embed": {"model": "nope"}}, SHEET_COLUMNS, "'embed/model': 'nope'"),
+    ({"models": {"m1": {"representation": "a", "metadata_columns": ["derivatized"],
+                        "head": "sed"}, "m2": {"representation": "b"}}}, SHEET_COLUMNS,
+     "'models/m1/metadata_columns': the sed head takes no metadata branch"),
+    ({"models": {"m1": {"representation": "a", "metadata_columns": ["depth"]},
+                 "m2": {"representation": "b"}}},
+     SHEET_COLUMNS, "'models/m1/metadata_columns': column 'depth' is not in the sample sheet"),
+    ({}, SHEET_COLUMNS[:4], "'tabular/t/metadata_columns'"),
+    ({"baseline_settings": {"benchmark_lr": {"representation": "z"}}}, SHEET_COLUMNS,
+     "'baseline_settings/benchmark_lr/representation': 'z'"),
+])
+def test_check_run_refuses_each_fault_naming_its_key(overrides, columns, match):
+    with pytest.raises(ConfigError, match=match):
+        check_run(_run_config(**overrides), columns, n_labels=3)
+
+
+def test_only_the_metadata_heads_fuse_metadata():
+    for head in METADATA_HEADS:
+        check_head_metadata("m", head, 2)
+    check_head_metadata("m", "sed", 0)
+    with pytest.raises(ConfigError, match="'models/m/metadata_columns': the sed head"):
+        check_head_metadata("m", "sed", 1)

@@ -158,3 +158,19 @@ def test_folds_rule_writes_the_library_folds_and_reruns_on_seed_change(tiny_conf
     assert "rule folds" in log or "Rule: folds" in log
     assert pd.read_csv(target).equals(library_folds(8))
     assert not library_folds(8).equals(library_folds(7))
+
+
+def test_a_data_block_without_labels_files_takes_the_schemas_label_files(tiny_mars2):
+    """sample_sheet fills a data block from the schema: labels_files defaults to
+    [train_labels.csv, val_labels.csv], so the val split's labels are read too."""
+    from spectrovision.config.schema import load_schema
+    from spectrovision.data.sheet import sample_sheet
+
+    default = load_schema()["properties"]["data"]["properties"]["labels_files"]["default"]
+    assert default == ["train_labels.csv", "val_labels.csv"]
+    sheet = sample_sheet({"layout": "mars2", "dir": str(tiny_mars2)})
+    labelled = set(sheet.loc[sheet["labelled"], "split"])
+    assert labelled == {"train", "val"}
+    only_train = sample_sheet({"layout": "mars2", "dir": str(tiny_mars2),
+                               "labels_files": ["train_labels.csv"]})
+    assert set(only_train.loc[only_train["labelled"], "split"]) == {"train"}

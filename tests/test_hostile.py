@@ -29,7 +29,7 @@ from spectrovision.errors import InputError
 from spectrovision.io import output_mode, write_text
 from spectrovision.provenance.records import provenance_path
 
-MARS2 = run_columns({"layout": "mars2"})
+MARS2 = run_columns(validate_config({"data": {"layout": "mars2"}})["data"])
 SECRET = "top-secret-line-outside-the-data-folder"
 
 

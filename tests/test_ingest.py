@@ -22,14 +22,14 @@ from spectrovision.data.ingest import (QC_COUNTS, QC_DEFAULTS, QC_SCHEMA, ingest
                                   summarize_qc, write_qc_summary)
 from spectrovision.io import write_parquet
 from spectrovision.render.runs import RenderSpec, read_run
-from support import derived_config, run_snakemake, unlabelled_batch, write_config
+from support import data_block, derived_config, run_snakemake, unlabelled_batch, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 MARS1 = SHARED / "mars1-subset"
 MARS2 = SHARED / "mars2-labels"
-MARS2_COLUMNS = run_columns({"layout": "mars2"})
-MARS1_COLUMNS = run_columns({"layout": "mars1"})
+MARS2_COLUMNS = run_columns(data_block(layout="mars2"))
+MARS1_COLUMNS = run_columns(data_block(layout="mars1"))
 HEADER = "time,mass,intensity\n"
 
 
@@ -247,14 +247,14 @@ def test_mars1_layout_keeps_temperature(tmp_path):
 
 
 def test_generic_layout_reads_the_named_columns(tmp_path):
-    columns = run_columns({"layout": "generic",
-                           "columns": {"time": "rt", "mass": "mz", "intensity": "counts"}})
+    columns = run_columns(data_block(
+        layout="generic", columns={"time": "rt", "mass": "mz", "intensity": "counts"}))
     path = run_file(tmp_path, "1,2.0,0.5,18,9\n1,1.0,0.7,28,8\n",
                     header="scan,rt,noise,mz,counts\n")
     run, record = ingest(path, columns)
     assert list(run.columns) == ["time", "mass", "intensity"]
     assert run["mass"].tolist() == [28, 18] and record["unsorted_time"] == 1
-    err = fatal(path, run_columns({"layout": "generic"}))  # without data.columns
+    err = fatal(path, run_columns(data_block(layout="generic")))  # without data.columns
     assert err.column == "time" and "data.columns" in err.fix
 
 

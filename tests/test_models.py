@@ -82,11 +82,13 @@ def test_local_weights_file_is_loaded_and_a_missing_one_is_a_clear_error(tmp_pat
         create_model({**BASE, "weights": str(tmp_path / "absent.pt")}, (1, 32, 32), 2)
 
 
-def test_unknown_backbone_or_head_is_a_clear_error():
-    with pytest.raises(ValueError, match="timm.list_models"):
+def test_unknown_backbone_or_head_is_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError, match=r"'models/\w+/backbone': 'no_such_net'.*timm.list_models"):
         create_model({**BASE, "backbone": "no_such_net"}, (1, 32, 32), 2)
-    with pytest.raises(ValueError, match="unknown head"):
+    with pytest.raises(ConfigError, match=r"'models/\w+/head': unknown head 'nope'"):
         create_model({**BASE, "head": "nope"}, (1, 32, 32), 2)
+    with pytest.raises(ConfigError, match=r"'models/\w+/metadata_columns': the sed head"):
+        create_model({**BASE, "head": "sed"}, (1, 32, 32), 2, n_meta=2)
 
 
 def test_metadata_branch_joins_the_pooled_features():

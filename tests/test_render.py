@@ -16,7 +16,7 @@ from spectrovision.data.ingest import ingest_run
 from spectrovision.data.layouts import IMAGE_ONLY_KEYS, get_layout
 from spectrovision.data.sheet import run_columns
 from spectrovision.render.runs import RenderSpec, render_sample, render_shard, stack_split, stack_splits
-from support import derived_config, dry_run, run_snakemake, write_config
+from support import data_block, derived_config, dry_run, run_snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -242,7 +242,7 @@ def test_fractional_band_at_ingest_drops_44_5_and_keeps_44_2_as_row_44(tmp_path)
     path = tmp_path / "S0001.csv"
     path.write_text("time,mass,intensity\n0.1,44.2,10\n0.2,44.5,99\n0.3,45.0,5\n"
                     "0.4,28.71,2\n")
-    columns = run_columns({"layout": "mars2"})
+    columns = run_columns(data_block(layout="mars2"))
     banded, record = ingest_run(path, columns, {"fractional_mass": "drop_band",
                                                 "fractional_band": [0.3, 0.7]})
     rounded, _ = ingest_run(path, columns, {})

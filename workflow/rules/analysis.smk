@@ -1,8 +1,11 @@
-# Stage: analysis (see workflow/rules/common.smk for shared input functions).
+# Stage: analysis (input functions: functions/analysis.smk; shared ones: common.smk).
 # explain: Grad-CAM++ of one model x fold over its held-out renders -> explain/{model}/fold{fold}/
 # embed: UMAP of one model x fold's penultimate features (every split) -> embed/{model}/fold{fold}/
 # novelty: autoencoder reconstruction error + ensemble entropy/disagreement of unlabelled
 # samples -> novelty/
+
+
+include: "functions/analysis.smk"
 
 
 rule explain:

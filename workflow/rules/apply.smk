@@ -1,8 +1,11 @@
-# Stage: apply (trained_results set; see workflow/rules/common.smk for input functions).
+# Stage: apply (trained_results set; input functions: functions/apply.smk).
 # The members the trained run's ensemble selected predict every sample of this data set;
 # nothing is trained. apply_model: one trained fold -> applied/{model}/fold{fold}/;
 # apply_gather: the folds -> applied/{model}/; apply_member: a baseline's or tabular
 # member's fitted folds -> applied/{member}/; apply_ensemble: predictions.csv.
+
+
+include: "functions/apply.smk"
 
 
 rule apply_model:

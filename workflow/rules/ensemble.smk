@@ -1,6 +1,9 @@
-# Stage: ensemble (see workflow/rules/common.smk for shared input functions).
+# Stage: ensemble (input functions: functions/ensemble.smk; shared ones: common.smk).
 # gather_model: per-fold predictions -> members/{model}; baseline: members/{baseline};
 # ensemble: selection, scores and combined logits; submission: the exact template.
+
+
+include: "functions/ensemble.smk"
 
 
 rule gather_model:

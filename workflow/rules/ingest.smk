@@ -1,7 +1,10 @@
-# Stage: ingest (see workflow/rules/common.smk for shared input functions).
+# Stage: ingest (input functions: functions/ingest.smk; shared ones: common.smk).
 # ingest_shard: raw files of one shard -> cached samples + the shard's QC table, as the layout
 # says (run tables: validated, typed Parquet runs; images: decoded pixels as NPY);
 # qc_summary: every shard's QC table -> one QC table and a readable Markdown summary.
+
+
+include: "functions/ingest.smk"
 
 
 rule ingest_shard:

@@ -1,4 +1,4 @@
-# Stage: predict (see workflow/rules/common.smk for shared input functions).
+# Stage: predict (shared input functions: common.smk).
 # predict: trained model x fold -> predictions/{model}/fold{fold}/ (TTA-averaged logits of
 # the fold's out-of-fold samples and of every unlabelled sample). Never re-trains.
 
@@ -9,7 +9,12 @@ rule predict:
         stacks=get_model_stacks("npy"),
         stack_ids=get_model_stacks("csv"),
         folds=res("folds.csv"),
-        sheet=get_predict_sheet,
+        # the sample-sheet files, for models that read metadata columns (others: none)
+        sheet=lambda wildcards: (
+            get_sample_sheet_files()
+            if MODELS[wildcards.model]["metadata_columns"]
+            else []
+        ),
     output:
         oof=res("predictions", "{model}", "fold{fold}", "oof_logits.parquet"),
         test=res("predictions", "{model}", "fold{fold}", "test_logits.parquet"),

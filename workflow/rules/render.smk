@@ -1,8 +1,11 @@
-# Stage: render (see workflow/rules/common.smk for shared input functions).
+# Stage: render (input functions: functions/render.smk; shared ones: common.smk).
 # render_shard: cached samples of one ingest shard -> one NPY image per sample, per
 # representation, as the layout says (run tables: rendered runs; images: resized images);
 # stack_render: the shards of one split -> that split's memory-mappable stack + id CSV (so new
 # unlabelled runs re-stack only their split).
+
+
+include: "functions/render.smk"
 
 
 rule render_shard:

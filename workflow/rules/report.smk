@@ -1,6 +1,9 @@
-# Stage: report (see workflow/rules/common.smk for shared input functions).
+# Stage: report (input functions: functions/report.smk; shared ones: common.smk).
 # Figures and tables under results/report/, each registered for `snakemake --report`
 # with a category and a caption from workflow/report/*.rst.
+
+
+include: "functions/report.smk"
 
 
 report: "../report/workflow.rst"

@@ -1,6 +1,9 @@
-# Stage: tabular members (see workflow/rules/common.smk for shared input functions).
+# Stage: tabular members (input functions: functions/tabular.smk; shared ones: common.smk).
 # tabular: stacked renders + metadata + folds -> members/{tabular} (per-label LightGBM per
 # fold, scored and selected by the ensemble like any model) with SHAP feature importance.
+
+
+include: "functions/tabular.smk"
 
 
 rule tabular:

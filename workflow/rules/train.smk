@@ -1,4 +1,4 @@
-# Stage: train (see workflow/rules/common.smk for shared input functions).
+# Stage: train (shared input functions: common.smk).
 # train: the labelled splits' stacks + folds + the labelled sheet -> models/{model}/fold{fold}/ (the kept
 # weights, keep_weights: the last epoch's by default, best_val the lowest validation loss's; metrics, history,
 # curve). One GPU per job; per-epoch checkpoint under checkpoints/.
@@ -38,7 +38,10 @@ rule train:
         fold=lambda wildcards: int(wildcards.fold),
         labels=LABELS,
         task=CFG["task"],
-        checkpoint=checkpoint_path,
+        # per-epoch training state, outside the declared outputs (a killed job resumes)
+        checkpoint=lambda wildcards: res(
+            "checkpoints", wildcards.model, f"fold{wildcards.fold}", "last.pt"
+        ),
         code=script_code("train"),
     script:
         "../scripts/train.py"

@@ -80,6 +80,19 @@ def analysis_model(cfg: Mapping[str, Any], models: Mapping[str, Mapping[str, Any
     return (chosen or (image_only[0] if image_only else None)), fold
 
 
+METADATA_HEADS = ("pool", "time_avg")  # heads whose pooled features a metadata branch joins
+
+
+def check_head_metadata(name: str, head: str, n_metadata: int) -> None:
+    """The one statement that only :data:`METADATA_HEADS` fuse metadata (``sed`` keeps
+    per-time logits, with no pooled features for a metadata branch to join): checked at
+    parse time and again when a model is built (``learn.models.create_model``)."""
+    if n_metadata and head not in METADATA_HEADS:
+        raise ConfigError(f"config key 'models/{name}/metadata_columns': the {head} head takes "
+                          "no metadata branch. Fix: use head "
+                          f"{' or '.join(METADATA_HEADS)}, or drop the columns.")
+
+
 def check_task(cfg: Mapping[str, Any]) -> None:
     """Settings that do not apply to the configured task."""
     if cfg["task"] == "multiclass" and cfg["ensemble"]["per_label_weights"]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config.checks import check_head_metadata
 from ..errors import ConfigError, InputError
 
 SHEET_INTERNAL = ("sample_id", "split", "features_path", "md5", "labelled", "shard")
@@ -24,8 +25,9 @@ SHEET_INTERNAL = ("sample_id", "split", "features_path", "md5", "labelled", "sha
 
 def check_model_metadata(name: str, settings: Mapping[str, Any],
                          sheet_columns: Sequence[str]) -> None:
-    """Parse-time check: a model's metadata columns exist and its head can fuse them."""
-    columns = list(settings.get("metadata_columns") or [])
+    """Parse-time check: a model's metadata columns exist and its head can fuse them
+    (``settings``: resolved, see ``resolve_model``)."""
+    columns = list(settings["metadata_columns"])
     if not columns:
         return
     missing = [c for c in columns if c not in sheet_columns]
@@ -34,9 +36,7 @@ def check_model_metadata(name: str, settings: Mapping[str, Any],
                           f"is not in the sample sheet (it has "
                           f"{[c for c in sheet_columns if c not in SHEET_INTERNAL]}). Fix: add "
                           "it to data.metadata_columns, or drop it here.")
-    if settings.get("head", "pool") == "sed":
-        raise ConfigError(f"config key 'models/{name}/metadata_columns': the sed head takes no "
-                          "metadata branch. Fix: use head pool or time_avg, or drop the columns.")
+    check_head_metadata(name, settings["head"], len(columns))
 
 
 def metadata_values(table: pd.DataFrame, ids: Sequence[str], columns: Sequence[str],

@@ -50,10 +50,11 @@ class RunColumns:
     temp: str | None = None
 
 
-def run_columns(data_cfg: dict[str, Any]) -> RunColumns:
-    layout = data_cfg.get("layout", "mars2")
-    names = dict(LAYOUT_COLUMNS.get(layout, LAYOUT_COLUMNS["generic"]))
-    for key, value in (data_cfg.get("columns") or {}).items():
+def run_columns(data_cfg: Mapping[str, Any]) -> RunColumns:
+    """The run-file column names of a validated ``data`` block: the layout's own, with
+    ``data.columns`` overriding them."""
+    names = dict(LAYOUT_COLUMNS.get(data_cfg["layout"], LAYOUT_COLUMNS["generic"]))
+    for key, value in data_cfg["columns"].items():
         if value is not None:
             names[key] = value
     return RunColumns(time=names["time"], mass=names["mass"], intensity=names["intensity"],
@@ -117,9 +118,9 @@ def load_sample_sheet(config: dict[str, Any], *, labels_required: bool | None = 
     """
     data_cfg = config["data"]
     root = Path(data_cfg["dir"])
-    meta_path = root / data_cfg.get("metadata_file", "metadata.csv")
+    meta_path = root / data_cfg["metadata_file"]
     meta = read_metadata(meta_path, root)
-    features = contained_paths(meta_path, meta, root, data_cfg.get("extra_roots") or ())
+    features = contained_paths(meta_path, meta, root, data_cfg["extra_roots"])
     if labels_required is None:
         labels_required = config.get("trained_results") is None
     labels = load_labels(config, set(meta["sample_id"]), required=labels_required)
@@ -130,9 +131,9 @@ def load_sample_sheet(config: dict[str, Any], *, labels_required: bool | None = 
         "features_path": features,
         "md5": pd.Series(md5_column(meta), dtype=object),
     })
-    meta_cols = data_cfg.get("metadata_columns")
+    meta_cols = data_cfg["metadata_columns"]
     if meta_cols is None:
-        meta_cols = LAYOUT_METADATA.get(data_cfg.get("layout", "mars2"), [])
+        meta_cols = LAYOUT_METADATA.get(data_cfg["layout"], [])
     for col in meta_cols:
         if col not in meta.columns:
             raise InputError(meta_path, f"metadata column '{col}' is missing (columns: "
@@ -379,7 +380,7 @@ def load_labels(config: dict[str, Any], known: set[str], *, required: bool = Tru
         if not path.exists():
             continue
         table = read_label_file(path, known)
-        if config.get("task") == "multiclass":
+        if config["task"] == "multiclass":
             check_one_hot(path, table)
         cols = list(table.columns)
         if names is None:
@@ -408,8 +409,7 @@ def load_labels(config: dict[str, Any], known: set[str], *, required: bool = Tru
 
 def label_paths(data_cfg: Mapping[str, Any]) -> list[Path]:
     """The configured label files (``data.labels_files``) inside ``data.dir``."""
-    return [Path(data_cfg["dir"]) / name
-            for name in data_cfg.get("labels_files", ["train_labels.csv"])]
+    return [Path(data_cfg["dir"]) / name for name in data_cfg["labels_files"]]
 
 
 def read_label_file(path: Path, known: set[str]) -> pd.DataFrame:
@@ -460,7 +460,7 @@ def check_one_hot(path: Path, table: pd.DataFrame) -> None:
 def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str]) -> None:
     """The submission format (when configured and present) names only samples of the
     metadata, each once; otherwise the submission step would fail after training."""
-    name = data_cfg.get("submission_format")
+    name = data_cfg["submission_format"]
     path = root / name if name else None
     if path is None or not path.exists():
         return
@@ -481,9 +481,14 @@ def check_submission_ids(data_cfg: Mapping[str, Any], root: Path, known: set[str
 
 def sample_sheet(data_cfg: Mapping[str, Any], *, labels_required: bool = True
                  ) -> pd.DataFrame:
-    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block;
+    """The sample sheet (labels in ``attrs['label_table']``) from a ``data:`` config block,
+    its missing keys filled from the schema (the rules hand the block without
+    ``submission_format``, which only the submission reads: not checked here);
     ``labels_required=False`` for an apply run's batch, which may have no labels."""
-    return load_sample_sheet({"data": dict(data_cfg), "workflow": {"shards": 1}},
+    from ..config.schema import validate_config
+
+    data = {"submission_format": None, **data_cfg}
+    return load_sample_sheet(validate_config({"data": data, "workflow": {"shards": 1}}),
                              labels_required=labels_required)
 
 

@@ -29,6 +29,7 @@ import timm
 import torch
 from torch import nn
 
+from ..config.checks import check_head_metadata
 from ..errors import ConfigError, InputError
 from .nets1d import create_net1d, is_net1d
 from .settings import ModelSettings
@@ -88,9 +89,7 @@ class TimeAvgHead(PoolHead):
 class SedHead(nn.Module):
     def __init__(self, n_features: int, fmap_height: int, n_outputs: int, drop_rate: float,
                  n_extra: int = 0) -> None:
-        super().__init__()
-        if n_extra:
-            raise ValueError("the sed head takes no metadata branch; use head 'pool'")
+        super().__init__()  # n_extra: always 0 (config.checks.check_head_metadata)
         self.drop = nn.Dropout(drop_rate)
         self.attention = nn.Conv1d(n_features, n_outputs, kernel_size=1)
         self.classifier = nn.Conv1d(n_features, n_outputs, kernel_size=1)
@@ -169,9 +168,11 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
     depends on the mass axis only, so any time width works at training and prediction.
     """
     channels, height, width = image_shape
-    head_name = settings.head
+    head_name, key = settings.head, f"models/{settings.name}"
     if head_name not in HEADS:
-        raise ValueError(f"unknown head '{head_name}'; choose one of {sorted(HEADS)}")
+        raise ConfigError(f"config key '{key}/head': unknown head '{head_name}'. Fix: choose "
+                          f"one of {sorted(HEADS)}.")
+    check_head_metadata(settings.name, head_name, n_meta)
     name = settings.backbone
     if is_net1d(name):
         return create_1d_model(settings, image_shape, n_outputs, n_meta)
@@ -184,8 +185,8 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
         backbone = timm.create_model(name, pretrained=False, num_classes=0, in_chans=k,
                                      drop_rate=float(settings.drop_rate))
     except RuntimeError as exc:  # timm: "Unknown model (...)"
-        raise ValueError(f"backbone '{name}': {exc}. Pick a name from timm.list_models().") \
-            from None
+        raise ConfigError(f"config key '{key}/backbone': '{name}': {exc}. Fix: pick a name "
+                          "from timm.list_models().") from None
     if settings.weights:
         load_backbone_weights(backbone, settings.weights)
     adapter = InputAdapter(channels, k) if channels != k else None
@@ -196,8 +197,9 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
         fmap = backbone.forward_features(probe)
         backbone.train(was_training)
     if fmap.ndim != 4:
-        raise ValueError(f"backbone '{name}' gives {fmap.ndim}-d features; a CNN with a 4-d "
-                         "feature map (batch, features, mass, time) is needed")
+        raise ConfigError(f"config key '{key}/backbone': '{name}' gives {fmap.ndim}-d "
+                          "features. Fix: pick a CNN with a 4-d feature map (batch, features, "
+                          "mass, time), e.g. resnet18.")
     meta_branch = MetadataBranch(n_meta) if n_meta else None
     head = HEADS[head_name](fmap.shape[1], fmap.shape[2], n_outputs,
                             float(settings.drop_rate),
