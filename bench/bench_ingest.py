@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_render import median_seconds  # noqa: E402
-from synthetic_runs import cache_table, synthetic_run  # noqa: E402
+from synthetic_runs import cache_table, render_spec, synthetic_run  # noqa: E402
 
 from spectrovision.data.sheet import run_columns  # noqa: E402
 from spectrovision.data.ingest import ingest_run, parse_csv, write_run  # noqa: E402
-from spectrovision.render.runs import RenderSpec, read_run  # noqa: E402
+from spectrovision.render.runs import read_run  # noqa: E402
 
-COLUMNS = run_columns({"layout": "mars2"})
+COLUMNS = run_columns({"layout": "mars2", "columns": {}})
 # (name, compression, compression_level, float type of time/intensity)
 LAYOUTS = [
     ("zstd (level 1, pyarrow default) float32", "zstd", None, pa.float32()),
@@ -58,7 +58,7 @@ def main(repeats: int = 9) -> None:
         expected = cache_table(raw).to_pandas()
         for name in ("time", "mass", "intensity"):  # the synthetic contract, exactly
             assert np.array_equal(run[name].to_numpy(), expected[name].to_numpy()), name
-        rendered = read_run(cache, RenderSpec())  # what render reads = what ingest made
+        rendered = read_run(cache, render_spec())  # what render reads = what ingest made
         for name, values in rendered.items():
             assert values.dtype == run[name].dtype and np.array_equal(values, run[name]), name
         print(f"run: {len(raw):,} raw rows ({record['fractional_mass']:,} fractional m/z, "
@@ -102,7 +102,7 @@ def main(repeats: int = 9) -> None:
         table = pa.Table.from_pandas(run, preserve_index=False)
         print(f"\n| cached-run layout | MB | write ms | read ms (render's read_run) |\n"
               "|---|---:|---:|---:|")
-        spec = RenderSpec()
+        spec = render_spec()
         for name, codec, level, float_type in LAYOUTS:
             path = Path(tmp) / f"layout_{codec}_{level}_{float_type}.parquet"
             typed = with_float(table, float_type)

@@ -8,6 +8,7 @@ Usage: .venv/bin/python bench/bench_render.py [repeats]
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -22,15 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pandas_reference import reference_from_csv  # noqa: E402
-from synthetic_runs import cache_table, synthetic_run, write_cache  # noqa: E402
+from synthetic_runs import cache_table, render_spec, synthetic_run, write_cache  # noqa: E402
 
-from spectrovision.render.runs import RenderSpec, read_run, render_sample  # noqa: E402
+from spectrovision.render.runs import read_run, render_sample  # noqa: E402
 
 SPECS = {
-    "default (256x192, sum, log1p1000, float16)": RenderSpec(),
-    "demo (128x96, background subtraction, derivatized channel)": RenderSpec(
+    "default (256x192, sum, log1p1000, float16)": render_spec(),
+    "demo (128x96, background subtraction, derivatized channel)": render_spec(
         n_mass=128, n_x=96, background_subtraction=True, derivatized_channel=True),
-    "max aggregation + mass normalisation + 2 coord channels": RenderSpec(
+    "max aggregation + mass normalisation + 2 coord channels": render_spec(
         aggregation="max", normalization="mass", coord_channels=True),
 }
 
@@ -71,7 +72,7 @@ def main(repeats: int = 15) -> None:
               "below are against the faster of the two")
         t_ingest = min(t_ingest, t_clean)
         for name, spec in SPECS.items():
-            check = RenderSpec(**{**spec.__dict__, "dtype": "float32"})
+            check = dataclasses.replace(spec, dtype="float32")
             mine = render_sample(read_run(cache, check), check, derivatized=1)
             expected = reference_from_csv(csv, check, derivatized=1)
             np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-6)

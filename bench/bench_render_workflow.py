@@ -35,10 +35,11 @@ REPRESENTATION = {"n_mass": 256, "n_x": 192, "derivatized_channel": True}
 ONE_PROCESS = """
 import sys, pandas as pd
 from pathlib import Path
-from spectrovision.render.runs import RenderSpec, render_shard, stack_splits
+from spectrovision.render.runs import render_shard, stack_splits
+from synthetic_runs import render_spec
 work, rep = Path(sys.argv[1]), sys.argv[2]
 sheet = pd.read_csv(work / "sheet.csv", dtype={"sample_id": str})
-spec = RenderSpec.from_config(eval(sys.argv[3]))
+spec = render_spec(**eval(sys.argv[3]))
 out = work / "one_process" / rep
 dirs = {}
 for shard, group in sheet.groupby("shard"):
@@ -88,7 +89,7 @@ def write_inputs(work: Path, n_runs: int, shards: int, distinct: int) -> pd.Data
 def timed(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "bench")])})
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")

@@ -48,3 +48,14 @@ def cache_table(raw: pd.DataFrame, drop_masses: tuple[int, ...] = (4,)) -> pa.Ta
 def write_cache(path: str | os.PathLike[str], table: pa.Table) -> None:
     """Write a cached run the way ingest does (zstd Parquet)."""
     pq.write_table(table, path, compression="zstd")
+
+
+def render_spec(**settings):
+    """The RenderSpec of a run representation with ``settings``, the schema's defaults
+    filled in (RenderSpec has no defaults of its own). Needs ``src`` on ``sys.path``."""
+    from spectrovision.config.schema import representation_block
+    from spectrovision.data.layouts import get_layout
+    from spectrovision.render.runs import RenderSpec
+
+    block = get_layout("mars2").representation_settings(representation_block(settings))
+    return RenderSpec.from_config(block)

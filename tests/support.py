@@ -241,12 +241,34 @@ def dry_run_jobs(workdir: Path, *targets: str, **kwargs: Any) -> Counter[str]:
 
 
 # --- renders ------------------------------------------------------------------------------
+def render_spec(**settings: Any) -> RenderSpec:
+    """The RenderSpec of a run representation with ``settings``, the schema's defaults
+    filled in (as a validated config has them)."""
+    from spectrovision.config.schema import representation_block
+    from spectrovision.data.layouts import get_layout
+    from spectrovision.render.runs import RenderSpec
+
+    block = representation_block(settings)
+    return RenderSpec.from_config(get_layout("mars2").representation_settings(block))
+
+
+def image_spec(image_size: Any = None, **settings: Any) -> Any:
+    """The ImageSpec of an image representation with ``image_size`` (height, width) and
+    ``settings``, the schema's defaults filled in."""
+    from spectrovision.config.schema import representation_block
+    from spectrovision.render.images import ImageSpec
+
+    if image_size is not None:
+        settings["image_size"] = list(image_size)
+    return ImageSpec.from_config(representation_block(settings))
+
+
 def windowed_render() -> tuple[RenderSpec, np.ndarray]:
     """A temp run rendered on m/z 10-20 and 0-1100 degC in 10 degC steps: a peak at m/z 15
     and 505 degC (column 50) over a faint floor on every row."""
     from spectrovision.render.runs import RenderSpec, render_sample
 
-    spec = RenderSpec(x_axis="temp", mass_window=[10, 20], x_window=[0, 1100], x_step=10,
+    spec = render_spec(x_axis="temp", mass_window=[10, 20], x_window=[0, 1100], x_step=10,
                       log="none")
     temp = np.repeat(np.arange(5.0, 1100, 10), 11)
     mass = np.tile(np.arange(10, 21), 110)

@@ -25,7 +25,7 @@ from spectrovision.learn.settings import ModelSettings
 from spectrovision.learn.train import run_train
 from spectrovision.render.axes import render_axes
 from spectrovision.render.runs import RenderSpec
-from support import windowed_render
+from support import render_spec, windowed_render
 
 LABELS = ["a", "b"]
 REGIONS = {"a": (slice(40, 56), slice(40, 56)), "b": (slice(8, 24), slice(8, 24))}
@@ -130,7 +130,7 @@ def test_examples_are_held_out_positives_per_label():
 
 
 def test_figure_has_axis_labels_and_titles():
-    axes = render_axes(RenderSpec(x_axis="temp", n_mass=16, n_x=12))
+    axes = render_axes(render_spec(x_axis="temp", n_mass=16, n_x=12))
     fig = gradcam_figure(np.random.rand(3, 2, 16, 12), np.random.rand(3, 16, 12),
                          ["x | a | p=0.90", "y | a | p=0.10", "z | b | p=0.50"],
                          log_mode="log1p1000", axes=axes, n_cols=2)
@@ -152,7 +152,7 @@ def test_figure_and_peak_on_a_mass_window_and_a_fixed_x_window():
     plt.close(fig)
     assert peak_cell(cam[0], axes) == {"peak_mz": 15, "peak_x": 505.0,
                                        "peak_x_fraction": pytest.approx(50.5 / 110)}
-    scaled = render_axes(RenderSpec(n_mass=11, n_x=110))
+    scaled = render_axes(render_spec(n_mass=11, n_x=110))
     assert peak_cell(cam[0], scaled)["peak_mz"] == 5
     assert peak_cell(cam[0], scaled)["peak_x"] == pytest.approx(50.5 / 110)
 
@@ -160,7 +160,7 @@ def test_figure_and_peak_on_a_mass_window_and_a_fixed_x_window():
 def test_run_explain_writes_grid_and_peaks_inside_the_regions(toy, tmp_path):
     out = {"figure": str(tmp_path / "gradcam.png"), "table": str(tmp_path / "gradcam.csv")}
     # the toy's 64 x 64 renders as m/z 100-163 on a 0-640 degC window in 10 degC steps
-    spec = RenderSpec(x_axis="temp", mass_window=[100, 163], x_window=[0, 640], x_step=10)
+    spec = render_spec(x_axis="temp", mass_window=[100, 163], x_window=[0, 640], x_step=10)
     info = run_explain(inputs=model_inputs(toy), outputs=out,
                        settings={"samples_per_label": 2, "labels": None},
                        label_table=toy["labels"], log_mode="log1p1000",
@@ -186,7 +186,7 @@ def test_run_explain_writes_grid_and_peaks_inside_the_regions(toy, tmp_path):
     with pytest.raises(ValueError, match="do not match the representation's axes"):
         run_explain(inputs=model_inputs(toy), outputs=out,
                     settings={"samples_per_label": 1, "labels": None}, label_table=toy["labels"],
-                    log_mode="none", axes=render_axes(RenderSpec(n_mass=64, n_x=32)))
+                    log_mode="none", axes=render_axes(render_spec(n_mass=64, n_x=32)))
 
 
 def test_umap_is_deterministic():
@@ -273,7 +273,7 @@ def test_embed_and_explain_see_the_evaluation_view_of_an_augmented_model(tmp_pat
     raw = predict_logits(model, x, [int(bundle["train_width"])], 16)  # the old, wrong input
     assert np.abs(1 / (1 + np.exp(-raw[:, 0])) - prob).max() > 1e-3
     # explain draws the 16 centre columns over the render's whole x window
-    spec = RenderSpec(n_mass=16, x_window=[0, 320], x_step=10, log="clipped_log10")
+    spec = render_spec(n_mass=16, x_window=[0, 320], x_step=10, log="clipped_log10")
     table = run_explain(inputs={**inputs, "weights": str(weights)},
                         outputs={"figure": str(tmp_path / "g.png"),
                                  "table": str(tmp_path / "g.csv")},

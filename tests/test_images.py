@@ -34,7 +34,7 @@ from spectrovision.ensemble.tabular import GBMSettings, fit_tabular, metadata_fe
 from spectrovision.learn.checkpoint import load_trained
 from spectrovision.learn.settings import ModelSettings
 from spectrovision.learn.train import fold_metadata, run_train
-from support import derived_config, run_snakemake, write_config
+from support import derived_config, image_spec, run_snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = 1e-4
@@ -108,18 +108,18 @@ def test_ingest_decodes_every_format_and_checks_md5(particles):
 
 def test_render_resizes_scales_and_converts_channels():
     grey16 = np.full((40, 30, 1), 65535 // 2, dtype=np.uint16)
-    image = render_image(grey16, ImageSpec((16, 24), channels=3, dtype="float32"))
+    image = render_image(grey16, image_spec((16, 24), channels=3, dtype="float32"))
     assert image.shape == (3, 16, 24) and image.dtype == np.float32
     assert np.allclose(image, 0.5, atol=1e-3), "16-bit scaled by 65535, grey repeated"
     rgb = np.zeros((8, 8, 3), dtype=np.uint8)
     rgb[..., 0] = 255  # pure red: luminance 0.299
-    grey = render_image(rgb, ImageSpec((8, 8), channels=1, dtype="float32"))
+    grey = render_image(rgb, image_spec((8, 8), channels=1, dtype="float32"))
     assert grey.shape == (1, 8, 8) and np.allclose(grey, 0.299, atol=1e-4)
     ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))[..., None]
-    small = render_image(ramp, ImageSpec((16, 16), interpolation="box", dtype="float32"))[0]
+    small = render_image(ramp, image_spec((16, 16), interpolation="box", dtype="float32"))[0]
     assert np.allclose(small[0], small[-1]) and np.all(np.diff(small[0]) > 0)
     assert abs(small.mean() - ramp.mean() / 255) < 0.01, "box filter keeps the mean"
-    assert render_image(ramp, ImageSpec((16, 16))).dtype == np.float16
+    assert render_image(ramp, image_spec((16, 16))).dtype == np.float16
 
 
 def test_float_tiff_pixels_out_of_range_are_clipped_and_counted(tmp_path):
@@ -161,7 +161,7 @@ def test_ingest_and_render_shard_write_the_stack_contract(particles, tmp_path):
     _, summary = summarize_image_qc([tmp_path / "qc.parquet"])
     assert "8 images decoded" in summary
     written = render_image_shard(tmp_path / "runs", records, tmp_path / "render",
-                                 ImageSpec((20, 28), channels=1))
+                                 image_spec((20, 28), channels=1))
     shapes = {np.load(p).shape for p in written}
     assert shapes == {(1, 20, 28)}
 
@@ -170,14 +170,14 @@ def test_representation_keys_split_by_layout_and_defaults_match_schema():
     schema = load_schema()
     props = schema["properties"]["representations"]["additionalProperties"]["properties"]
     defaults = {k: v["default"] for k, v in props.items()}
-    assert ImageSpec.from_config(defaults) == ImageSpec()
-    assert list(ImageSpec().image_size) == defaults["image_size"]
+    assert ImageSpec.from_config(defaults) == image_spec()
+    assert list(image_spec().image_size) == defaults["image_size"]
     images = representation_settings(defaults, "images")
     assert set(images) == {"image_size", "channels", "interpolation", "dtype"}
     runs = representation_settings(defaults, "mars2")
     assert not set(runs) & set(IMAGE_ONLY_KEYS) and "n_mass" in runs
     with pytest.raises(ConfigError):
-        ImageSpec(channels=2)
+        image_spec(channels=2)
 
 
 # --- metadata --------------------------------------------------------------------------------

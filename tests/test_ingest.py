@@ -22,7 +22,7 @@ from spectrovision.data.ingest import (QC_COUNTS, QC_DEFAULTS, QC_SCHEMA, ingest
                                   summarize_qc, write_qc_summary)
 from spectrovision.io import write_parquet
 from spectrovision.render.runs import RenderSpec, read_run
-from support import data_block, derived_config, run_snakemake, unlabelled_batch, write_config
+from support import data_block, derived_config, render_spec, run_snakemake, unlabelled_batch, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -277,7 +277,7 @@ def test_shard_writes_cached_runs_that_render_reads(tmp_path):
         expected, _ = ingest_run(rec["features_path"], MARS2_COLUMNS)
         cached = pd.read_parquet(tmp_path / "runs" / f"{rec['sample_id']}.parquet")
         pd.testing.assert_frame_equal(cached, expected)
-        parts = read_run(tmp_path / "runs" / f"{rec['sample_id']}.parquet", RenderSpec())
+        parts = read_run(tmp_path / "runs" / f"{rec['sample_id']}.parquet", render_spec())
         assert parts["mass"].dtype == np.int16
         assert np.array_equal(parts["intensity"], expected["intensity"].to_numpy())
 

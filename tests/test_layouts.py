@@ -19,8 +19,10 @@ from spectrovision.data.layouts import (IMAGE_KEYS, ImageLayout, Layout, RunLayo
                                         representation_settings)
 from spectrovision.errors import ConfigError
 from spectrovision.provenance import code
+from spectrovision.config.schema import representation_block
 from spectrovision.render.images import ImageSpec
 from spectrovision.render.runs import RenderSpec, render_sample
+from support import render_spec, image_spec
 
 
 class ToyLayout(Layout):
@@ -102,9 +104,9 @@ def test_each_layout_keeps_the_representation_keys_its_render_reads():
     defaults = {k: v["default"] for k, v in props.items()}
     images = get_layout("images").representation_settings(defaults)
     assert tuple(images) == IMAGE_KEYS == tuple(f.name for f in fields(ImageSpec))
-    assert ImageSpec.from_config(images) == ImageSpec()
+    assert ImageSpec.from_config(images) == image_spec()
     runs = get_layout("mars2").representation_settings(defaults)
-    assert RenderSpec.from_config(runs) == RenderSpec()  # no image key left over
+    assert RenderSpec.from_config(runs) == render_spec()  # no image key left over
     assert get_layout("images").render_view(None) == {"log": "linear", "axes": None}
     assert get_layout("mars1").render_view(None) == {"log": None, "axes": None}
     view = get_layout("mars1").render_view(defaults)  # the image keys are left out
@@ -113,7 +115,7 @@ def test_each_layout_keeps_the_representation_keys_its_render_reads():
                             "x_label": "time (scaled 0-1 per run)", "y_label": "m/z",
                             "rows_down": False}
     pixels = get_layout("images").render_view(defaults)["axes"]
-    assert (pixels["n_mass"], pixels["n_x"]) == ImageSpec().image_size
+    assert (pixels["n_mass"], pixels["n_x"]) == image_spec().image_size
 
 
 def test_the_registry_imports_no_layout_code():
@@ -164,7 +166,8 @@ def test_the_run_layout_ingests_summarises_and_renders_a_shard(tmp_path):
     layout.write_qc_summary(inputs={"shards": [outputs["qc"]]}, outputs=summary, findings={})
     assert pd.read_parquet(summary["qc"]).columns.tolist() == QC_SCHEMA.names
     assert "1 runs ingested" in summary["summary"].read_text()
-    settings = {"n_mass": 50, "n_x": 4, "derivatized_channel": True}
+    settings = layout.representation_settings(  # as the render rule passes it: validated
+        representation_block({"n_mass": 50, "n_x": 4, "derivatized_channel": True}))
     written = layout.render_shard(samples=[{"sample_id": "S1", "derivatized": 1}],
                                   inputs={"runs": outputs["runs"]},
                                   outputs={"images": tmp_path / "render"}, settings=settings)
@@ -189,5 +192,5 @@ def test_the_image_layout_ingests_summarises_and_renders_a_shard(tmp_path):
     assert pd.read_parquet(summary["qc"])["height"].tolist() == [24]
     written = layout.render_shard(samples=samples, inputs={"runs": outputs["runs"]},
                                   outputs={"images": tmp_path / "render"},
-                                  settings={"image_size": [8, 12], "channels": 3})
+                                  settings=representation_block({"image_size": [8, 12], "channels": 3}))
     assert np.load(written[0]).shape == (3, 8, 12)

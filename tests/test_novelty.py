@@ -16,11 +16,11 @@ from spectrovision.analysis.novelty import (ConvAutoencoder, binary_entropy, gal
                                    reconstruction_error, run_novelty, train_autoencoder)
 from spectrovision.render.axes import render_axes
 from spectrovision.render.runs import RenderSpec
-from support import windowed_render
+from support import render_spec, windowed_render
 
 LABELS = ["a", "b"]
 # the (32, 24) renders as m/z 40-71 on a 0-24 min window (mars2's time unit)
-AXES = render_axes(RenderSpec(mass_window=[40, 71], x_window=[0, 24], x_step=1), "min")
+AXES = render_axes(render_spec(mass_window=[40, 71], x_window=[0, 24], x_step=1), "min")
 
 
 def peaky_images(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -148,7 +148,7 @@ def test_run_novelty_writes_scores_and_gallery(tmp_path):
         run_novelty(inputs=inputs, outputs=out, settings={"epochs": 1, "top_k": 4},
                     train_ids=train_ids, unlabelled=test_ids, members=list(members),
                     labels=LABELS, seed=0, log_mode="log1p1000",
-                    axes=render_axes(RenderSpec(n_mass=24, n_x=32)))
+                    axes=render_axes(render_spec(n_mass=24, n_x=32)))
 
 
 def test_gallery_draws_the_representation_axes():

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.config.schema import load_schema
+from spectrovision.config.schema import load_schema, representation_block
 from spectrovision.errors import ConfigError, InputError
 from spectrovision.data.ingest import ingest_run
 from spectrovision.data.layouts import IMAGE_ONLY_KEYS, get_layout
 from spectrovision.data.sheet import run_columns
 from spectrovision.render.runs import RenderSpec, render_sample, render_shard, stack_split, stack_splits
-from support import data_block, derived_config, dry_run, run_snakemake, write_config
+from support import data_block, derived_config, dry_run, render_spec, run_snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -36,7 +36,7 @@ reference = _load_reference()
 def spec_of(**kw) -> RenderSpec:
     base = dict(n_mass=6, n_x=4, log="none", dtype="float32")
     base.update(kw)
-    return RenderSpec(**base)
+    return render_spec(**base)
 
 
 def run_of(rows) -> dict[str, np.ndarray]:
@@ -64,15 +64,29 @@ def test_spec_defaults_match_the_config_schema():
     schema = load_schema()
     props = schema["properties"]["representations"]["additionalProperties"]["properties"]
     assert {k: v["default"] for k, v in props.items()
-            if k not in IMAGE_ONLY_KEYS} == RenderSpec().__dict__  # image keys: test_images
-    assert RenderSpec.from_config({"n_x": 10, "log": "none"}) == RenderSpec(n_x=10, log="none")
+            if k not in IMAGE_ONLY_KEYS} == render_spec().__dict__  # image keys: test_images
+    # no defaults of its own: built only from a validated representation, every key present
+    with pytest.raises(TypeError):
+        RenderSpec()  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match=r"missing: build the RenderSpec from a validated"):
+        RenderSpec.from_config({"n_x": 10, "log": "none"})
+
+
+def test_a_schema_default_is_the_spec_default():
+    schema = load_schema()
+    props = schema["properties"]["representations"]["additionalProperties"]["properties"]
+    props["n_x"]["default"], props["aggregation"]["default"] = 77, "max"
+    block = representation_block({"log": "none"}, schema)
+    spec = RenderSpec.from_config({k: v for k, v in block.items() if k not in IMAGE_ONLY_KEYS})
+    assert (spec.n_x, spec.aggregation, spec.log) == (77, "max", "none")
+    assert (render_spec().n_x, render_spec().aggregation) == (192, "sum")
 
 
 @pytest.mark.parametrize("settings", [{"aggregation": "mean"}, {"log_floor": 0.0},
                                       {"n_mass": 0}, {"colour": "red"}])
 def test_spec_rejects_bad_settings(settings):
     with pytest.raises(ConfigError):
-        RenderSpec.from_config(settings)
+        render_spec(**settings)  # the schema's enums and ranges
 
 
 # --- geometry ---
@@ -159,7 +173,7 @@ def test_x_window_puts_one_temperature_in_one_column_whatever_the_run_range():
     spec = spec_of(x_axis="temp", x_window=[0, 1000], x_step=100, n_x=4)
     assert spec.n_x == 10 and spec.shape == (1, 6, 10)  # n_x derived, the key ignored
     assert get_layout("mars1").image_shape(
-        {**RenderSpec().__dict__, "x_axis": "temp", "x_window": [0, 1000], "x_step": 100,
+        {**render_spec().__dict__, "x_axis": "temp", "x_window": [0, 1000], "x_step": 100,
          "n_mass": 6}) == (1, 6, 10)
     peaks = {}
     for lo, hi in ((0, 600), (100, 1000)):
@@ -191,7 +205,7 @@ def test_x_window_drops_scans_outside_and_puts_hi_in_the_last_column():
                                            ({"background_quantile": 1.5}, "background_quantile")])
 def test_window_and_scale_keys_reject_bad_values_naming_the_key(settings, key):
     with pytest.raises(ConfigError, match=key):
-        RenderSpec.from_config(settings)
+        render_spec(**settings)
 
 
 def test_mass_window_rows_are_m_z_lo_to_hi():
@@ -312,7 +326,7 @@ def test_renders_match_the_pandas_reference_from_csv(tmp_path, seed, settings):
     raw["mass"] = raw["mass"] + rng.uniform(-0.3, 0.3, len(raw))  # fractional m/z
     csv = tmp_path / "run.csv"
     raw.to_csv(csv, index=False)
-    spec = RenderSpec(n_mass=40, n_x=16, dtype="float32", **settings)
+    spec = render_spec(n_mass=40, n_x=16, dtype="float32", **settings)
     cached = reference.clean_like_ingest(pd.read_csv(csv))
     mine = render_sample(cached, spec, derivatized=1)
     expected = reference.reference_from_csv(csv, spec, derivatized=1)
@@ -331,7 +345,7 @@ def write_runs(run_dir: Path, ids, rng):
 def test_render_shard_writes_one_npy_per_sample_equal_to_render_sample(tmp_path):
     rng = np.random.default_rng(4)
     write_runs(tmp_path / "runs", ["a", "b"], rng)
-    spec = RenderSpec(n_mass=32, n_x=8, derivatized_channel=True)
+    spec = render_spec(n_mass=32, n_x=8, derivatized_channel=True)
     written = render_shard(tmp_path / "runs", [{"sample_id": "a", "derivatized": 1},
                                                {"sample_id": "b", "derivatized": None}],
                            tmp_path / "out", spec)
@@ -346,7 +360,7 @@ def test_render_shard_writes_one_npy_per_sample_equal_to_render_sample(tmp_path)
 def test_render_shard_names_a_missing_run(tmp_path):
     (tmp_path / "runs").mkdir()
     with pytest.raises(InputError, match=r"ghost\.parquet.*re-run ingest"):
-        render_shard(tmp_path / "runs", [{"sample_id": "ghost"}], tmp_path / "out", RenderSpec())
+        render_shard(tmp_path / "runs", [{"sample_id": "ghost"}], tmp_path / "out", render_spec())
 
 
 def test_stack_splits_are_memory_mappable_in_id_order(tmp_path):
@@ -388,7 +402,7 @@ def test_a_real_mars1_run_renders_like_the_reference_on_temperature():
     raw = pd.read_csv(SHARED_DATA / "mars1-subset" / meta["features_path"].iloc[0])
     raw = raw.rename(columns={"m/z": "mass", "abundance": "intensity"})
     run = reference.clean_like_ingest(raw)
-    spec = RenderSpec(x_axis="temp", n_mass=200, n_x=64, background_subtraction=True,
+    spec = render_spec(x_axis="temp", n_mass=200, n_x=64, background_subtraction=True,
                       normalization="mass", dtype="float32")
     image = render_sample(run, spec)
     np.testing.assert_allclose(image, reference.reference_image(run, spec), rtol=1e-5, atol=1e-6)
@@ -436,7 +450,7 @@ def test_render_stage_runs_through_snakemake_and_reruns_only_the_edited_represen
                for split in ("test", "train", "val")]
     run_snakemake(tmp_path, *targets, extra=allowed)
 
-    spec = RenderSpec(n_mass=32, n_x=8, derivatized_channel=True)
+    spec = render_spec(n_mass=32, n_x=8, derivatized_channel=True)
     for split, group in sheet.groupby("split"):
         stack = np.load(tmp_path / "results/render/a" / f"stack_{split}.npy", mmap_mode="r")
         ids = list(pd.read_csv(tmp_path / "results/render/a" / f"stack_{split}.csv")["sample_id"])

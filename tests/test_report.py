@@ -12,9 +12,10 @@ from matplotlib.colors import LogNorm
 from spectrovision.data.layouts import get_layout
 from spectrovision.errors import ConfigError
 from spectrovision.render.axes import RenderAxes, render_axes
+from spectrovision.config.schema import representation_block
 from spectrovision.render.runs import RenderSpec
 from spectrovision.report import figures as report
-from support import windowed_render
+from support import render_spec, windowed_render
 
 
 def _scores() -> pd.DataFrame:
@@ -76,7 +77,7 @@ def test_member_correlation_aligns_samples_by_id():
 def test_render_grid_labels_axes_and_uses_a_log_scale_for_raw_intensities():
     rng = np.random.default_rng(0)
     images = rng.random((4, 2, 12, 8)).astype(np.float32)
-    axes = render_axes(RenderSpec(n_mass=12, n_x=8))
+    axes = render_axes(render_spec(n_mass=12, n_x=8))
     fig = report.render_grid(images, ["s1", "s2", "s3", "s4"], log_mode="none", axes=axes)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 4 + 0 and shown[0].get_ylabel() == "m/z"
@@ -88,7 +89,7 @@ def test_render_grid_labels_axes_and_uses_a_log_scale_for_raw_intensities():
     linear = report.render_grid(images[:1], ["s1"], log_mode="log1p1000", axes=axes)
     assert not isinstance(linear.axes[0].images[0].norm, LogNorm)
     with pytest.raises(ValueError, match="do not match the representation's axes"):
-        report.render_grid(images, list("abcd"), axes=render_axes(RenderSpec(n_mass=13, n_x=8)))
+        report.render_grid(images, list("abcd"), axes=render_axes(render_spec(n_mass=13, n_x=8)))
 
 
 def test_render_grid_draws_the_mass_window_and_the_fixed_x_window():
@@ -109,24 +110,25 @@ def test_render_grid_draws_the_mass_window_and_the_fixed_x_window():
 
 
 def test_axes_labels_per_x_axis_and_layout():
-    time = RenderSpec(x_window=[0, 30], x_step=0.5)
+    time = render_spec(x_window=[0, 30], x_step=0.5)
     assert render_axes(time, "min").x_label == "time (min)"
     assert render_axes(time).x_label == "time (the runs' time unit)"
-    assert render_axes(RenderSpec(x_axis="temp")).x_label == "temperature (scaled 0-1 per run)"
-    bleed = RenderSpec(x_axis="bleed", bleed_masses=[207, 281])
+    assert render_axes(render_spec(x_axis="temp")).x_label == "temperature (scaled 0-1 per run)"
+    bleed = render_spec(x_axis="bleed", bleed_masses=[207, 281])
     assert render_axes(bleed).x_label == "bleed pseudo-temperature (scaled 0-1 per run)"
-    mars2 = get_layout("mars2").render_view({"x_axis": "time", "x_window": [0, 30],
-                                             "x_step": 0.5, "mass_window": [10, 20],
-                                             "log": "none"})
+    mars2 = get_layout("mars2").render_view(representation_block(
+        {"x_axis": "time", "x_window": [0, 30], "x_step": 0.5, "mass_window": [10, 20],
+         "log": "none"}))
     assert mars2["log"] == "none"
     axes = RenderAxes.of(mars2["axes"])
-    assert axes == render_axes(RenderSpec(x_window=[0, 30], x_step=0.5, mass_window=[10, 20],
+    assert axes == render_axes(render_spec(x_window=[0, 30], x_step=0.5, mass_window=[10, 20],
                                           log="none"), "min")
     assert axes.extent == (0.0, 30.0, 9.5, 20.5) and axes.n_x == 60
     assert RenderAxes.of(json.loads(json.dumps(axes.as_dict()))) == axes  # a rule param
-    assert get_layout("mars1").render_view({"x_window": [0, 600], "x_step": 5}
-                                           )["axes"]["x_label"] == "time (s)"
-    pixels = RenderAxes.of(get_layout("images").render_view({"image_size": [32, 48]})["axes"])
+    assert get_layout("mars1").render_view(representation_block(
+        {"x_window": [0, 600], "x_step": 5}))["axes"]["x_label"] == "time (s)"
+    pixels = RenderAxes.of(get_layout("images").render_view(
+        representation_block({"image_size": [32, 48]}))["axes"])
     assert pixels.extent == (-0.5, 47.5, 31.5, -0.5) and pixels.x_at(3) == 3.0
     assert pixels.y_label == "image y (pixel row)"
     # an image's row 0 is drawn at the top, as the file holds it; m/z rows go up
@@ -171,7 +173,7 @@ def test_render_examples_pick_evenly_spaced_rows_of_the_stack(tmp_path):
                                                                     index=False)
     report.run_render_examples(inputs={"stack": tmp_path / "stack.npy", "ids": tmp_path / "s.csv"},
                                outputs={"grid": tmp_path / "r.png"}, n_examples=3, log_mode="log1p1000",
-                               axes=render_axes(RenderSpec(n_mass=6, n_x=5)).as_dict(),
+                               axes=render_axes(render_spec(n_mass=6, n_x=5)).as_dict(),
                                title="t")
     assert (tmp_path / "r.png").stat().st_size > 1000
     assert list(report.example_rows(10, 3)) == [0, 4, 9]

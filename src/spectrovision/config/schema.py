@@ -58,6 +58,26 @@ def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) 
                 _fill_defaults(value, extra, root)
 
 
+def representation_block(settings: Mapping[str, Any], schema: dict[str, Any] | None = None
+                         ) -> dict[str, Any]:
+    """One representation's settings (``representations.<name>``) validated against the
+    schema and with every default filled in, as :func:`validate_config` leaves them: what
+    :class:`~spectrovision.render.runs.RenderSpec` and
+    :class:`~spectrovision.render.images.ImageSpec` are built from (they have no defaults of
+    their own)."""
+    schema = schema or load_schema()
+    node = schema["properties"]["representations"]["additionalProperties"]
+    block = copy.deepcopy(dict(settings))
+    try:
+        jsonschema.validate(block, node)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(representation)"
+        raise ConfigError(f"representation key '{where}': {exc.message}. Fix the value; "
+                          "config/README.md lists every key with its default.") from None
+    _fill_defaults(block, node, schema)
+    return block
+
+
 def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return a validated deep copy of ``config`` with every default filled in.
 
@@ -105,7 +125,9 @@ def resolve_model(config: dict[str, Any], name: str,
         where = "/".join(str(p) for p in exc.absolute_path) or name
         raise ConfigError(f"config key 'models/{name}/{where}': {exc.message}") from None
     if merged.get("seed") is None:
-        merged["seed"] = derive_seed(int(config.get("seed", 42)), name)
+        # a config not yet validated takes the global seed's default from the schema
+        seed = config["seed"] if "seed" in config else schema["properties"]["seed"]["default"]
+        merged["seed"] = derive_seed(int(seed), name)
     merged["name"] = name
     rep = config.get("representations", {}).get(merged["representation"])
     uses_floor = any(merged.get(k) for k in LOG_SPACE_AUGMENTS)

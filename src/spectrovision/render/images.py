@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,44 +23,33 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io import write_npy
+from .spec import spec_keys
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
-INTERPOLATIONS = ("nearest", "box", "bilinear", "bicubic", "lanczos")
 LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's L
 
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """How a decoded image becomes a model input (keys of ``representations.<name>``)."""
+    """How a decoded image becomes a model input (keys of ``representations.<name>``). No
+    defaults or allowed values of its own: build it with :meth:`from_config` from a
+    validated representation, whose defaults and enums come from the schema."""
 
-    image_size: tuple[int, int] = (128, 128)
-    channels: int = 1
-    interpolation: str = "bilinear"
-    dtype: str = "float16"
+    image_size: tuple[int, int]
+    channels: int
+    interpolation: str
+    dtype: str
 
     def __post_init__(self) -> None:
-        size = tuple(int(v) for v in self.image_size)
-        if len(size) != 2 or min(size) < 8:
-            raise ConfigError(f"representation key 'image_size' must be [height, width], each "
-                              f">= 8, got {list(self.image_size)}")
-        object.__setattr__(self, "image_size", size)
-        if self.channels not in (1, 3):
-            raise ConfigError(f"representation key 'channels' must be 1 or 3, got "
-                              f"{self.channels}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ConfigError(f"representation key 'interpolation': '{self.interpolation}' is "
-                              f"not one of {list(INTERPOLATIONS)}")
-        if self.dtype not in ("float16", "float32"):
-            raise ConfigError(f"representation key 'dtype': '{self.dtype}' is not one of "
-                              "['float16', 'float32']")
+        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
 
     @classmethod
     def from_config(cls, settings: Mapping[str, Any]) -> ImageSpec:
-        """Build from a representation's config dict (its image keys; the others are the
-        run layouts')."""
-        return cls(**{f.name: settings[f.name] for f in fields(cls) if f.name in settings})
+        """Build from a validated representation's settings (its image keys; the others
+        are the run layouts')."""
+        return cls(**spec_keys(cls, settings, ignored=list(settings)))
 
     @property
     def shape(self) -> tuple[int, int, int]:

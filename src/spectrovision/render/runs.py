@@ -71,7 +71,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +81,13 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError, InputError
 from ..io import atomic_path, write_csv, write_npy
+from .spec import spec_keys
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 RunData = pd.DataFrame | Mapping[str, np.ndarray]
 
-X_AXES = ("time", "temp", "bleed")
-AGGREGATIONS = ("sum", "max")
-NORMALIZATIONS = ("none", "mass", "time")
-LOG_MODES = ("log1p1000", "clipped_log10", "none")
-DTYPES = ("float16", "float32")
 BLEED_BINS = 64  # time bins of the bleed estimate (x_axis: bleed)
 BLEED_MEDIAN = 7  # bins of its running median
 BLEED_MIN_BINS = 8  # bins that must hold bleed rows
@@ -100,8 +96,13 @@ BLEED_MIN_RISE = float(np.log(2.0))  # e-folds the fit must rise over the run
 
 @dataclass(frozen=True)
 class RenderSpec:
-    """How a run becomes an image; field names and defaults are the config keys of
-    ``representations.<name>`` (config/config.schema.yaml in this package).
+    """How a run becomes an image; field names are the config keys of
+    ``representations.<name>``. It has no defaults of its own: build it with
+    :meth:`from_config` from a validated representation (``config.validate_config``, or
+    ``config.schema.representation_block`` for one representation), whose defaults, allowed
+    values and ranges come from the schema (config/config.schema.yaml in this package), the
+    one source of them. Only what the schema cannot say is checked here (a window's step,
+    ``mass_window`` order, ``bleed_masses`` with ``x_axis: bleed``).
 
     - ``x_axis``: ``time``, ``temp`` (the run needs a ``temp`` column) or ``bleed`` (a
       pseudo-temperature estimated from the column-bleed ions, see the module docstring).
@@ -124,37 +125,25 @@ class RenderSpec:
     - ``dtype``: ``float16`` or ``float32`` storage.
     """
 
-    x_axis: str = "time"
-    n_mass: int = 256
-    n_x: int = 192
-    aggregation: str = "sum"
-    background_subtraction: bool = False
-    x_window: Sequence[float] | None = None
-    x_step: float | None = None
-    mass_window: Sequence[int] | None = None
-    mass_scale: Mapping[Any, float] = field(default_factory=dict)
-    background_quantile: float | None = None
-    normalization: str = "none"
-    log: str = "log1p1000"
-    log_floor: float = 1.0e-4
-    coord_channels: bool = False
-    derivatized_channel: bool = False
-    dtype: str = "float16"
-    bleed_masses: Sequence[int] | None = None
+    x_axis: str
+    n_mass: int
+    n_x: int
+    aggregation: str
+    background_subtraction: bool
+    x_window: Sequence[float] | None
+    x_step: float | None
+    mass_window: Sequence[int] | None
+    mass_scale: Mapping[Any, float]
+    background_quantile: float | None
+    normalization: str
+    log: str
+    log_floor: float
+    coord_channels: bool
+    derivatized_channel: bool
+    dtype: str
+    bleed_masses: Sequence[int] | None
 
     def __post_init__(self) -> None:
-        for name, allowed in (("x_axis", X_AXES), ("aggregation", AGGREGATIONS),
-                              ("normalization", NORMALIZATIONS), ("log", LOG_MODES),
-                              ("dtype", DTYPES)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"representation key '{name}': '{getattr(self, name)}' is "
-                                  f"not one of {list(allowed)}")
-        if self.n_mass < 1 or self.n_x < 1:
-            raise ConfigError(f"representation keys 'n_mass'/'n_x' must be >= 1, got "
-                              f"{self.n_mass}/{self.n_x}")
-        if not 0 < self.log_floor < 1:
-            raise ConfigError(f"representation key 'log_floor' must lie in (0, 1), got "
-                              f"{self.log_floor}")
         if self.x_window is not None or self.x_step is not None:
             object.__setattr__(self, "n_x", window_columns(self.x_window, self.x_step))
         if self.mass_window is not None:
@@ -170,25 +159,13 @@ class RenderSpec:
                               f"bleed_masses is only read by it; got x_axis: {self.x_axis}, "
                               f"bleed_masses: {self.bleed_masses}")
         if self.bleed_masses is not None:
-            masses = list(self.bleed_masses)
-            if not masses or any(isinstance(m, bool) or m != int(m) or m < 0 for m in masses):
-                raise ConfigError(f"representation key 'bleed_masses' must list integer m/z "
-                                  f">= 0, got {self.bleed_masses}")
-            object.__setattr__(self, "bleed_masses", tuple(int(m) for m in masses))
-        q = self.background_quantile
-        if q is not None and not 0 <= q <= 1:
-            raise ConfigError(f"representation key 'background_quantile' must lie in [0, 1], "
-                              f"got {q}")
+            object.__setattr__(self, "bleed_masses", tuple(int(m) for m in self.bleed_masses))
 
     @classmethod
     def from_config(cls, settings: Mapping[str, Any]) -> RenderSpec:
-        """Build from a representation's config dict; missing keys take the defaults."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ConfigError(f"unknown representation keys {unknown}; known keys: "
-                              f"{sorted(known)}")
-        return cls(**dict(settings))
+        """Build from a validated representation's settings (every key present: the
+        schema's defaults filled in)."""
+        return cls(**spec_keys(cls, settings))
 
     @property
     def n_channels(self) -> int:
