@@ -471,3 +471,44 @@ def test_render_stage_runs_through_snakemake_and_reruns_only_the_edited_represen
     assert rules.count("stack_render") == sheet["split"].nunique(), planned  # one per split
     assert {w.get("rep") for _, w in planned} == {"b"}, planned
     assert all("shard" in w for rule, w in planned if rule == "render_shard"), planned
+
+
+# --- normalised views as channels (issue 19, item 1) ---
+
+def test_column_share_and_row_scaled_channels_follow_the_intensity_channel():
+    # m/z 1 and 2 share column 0 (3:1); m/z 1 alone in column 2; column 1 empty
+    run = run_of([(0.0, 1, 30.0), (0.0, 2, 10.0), (2.0, 1, 60.0), (3.0, 4, 15.0)])
+    plain = render_sample(run, spec_of())
+    spec = spec_of(norm_channels=["column_share", "row_scaled"], row_power=1.0,
+                   coord_channels=True)
+    image = render_sample(run, spec)
+    assert spec.shape == image.shape == (1 + 2 + 2, 6, 4)
+    np.testing.assert_allclose(image[0], plain[0])  # the intensity channel is unchanged
+    share = image[1]
+    np.testing.assert_allclose(share[[1, 2], 0], [0.75, 0.25])
+    np.testing.assert_allclose(share[:, 2], [0, 1, 0, 0, 0, 0])  # m/z 1 alone
+    assert not share[:, 1].any()  # an empty column stays 0
+    np.testing.assert_allclose(share.sum(axis=0), [1, 0, 1, 1])
+    # row_power 1: each row's share of its own total, then the channel's max = 1
+    row = image[2]
+    expected = np.zeros((6, 4))
+    expected[1, [0, 2]] = [30 / 90, 60 / 90]
+    expected[2, 0] = 1.0
+    expected[4, 3] = 1.0
+    np.testing.assert_allclose(row, expected, rtol=1e-6)
+    np.testing.assert_allclose(image[3], plain_coord := render_sample(
+        run, spec_of(coord_channels=True))[1])  # coordinates come after the views
+    assert plain_coord.shape == (6, 4)
+
+
+def test_row_power_zero_is_the_image_and_the_log_maps_every_view():
+    run = run_of([(0.0, 1, 30.0), (1.0, 2, 10.0), (2.0, 1, 60.0), (3.0, 2, 1.0)])
+    raw = render_sample(run, spec_of(norm_channels=["row_scaled"], row_power=0.0))
+    np.testing.assert_allclose(raw[1], raw[0])  # (row sum)^0 = 1: the image itself
+    logged = render_sample(run, spec_of(norm_channels=["column_share", "row_scaled"],
+                                        log="clipped_log10", log_floor=1e-3))
+    assert logged.shape[0] == 3 and logged.min() >= 0 and logged.max() <= 1
+    # every non-empty column has a share of 1 for a single ion: log maps it to 1
+    np.testing.assert_allclose(logged[1].max(axis=0), [1, 1, 1, 1])
+    with pytest.raises(ConfigError, match="norm_channels"):
+        render_spec(norm_channels=["column_max"])

@@ -52,7 +52,11 @@ order:
    ``f = log_floor``, so ``[f, 1]`` maps to ``[0, 1]``; ``none`` keeps the values. (The
    Mars-1 winner's "divide by the run's max, clip at 1e-4, log10" is ``normalization:
    none``, ``log: clipped_log10``, ``log_floor: 1e-4``, up to this affine map to [0, 1].)
-10. extra channels, in this order after the intensity channel: ``coord_channels`` adds
+10. extra channels, in this order after the intensity channel: ``norm_channels`` adds
+   normalised views of the image of step 7 (before ``normalization``), each mapped by
+   ``log`` as in step 9: ``column_share`` divides every column by its sum over m/z,
+   ``row_scaled`` every row by (its sum)^``row_power`` and then the channel by its max
+   (empty columns/rows stay 0); ``coord_channels`` adds
    the x coordinate (``linspace(0, 1, n_x)`` along every row) and the mass coordinate
    (``linspace(0, 1, n_mass)`` down every column); ``derivatized_channel`` adds a
    constant plane holding the sample's derivatized flag.
@@ -120,6 +124,8 @@ class RenderSpec:
     - ``mass_window``: rows for m/z ``lo .. hi`` (then ``n_mass = hi - lo + 1``).
     - ``mass_scale``: ``{m/z: factor}`` multiplying those rows (keys may be strings).
     - ``background_quantile``: subtract each row's quantile of its non-empty cells, clip 0.
+    - ``norm_channels``: normalised views as more channels (``column_share``,
+      ``row_scaled``), in the order listed; ``row_power``: the power of ``row_scaled``.
     - ``coord_channels``: add x- and mass-coordinate channels.
     - ``derivatized_channel``: add a constant channel holding the derivatized flag.
     - ``dtype``: ``float16`` or ``float32`` storage.
@@ -138,6 +144,8 @@ class RenderSpec:
     normalization: str
     log: str
     log_floor: float
+    norm_channels: Sequence[str]
+    row_power: float
     coord_channels: bool
     derivatized_channel: bool
     dtype: str
@@ -169,7 +177,8 @@ class RenderSpec:
 
     @property
     def n_channels(self) -> int:
-        return 1 + 2 * self.coord_channels + self.derivatized_channel
+        return (1 + len(self.norm_channels) + 2 * self.coord_channels
+                + self.derivatized_channel)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -424,6 +433,26 @@ def normalize(image: np.ndarray, how: str) -> np.ndarray:
     return image
 
 
+def column_share(image: np.ndarray) -> np.ndarray:
+    """Every column divided by its sum over the rows (m/z): each ion's share of the column."""
+    total = image.sum(axis=0, keepdims=True)
+    return np.divide(image, total, out=np.zeros_like(image), where=total > 0)
+
+
+def row_scaled(image: np.ndarray, power: float) -> np.ndarray:
+    """Every row divided by (its sum over the columns)^``power``, then by the max."""
+    total = image.sum(axis=1, keepdims=True)
+    scaled = np.divide(image, total ** float(power), out=np.zeros_like(image), where=total > 0)
+    return divide_by_max(scaled)
+
+
+def norm_planes(image: np.ndarray, spec: RenderSpec) -> list[np.ndarray]:
+    """The ``norm_channels`` of ``image`` (step 7's), each mapped by the spec's ``log``."""
+    planes = {"column_share": lambda: column_share(image),
+              "row_scaled": lambda: row_scaled(image, spec.row_power)}
+    return [log_scale(planes[name](), spec.log, spec.log_floor) for name in spec.norm_channels]
+
+
 def log_scale(image: np.ndarray, how: str, floor: float) -> np.ndarray:
     """Map a [0, 1] image to [0, 1] on a log scale (see the module docstring)."""
     if how == "log1p1000":
@@ -457,8 +486,9 @@ def render_sample(run: RunData, spec: RenderSpec, derivatized: float = 0,
     if spec.bleed_masses is not None:
         x = bleed_axis(x, mass, intensity, spec.bleed_masses, source)
     image = divide_by_max(intensity_image(x, mass, intensity, spec))
+    views = norm_planes(image, spec)
     image = log_scale(normalize(image, spec.normalization), spec.log, spec.log_floor)
-    channels = [image, *extra_channels(spec, derivatized)]
+    channels = [image, *views, *extra_channels(spec, derivatized)]
     return np.stack(channels).astype(spec.dtype)
 
 
