@@ -404,7 +404,8 @@ def test_each_demo_format_ingests_to_the_run_of_the_csv(demo_formats, fmt):
         csv_meta.drop(columns=["features_path", "features_md5_hash"]))
     for csv_path, path, md5 in zip(csv_meta["features_path"], meta["features_path"],
                                    meta["features_md5_hash"]):
-        expected, _ = ingest_run(demo_formats["csv"] / csv_path, run_columns({}))
+        columns = run_columns(validate_config({})["data"])  # mars2
+        expected, _ = ingest_run(demo_formats["csv"] / csv_path, columns)
         run, record = ingest_instrument_run(demo_formats[fmt] / path, {}, md5)
         assert record["format"] == fmt and record["md5_ok"]
         assert np.array_equal(run["mass"], expected["mass"])
@@ -428,8 +429,9 @@ def test_demo_data_format_option_writes_the_instrument_files(tmp_path, capsys):
     assert [Path(p).suffix for p in meta["features_path"]] == [".cdf", ".mzML", ".jdx"]
     formats = [read_scans(tmp_path / "d" / p).format for p in meta["features_path"]]
     assert formats == ["andi", "mzml", "jcamp"]
-    sheet = load_sample_sheet({"data": {"layout": "instrument", "dir": str(tmp_path / "d")},
-                               "workflow": {"shards": 1}})
+    sheet = load_sample_sheet(validate_config({"data": {"layout": "instrument",
+                                                        "dir": str(tmp_path / "d")},
+                                               "workflow": {"shards": 1}}))
     assert len(sheet) == 3 and "derivatized" not in sheet.columns  # no layout metadata
 
 

@@ -59,7 +59,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .sheet import LAYOUT_COLUMNS, RunColumns
+from .layouts import LAYOUTS
+from .sheet import RunColumns
 from .tables import check_separator, check_unique_columns, listed
 from ..errors import ConfigError, InputError, shown
 from ..io import atomic_path, write_parquet, write_text
@@ -212,9 +213,10 @@ def check_columns(path: Path, found: Sequence[str], columns: RunColumns) -> None
         return
     check_separator(path, found, expected, "run files")
     hint = ""
-    for layout, names in LAYOUT_COLUMNS.items():
-        layout_names = [n for n in names.values() if n is not None]
-        if layout != "generic" and set(layout_names) <= set(found):
+    for layout in LAYOUTS:
+        names = LAYOUTS.get(layout).columns  # None: the layout names no columns of its own
+        layout_names = [n for n in (names or {}).values() if n is not None]
+        if names is not None and set(layout_names) <= set(found):
             hint = f" (the columns look like the {layout} layout: set data.layout: {layout})"
             break
     raise InputError(path, f"column(s) {missing} not found: the file has columns "
