@@ -16,7 +16,7 @@ from scipy.io import netcdf_file
 
 from spectrovision.cli import main
 from spectrovision.config.schema import validate_config
-from spectrovision.data.demo import generate_demo_dataset
+from spectrovision.synth.demo import generate_demo_dataset
 from spectrovision.data.ingest import ingest_run
 from spectrovision.data.instrument import (INSTRUMENT_QC_SCHEMA, ingest_instrument_run,
                                            ingest_instrument_shard, read_scans,

@@ -1,4 +1,4 @@
-"""Data: the sample sheet, the layout registry (ingest and QC of run tables, instrument files and images), folds, metadata columns, synthetic demo data sets."""
+"""Data: the sample sheet, the layout registry (ingest and QC of run tables, instrument files and images), folds, metadata columns."""
 
 from .._exports import lazy_exports
 
@@ -10,6 +10,4 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "images": ['IMAGE_QC_SCHEMA', 'ingest_image', 'ingest_image_shard', 'summarize_image_qc'],
     "folds": ['make_folds', 'write_folds', 'read_folds', 'fold_split'],
     "metadata": ['check_model_metadata', 'metadata_values', 'Standardizer'],
-    "demo": ['generate_demo_dataset'],
-    "particles": ['generate_particle_dataset'],
 })
