@@ -579,14 +579,17 @@ def ingest_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike, qc_out
                           lambda path, md5: ingest_run(path, columns, qc_cfg, md5))
 
 
-RunReader = Callable[[str, str | None], tuple[pd.DataFrame, dict[str, Any]]]
+RunReader = Callable[[str, str | None], tuple[Any, dict[str, Any]]]
 
 
 def ingest_records(records: Sequence[Mapping[str, Any]], out_dir: PathLike,
-                   qc_out_path: PathLike, read: RunReader, schema: pa.Schema = QC_SCHEMA
+                   qc_out_path: PathLike, read: RunReader, schema: pa.Schema = QC_SCHEMA,
+                   write: Callable[[Path, Any], None] = write_run, suffix: str = ".parquet"
                    ) -> pd.DataFrame:
     """:func:`ingest_shard` with the run reader ``read(features_path, expected md5 or
-    None) -> (cached run, QC record)`` and the QC table's ``schema`` given."""
+    None) -> (cached run, QC record)`` and the QC table's ``schema`` given; each cached run
+    is ``write(out_dir / f"{sample_id}{suffix}", run)`` (image files: decoded pixels as
+    NPY)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -599,7 +602,7 @@ def ingest_records(records: Sequence[Mapping[str, Any]], out_dir: PathLike,
             LOG.error("sample %s: %s", rec["sample_id"], exc)
             discard_stale_qc(out_dir, qc_out_path)
             raise
-        write_run(out_dir / f"{rec['sample_id']}.parquet", run)
+        write(out_dir / f"{rec['sample_id']}{suffix}", run)
         rows.append({"sample_id": str(rec["sample_id"]), **qc_record})
     table = qc_table(rows, schema)
     write_parquet(qc_out_path, table, schema=schema)
