@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from spectrovision.data.demo import LABELS, sample_splits, write_tables
+from spectrovision.synth.demo import LABELS, sample_splits, write_tables
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")

@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from spectrovision.data.demo import LABELS, generate_demo_dataset
+from spectrovision.synth.demo import LABELS, generate_demo_dataset
 from spectrovision.data.folds import make_folds
 
 TIME_BINS = 8

@@ -4,7 +4,7 @@ MzML (mzML), and this package's JCAMP-DX parser (no library reads JCAMP-DX GC-MS
 
 The run is the real Agilent ChemStation export ``../shared/data/instrument/agilent-gcms.cdf``
 (6,401 scans, 157,201 points) when present, else a synthetic one of the same size; its scans
-are also written as mzML (zlib, 64-bit) and JCAMP-DX by ``data.instrument_files``. Each
+are also written as mzML (zlib, 64-bit) and JCAMP-DX by ``synth.instrument_files``. Each
 format's ingest (read, md5+sha256, detect, parse, validate, clean, merge, zstd Parquet
 write) is timed against the bare parse in interleaved pairs; the target is ingest <= 3x the
 bare parse. The bench asserts the three formats ingest to the same run.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from spectrovision.data.ingest import file_digests, write_run  # noqa: E402
 from spectrovision.data.instrument import (ANDI_VARIABLES, Scans, ingest_instrument_run,  # noqa: E402
                                            read_jcamp, read_scans)
-from spectrovision.data.instrument_files import WRITERS  # noqa: E402
+from spectrovision.synth.instrument_files import WRITERS  # noqa: E402
 
 AGILENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "instrument" / \
     "agilent-gcms.cdf"

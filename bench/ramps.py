@@ -119,7 +119,7 @@ def main() -> None:
     p.add_argument("names", nargs="+")
     args = parser.parse_args()
     if args.cmd == "data":
-        from spectrovision.data.demo import generate_demo_dataset
+        from spectrovision.synth.demo import generate_demo_dataset
 
         start = time.perf_counter()
         generate_demo_dataset(Path(f"/tmp/ramps_{args.name}"), n_runs=args.n_runs,

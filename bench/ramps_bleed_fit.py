@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectrovision.data.demo import (BLEED_EFOLD, T_START, load_spectra_library,
+from spectrovision.synth.demo import (BLEED_EFOLD, T_START, load_spectra_library,
                                      oven_temperature, plan_run, sample_splits)
 from spectrovision.render.runs import bleed_axis
 

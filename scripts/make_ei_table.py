@@ -4,7 +4,7 @@ Source: ../shared/data/ei-spectra/massbank_ei_cc_by.csv (MassBank EI records lic
 CC BY or CC BY-SA). Per record: m/z rounded to integers (intensities summed per integer
 m/z), m/z <= 250 kept, peaks below 0.5% of the base peak dropped, intensities scaled to
 a maximum of 999. Attribution columns (accession, contributor, license) are kept, and
-src/spectrovision/data/ATTRIBUTION.md is regenerated with per-contributor counts.
+src/spectrovision/synth/ATTRIBUTION.md is regenerated with per-contributor counts.
 
     .venv/bin/python scripts/make_ei_table.py [SOURCE_CSV]
 """
@@ -20,7 +20,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO.parent / "shared" / "data" / "ei-spectra" / "massbank_ei_cc_by.csv"
-OUT_DIR = REPO / "src" / "spectrovision" / "data"
+OUT_DIR = REPO / "src" / "spectrovision" / "synth"
 FAMILIES = ["aromatic", "hydrocarbon", "carboxylic_acid", "nitrogen_bearing_compound",
             "chlorine_bearing_compound", "sulfur_bearing_compound", "alcohol",
             "other_oxygen_bearing_compound", "mineral"]

@@ -11,7 +11,7 @@ import pytest
 
 from spectrovision.config.schema import validate_config
 from spectrovision.provenance import code
-from spectrovision.data.demo import generate_demo_dataset
+from spectrovision.synth.demo import generate_demo_dataset
 from support import tiny_workflow_config
 
 TINY_N_RUNS = 36

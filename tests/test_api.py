@@ -13,7 +13,7 @@ import pytest
 from spectrovision.provenance import code
 
 SUBPACKAGES = ["config", "data", "render", "learn", "ensemble", "analysis", "report",
-               "provenance"]
+               "provenance", "synth"]
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)
@@ -59,12 +59,13 @@ def test_no_import_cycle_between_library_modules():
 
 
 # The data flow, upstream first: a module may import its own package and those before it.
+# synth (the demo generators) comes last: no runtime package imports it.
 DATA_FLOW = {"config": 0, "data": 1, "render": 2, "learn": 3, "ensemble": 4, "analysis": 5,
-             "apply": 5, "report": 5}
+             "apply": 5, "report": 5, "synth": 6}
 
 
 def test_dependencies_point_down_the_data_flow():
-    """config <- data <- render <- learn <- ensemble <- analysis/apply/report: no module
+    """config <- data <- render <- learn <- ensemble <- analysis/apply/report <- synth: no module
     imports (at the top or inside a function) from a package later in the flow, e.g.
     config/checks.py gets the ensemble's row names passed in instead of importing them."""
     upward = []
@@ -91,7 +92,7 @@ def test_a_plain_install_finds_its_schema_and_data(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)
     script = ("import spectrovision\nfrom spectrovision.config.schema import load_schema\n"
-              "from spectrovision.data.demo import load_spectra_library\n"
+              "from spectrovision.synth.demo import load_spectra_library\n"
               "print(spectrovision.__file__, 'workflow' in load_schema()['properties'], "
               "len(load_spectra_library().spectra) > 100)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

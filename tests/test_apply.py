@@ -21,7 +21,7 @@ import pytest
 
 from spectrovision.apply.manifest import applied_config, read_manifest
 from spectrovision.config.schema import validate_config
-from spectrovision.data.demo import generate_demo_dataset
+from spectrovision.synth.demo import generate_demo_dataset
 from spectrovision.errors import ConfigError, InputError
 from support import (TINY_REPRESENTATION, dry_run_jobs, run_snakemake, tiny_workflow_config,
                      unlabelled_batch, write_config)

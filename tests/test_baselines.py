@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.ensemble.baselines import (REGISTRY, Baseline, BenchmarkLR, ConditionalPrior,
+from spectrovision.ensemble.baselines import (BASELINES, Baseline, BenchmarkLR, ConditionalPrior,
                                               LogisticL2, Prior, baseline_class,
                                               baseline_representation, baseline_settings,
                                               group_column, register_baseline, run_baseline)
 from spectrovision.ensemble.members import (Renders, coarse_time_features, cross_fit,
                                             load_stack_features)
 from spectrovision.data.sheet import sample_sheet
-from spectrovision.errors import InputError
+from spectrovision.errors import ConfigError, InputError
 from spectrovision.metrics import mean_log_loss, sigmoid
 
 LABELS = ["a", "b"]
@@ -276,7 +276,7 @@ def test_conditional_prior_on_derivatized_beats_prior_on_real_mars2_labels():
 @pytest.fixture
 def throwaway_baseline(monkeypatch):
     """A baseline registered for one test only (the registry is restored afterwards)."""
-    monkeypatch.setattr("spectrovision.ensemble.baselines.REGISTRY", dict(REGISTRY))
+    monkeypatch.setattr("spectrovision.ensemble.baselines.BASELINES", BASELINES.copy())
 
     @register_baseline("quarter")
     class Quarter(Baseline):
@@ -321,10 +321,11 @@ def test_registry_matches_the_schema_and_refuses_unknown_or_twice_registered_nam
     from spectrovision.config.schema import load_schema
 
     schema = load_schema()["properties"]
-    assert tuple(REGISTRY) == tuple(schema["baselines"]["items"]["enum"])
-    with_settings = {n for n, cls in REGISTRY.items() if cls.settings_class is not None}
+    assert BASELINES.names() == schema["baselines"]["items"]["enum"]
+    with_settings = {n for n in BASELINES if BASELINES.get(n).settings_class is not None}
     assert with_settings == set(schema["baseline_settings"]["properties"])
-    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+    with pytest.raises(ConfigError, match="'baselines': unknown baseline 'nope'. Fix: choose "
+                       "one of prior, conditional_prior, benchmark_lr, logistic_l2"):
         baseline_class("nope")
     with pytest.raises(ValueError, match="twice"):
         register_baseline("prior")(Prior)

@@ -20,7 +20,7 @@ def test_closure_follows_imports_inside_functions_and_parent_packages():
         assert module in closure
     # lazy subpackage __init__s import nothing: siblings stay out
     assert "spectrovision.ensemble.combine" not in closure
-    assert "spectrovision.data.demo" not in closure
+    assert "spectrovision.synth.demo" not in closure
 
 
 def test_every_workflow_script_imports_library_modules_that_exist():

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.data import demo as demo
-from spectrovision.data.demo import (LABELS, RunPlan, acquire, generate_demo_dataset,
+from spectrovision.synth import demo as demo
+from spectrovision.synth.demo import (LABELS, RunPlan, acquire, generate_demo_dataset,
                                 load_spectra_library, split_sizes_for)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,18 +174,18 @@ def test_labels_are_the_families_of_the_compounds_present():
 
 # --- the packaged EI spectra table ---
 def packaged_table() -> pd.DataFrame:
-    with resources.files("spectrovision").joinpath("data/ei_spectra.csv.gz").open("rb") as fh:
+    with resources.files("spectrovision").joinpath("synth/ei_spectra.csv.gz").open("rb") as fh:
         return pd.read_csv(fh, compression="gzip")
 
 
 def test_ei_table_is_compact_and_attributed():
-    path = REPO / "src" / "spectrovision" / "data" / "ei_spectra.csv.gz"
+    path = REPO / "src" / "spectrovision" / "synth" / "ei_spectra.csv.gz"
     assert path.stat().st_size < 1_000_000
     table = packaged_table()
     assert set(table["license"]) <= {"CC BY", "CC BY-SA"}
     assert table["accession"].str.startswith("MSBNK-").all() and table["accession"].is_unique
     assert table["contributor"].notna().all()
-    attribution = (REPO / "src" / "spectrovision" / "data" / "ATTRIBUTION.md").read_text()
+    attribution = (REPO / "src" / "spectrovision" / "synth" / "ATTRIBUTION.md").read_text()
     listed = {(m[0], m[1]): int(m[2]) for m in
               re.findall(r"^\| (\S+) \| (CC BY(?:-SA)?) \| (\d+) \|$", attribution, re.M)}
     assert listed == table.groupby(["contributor", "license"]).size().to_dict()

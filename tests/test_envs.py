@@ -85,11 +85,11 @@ def distribution(import_name: str) -> str:
 
 def layout_stage_modules(stage: str | None) -> tuple[str, ...]:
     """The modules every registered layout runs for ``stage`` (none for no stage)."""
-    from spectrovision.data.layouts import LAYOUTS, layout_class
+    from spectrovision.data.layouts import LAYOUTS
 
     if stage is None:
         return ()
-    return tuple(sorted({m for name in LAYOUTS for m in layout_class(name).modules.get(stage, ())}))
+    return tuple(sorted({m for name in LAYOUTS for m in LAYOUTS.get(name).modules.get(stage, ())}))
 
 
 def needed_distributions(script: Path, stage: str | None = None) -> set[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectrovision.data.demo import LABELS, load_spectra_library, plan_run, run_labels
+from spectrovision.synth.demo import LABELS, load_spectra_library, plan_run, run_labels
 from spectrovision.config.schema import validate_config
 from spectrovision.data.sheet import (labelled_table, load_sample_sheet, read_labelled_sheet,
                                       write_labelled_sheet)

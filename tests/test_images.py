@@ -27,7 +27,7 @@ from spectrovision.data.layouts import IMAGE_ONLY_KEYS, representation_settings
 from spectrovision.render.images import ImageSpec, render_image, render_image_shard
 from spectrovision.data.metadata import Standardizer, check_model_metadata, metadata_values
 from spectrovision.metrics import softmax
-from spectrovision.data.particles import CLASSES, METADATA_COLUMNS, generate_particle_dataset
+from spectrovision.synth.particles import CLASSES, METADATA_COLUMNS, generate_particle_dataset
 from spectrovision.learn.predict import run_predict
 from spectrovision.ensemble.submission import probabilities
 from spectrovision.ensemble.tabular import GBMSettings, fit_tabular, metadata_features

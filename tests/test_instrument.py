@@ -15,8 +15,8 @@ import pytest
 from scipy.io import netcdf_file
 
 from spectrovision.cli import main
-from spectrovision.config.schema import validate_config
-from spectrovision.data.demo import generate_demo_dataset
+from spectrovision.config.schema import representation_block, validate_config
+from spectrovision.synth.demo import generate_demo_dataset
 from spectrovision.data.ingest import ingest_run
 from spectrovision.data.instrument import (INSTRUMENT_QC_SCHEMA, ingest_instrument_run,
                                            ingest_instrument_shard, read_scans,
@@ -363,7 +363,8 @@ def test_a_mixed_shard_records_each_format_and_the_summary_lists_them(tmp_path):
 def test_the_instrument_layout_is_registered_validated_and_in_minutes(tmp_path):
     layout = get_layout("instrument")
     assert type(layout) is InstrumentLayout
-    view = layout.render_view({"n_mass": 8, "n_x": 4, "x_window": [0, 30], "x_step": 1})
+    view = layout.render_view(representation_block(
+        {"n_mass": 8, "n_x": 4, "x_window": [0, 30], "x_step": 1}))
     assert view["axes"]["x_label"] == "time (min)"
     config = validate_config(derived_config({"data": {"layout": "instrument",
                                                       "dir": str(tmp_path)}}))
@@ -404,7 +405,8 @@ def test_each_demo_format_ingests_to_the_run_of_the_csv(demo_formats, fmt):
         csv_meta.drop(columns=["features_path", "features_md5_hash"]))
     for csv_path, path, md5 in zip(csv_meta["features_path"], meta["features_path"],
                                    meta["features_md5_hash"]):
-        expected, _ = ingest_run(demo_formats["csv"] / csv_path, run_columns({}))
+        columns = run_columns(validate_config({})["data"])  # mars2
+        expected, _ = ingest_run(demo_formats["csv"] / csv_path, columns)
         run, record = ingest_instrument_run(demo_formats[fmt] / path, {}, md5)
         assert record["format"] == fmt and record["md5_ok"]
         assert np.array_equal(run["mass"], expected["mass"])
@@ -428,8 +430,9 @@ def test_demo_data_format_option_writes_the_instrument_files(tmp_path, capsys):
     assert [Path(p).suffix for p in meta["features_path"]] == [".cdf", ".mzML", ".jdx"]
     formats = [read_scans(tmp_path / "d" / p).format for p in meta["features_path"]]
     assert formats == ["andi", "mzml", "jcamp"]
-    sheet = load_sample_sheet({"data": {"layout": "instrument", "dir": str(tmp_path / "d")},
-                               "workflow": {"shards": 1}})
+    sheet = load_sample_sheet(validate_config({"data": {"layout": "instrument",
+                                                        "dir": str(tmp_path / "d")},
+                                               "workflow": {"shards": 1}}))
     assert len(sheet) == 3 and "derivatized" not in sheet.columns  # no layout metadata
 
 

@@ -14,8 +14,8 @@ from PIL import Image
 from spectrovision.config.schema import load_schema
 from spectrovision.data import layouts
 from spectrovision.data.ingest import QC_SCHEMA
-from spectrovision.data.layouts import (IMAGE_KEYS, ImageLayout, Layout, RunLayout, get_layout,
-                                        layout_code_version, register_layout,
+from spectrovision.data.layouts import (IMAGE_KEYS, LAYOUTS, ImageLayout, Layout, RunLayout,
+                                        get_layout, layout_code_version,
                                         representation_settings)
 from spectrovision.errors import ConfigError
 from spectrovision.provenance import code
@@ -59,15 +59,15 @@ class ToyLayout(Layout):
 
 
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> dict:
+def registry(monkeypatch: pytest.MonkeyPatch):
     """The registry, restored after the test."""
-    monkeypatch.setattr(layouts, "LAYOUTS", dict(layouts.LAYOUTS))
+    monkeypatch.setattr(layouts, "LAYOUTS", LAYOUTS.copy())
     return layouts.LAYOUTS
 
 
 @pytest.mark.parametrize("how", ["class", "string"])
 def test_a_registered_layout_is_what_the_registry_dispatches_to(registry, tmp_path, how):
-    register_layout("toy", ToyLayout if how == "class" else f"{__name__}:ToyLayout")
+    registry.register("toy", ToyLayout if how == "class" else f"{__name__}:ToyLayout")
     layout = get_layout("toy")
     assert isinstance(layout, ToyLayout) and layout.name == "toy"
     samples = [{"sample_id": "a", "features_path": "xyz"}, {"sample_id": "b",
@@ -91,11 +91,12 @@ def test_a_registered_layout_is_what_the_registry_dispatches_to(registry, tmp_pa
 
 def test_built_in_layouts_and_an_unknown_one():
     for name in ("mars2", "mars1", "generic"):
-        assert type(get_layout(name)) is RunLayout
+        assert isinstance(get_layout(name), RunLayout) and get_layout(name).name == name
     assert type(get_layout("images")) is ImageLayout
     schema_layouts = load_schema()["properties"]["data"]["properties"]["layout"]["enum"]
-    assert set(schema_layouts) <= set(layouts.LAYOUTS)
-    with pytest.raises(ConfigError, match="data.layout: 'nope' is not one of"):
+    assert LAYOUTS.names() == schema_layouts
+    with pytest.raises(ConfigError, match="'data/layout': unknown data layout 'nope'. Fix: "
+                       "choose one of mars2, mars1, generic, instrument, images"):
         get_layout("nope")
 
 

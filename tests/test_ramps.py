@@ -12,7 +12,7 @@ import pytest
 
 from spectrovision.cli import main
 from spectrovision.config import validate_config
-from spectrovision.data.demo import (BLEED_EFOLD, RAMP_RATE, T_END, T_START, RunPlan, acquire,
+from spectrovision.synth.demo import (BLEED_EFOLD, RAMP_RATE, T_END, T_START, RunPlan, acquire,
                                      generate_demo_dataset, load_spectra_library, plan_run)
 from spectrovision.errors import ConfigError, InputError
 from spectrovision.render.runs import RenderSpec, bleed_axis, isotonic_increasing, render_sample

@@ -127,6 +127,11 @@ def test_axes_labels_per_x_axis_and_layout():
     assert RenderAxes.of(json.loads(json.dumps(axes.as_dict()))) == axes  # a rule param
     assert get_layout("mars1").render_view(representation_block(
         {"x_window": [0, 600], "x_step": 5}))["axes"]["x_label"] == "time (s)"
+    assert get_layout("generic").render_view(representation_block(
+        {"x_window": [0, 600], "x_step": 5}))["axes"]["x_label"] == "time (the runs' time unit)"
+    temp = representation_block({"x_axis": "temp", "x_window": [30, 900], "x_step": 10})
+    for layout in ("mars1", "generic"):  # every temperature axis is in degC
+        assert get_layout(layout).render_view(temp)["axes"]["x_label"] == "temperature (degC)"
     pixels = RenderAxes.of(get_layout("images").render_view(
         representation_block({"image_size": [32, 48]}))["axes"])
     assert pixels.extent == (-0.5, 47.5, 31.5, -0.5) and pixels.x_at(3) == 3.0

@@ -53,7 +53,7 @@ def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
-    from .data.demo import RAMP_RATE, generate_demo_dataset, split_sizes_for
+    from .synth.demo import RAMP_RATE, generate_demo_dataset, split_sizes_for
 
     out: Path = args.out
     if args.n_runs < 1:
@@ -91,7 +91,7 @@ def add_particles_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_particles_data(args: argparse.Namespace) -> int:
-    from .data.particles import CLASSES, generate_particle_dataset
+    from .synth.particles import CLASSES, generate_particle_dataset
 
     out: Path = args.out
     if args.n_images < 1 or args.size < 16:

@@ -75,10 +75,11 @@ def _prepared_member(record: Mapping[str, Any], sheet: pd.DataFrame, renders: An
         return baseline_class(name).prepare(sheet, baseline_settings(name, record["settings"]),
                                             renders, record["seed"])
     from ..config.typed import settings_from
-    from ..ensemble.tabular import GBMMember, GBMSettings, TabularSettings, member_features
+    from ..ensemble.tabular import (TABULAR_KIND, TABULAR_MEMBERS, GBMSettings,
+                                    TabularSettings, member_features)
 
     member = settings_from(TabularSettings, record["settings"], f"tabular/{record['member']}")
-    return GBMMember(member_features(member, sheet, renders, record["levels"]),
+    return TABULAR_MEMBERS.get(TABULAR_KIND)(member_features(member, sheet, renders, record["levels"]),
                      GBMSettings.from_settings(member, num_threads), task=record["task"])
 
 

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .ingest import (check_md5, discard_stale_qc, file_digests, qc_table, read_qc_tables,
-                     read_raw_bytes, sample_findings, sheet_lines)
+from .ingest import (check_md5, file_digests, ingest_records, read_qc_tables, read_raw_bytes,
+                     sample_findings, sheet_lines)
 from ..errors import InputError
-from ..io import write_npy, write_parquet
+from ..io import write_npy
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -118,21 +118,9 @@ def ingest_image_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike,
     """Decode every image of a shard to ``{out_dir}/{sample_id}.npy`` and write the shard's
     QC table to ``qc_out_path``; return it. ``records`` hold ``sample_id``,
     ``features_path`` and ``md5`` (sample-sheet rows); ``verify_md5`` = ``qc.check_md5``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for rec in records:
-        expected = rec.get("md5") if isinstance(rec.get("md5"), str) else None
-        try:
-            pixels, record = ingest_image(rec["features_path"], expected, verify_md5)
-        except InputError as exc:  # into the job's log too; no stale QC describes other data
-            log.error("sample %s: %s", rec["sample_id"], exc)
-            discard_stale_qc(out_dir, qc_out_path)
-            raise
-        write_npy(out_dir / f"{rec['sample_id']}.npy", pixels)
-        rows.append({"sample_id": str(rec["sample_id"]), **record})
-    table = qc_table(rows, IMAGE_QC_SCHEMA)
-    write_parquet(qc_out_path, table, schema=IMAGE_QC_SCHEMA)
+    table = ingest_records(records, out_dir, qc_out_path,
+                           lambda path, md5: ingest_image(path, md5, verify_md5),
+                           IMAGE_QC_SCHEMA, write=write_npy, suffix=".npy")
     log.info("ingested %d images into %s", len(table), out_dir)
     return table
 

@@ -59,7 +59,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .sheet import LAYOUT_COLUMNS, RunColumns
+from .layouts import LAYOUTS
+from .sheet import RunColumns
 from .tables import check_separator, check_unique_columns, listed
 from ..errors import ConfigError, InputError, shown
 from ..io import atomic_path, write_parquet, write_text
@@ -212,9 +213,10 @@ def check_columns(path: Path, found: Sequence[str], columns: RunColumns) -> None
         return
     check_separator(path, found, expected, "run files")
     hint = ""
-    for layout, names in LAYOUT_COLUMNS.items():
-        layout_names = [n for n in names.values() if n is not None]
-        if layout != "generic" and set(layout_names) <= set(found):
+    for layout in LAYOUTS:
+        names = LAYOUTS.get(layout).columns  # None: the layout names no columns of its own
+        layout_names = [n for n in (names or {}).values() if n is not None]
+        if names is not None and set(layout_names) <= set(found):
             hint = f" (the columns look like the {layout} layout: set data.layout: {layout})"
             break
     raise InputError(path, f"column(s) {missing} not found: the file has columns "
@@ -577,14 +579,17 @@ def ingest_shard(records: Sequence[Mapping[str, Any]], out_dir: PathLike, qc_out
                           lambda path, md5: ingest_run(path, columns, qc_cfg, md5))
 
 
-RunReader = Callable[[str, str | None], tuple[pd.DataFrame, dict[str, Any]]]
+RunReader = Callable[[str, str | None], tuple[Any, dict[str, Any]]]
 
 
 def ingest_records(records: Sequence[Mapping[str, Any]], out_dir: PathLike,
-                   qc_out_path: PathLike, read: RunReader, schema: pa.Schema = QC_SCHEMA
+                   qc_out_path: PathLike, read: RunReader, schema: pa.Schema = QC_SCHEMA,
+                   write: Callable[[Path, Any], None] = write_run, suffix: str = ".parquet"
                    ) -> pd.DataFrame:
     """:func:`ingest_shard` with the run reader ``read(features_path, expected md5 or
-    None) -> (cached run, QC record)`` and the QC table's ``schema`` given."""
+    None) -> (cached run, QC record)`` and the QC table's ``schema`` given; each cached run
+    is ``write(out_dir / f"{sample_id}{suffix}", run)`` (image files: decoded pixels as
+    NPY)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -597,7 +602,7 @@ def ingest_records(records: Sequence[Mapping[str, Any]], out_dir: PathLike,
             LOG.error("sample %s: %s", rec["sample_id"], exc)
             discard_stale_qc(out_dir, qc_out_path)
             raise
-        write_run(out_dir / f"{rec['sample_id']}.parquet", run)
+        write(out_dir / f"{rec['sample_id']}{suffix}", run)
         rows.append({"sample_id": str(rec["sample_id"]), **qc_record})
     table = qc_table(rows, schema)
     write_parquet(qc_out_path, table, schema=schema)

@@ -11,8 +11,14 @@ registry imports no layout's code, and a stage's code version
 (:func:`layout_code_version`) is the import closure of those modules. Editing the image code
 re-runs no job of the run layouts, and editing the render code re-runs no ingest.
 
-A new layout is one class (a :class:`Layout` subclass) plus its tests, registered with
-:func:`register_layout` (built-in layouts are listed in :data:`LAYOUTS`).
+A layout's knowledge lives in its class: its run columns (:attr:`Layout.columns`), the
+metadata columns carried with each sample (:attr:`Layout.metadata`), the unit of its runs'
+time (:attr:`Layout.time_unit`), the columns a conditional prior groups by
+(:attr:`Layout.group_columns`) and the samples' extra-channel flag
+(:meth:`Layout.render_samples`). A new layout is one class (a :class:`Layout` subclass)
+in this file registered in :data:`LAYOUTS` (``@LAYOUTS.register("name")``, or a
+``"module:Class"`` string imported when first asked for), its name in the schema's
+``data.layout`` enum, and its tests.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..provenance.code import PACKAGE, code_version
+from ..registry import Registry
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -36,6 +43,13 @@ STAGES = ("ingest", "qc", "render")
 IMAGE_LAYOUT = "images"
 IMAGE_KEYS = ("image_size", "channels", "interpolation", "dtype")  # what an image render reads
 IMAGE_ONLY_KEYS = ("image_size", "channels", "interpolation")  # what a run render ignores
+#: run-file column names of a layout that names none of its own (``data.columns`` overrides)
+DEFAULT_COLUMNS: Mapping[str, str | None] = {"time": "time", "temp": None, "mass": "mass",
+                                              "intensity": "intensity"}
+
+
+#: layout name (config ``data.layout``) -> its class
+LAYOUTS: Registry[type[Layout]] = Registry("data layout", "data/layout")
 
 
 class Layout:
@@ -53,9 +67,30 @@ class Layout:
     #: stage (:data:`STAGES`) -> the library modules its methods use, relative to the
     #: package (``"data.ingest"``); the stage's code version is their import closure.
     modules: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: canonical run column (time, temp, mass, intensity) -> its name in the layout's run
+    #: files; None: the layout names none of its own (:data:`DEFAULT_COLUMNS`)
+    columns: ClassVar[Mapping[str, str | None] | None] = None
+    #: metadata columns carried with each sample when ``data.metadata_columns`` is null
+    metadata: ClassVar[tuple[str, ...]] = ()
+    #: metadata columns the conditional prior baseline may group by
+    group_columns: ClassVar[tuple[str, ...]] = ()
+    #: the unit of the runs' time (what a fixed ``x_window`` on time is in; None: unknown)
+    time_unit: ClassVar[str | None] = None
+    #: sheet column whose flag fills a representation's extra channel
+    #: (``derivatized_channel``; 0 for a sample sheet without it)
+    flag_column: ClassVar[str] = "derivatized"
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def render_samples(self, table: Any) -> list[dict[str, Any]]:
+        """``sample_id`` and the extra-channel flag (:attr:`flag_column`, 0 when the
+        sheet has no such column) of each row of a sample-sheet table, as
+        :meth:`render_shard` reads them."""
+        flags = (table[self.flag_column] if self.flag_column in table.columns
+                 else [0] * len(table))
+        return [{"sample_id": sample_id, self.flag_column: int(flag)}
+                for sample_id, flag in zip(table["sample_id"], flags)]
 
     def representation_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         """The keys of a representation this layout's render reads (editing another key
@@ -117,16 +152,12 @@ class RunLayout(Layout):
     def representation_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in settings.items() if k not in IMAGE_ONLY_KEYS}
 
-    #: layout name -> the time unit of its runs (what a fixed ``x_window`` on time is in)
-    time_units: ClassVar[Mapping[str, str]] = {"mars2": "min", "mars1": "s",
-                                               "instrument": "min"}
-
     def render_view(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
         if settings is None:
             return {"log": None, "axes": None}
         spec = library("render.runs").RenderSpec.from_config(
             self.representation_settings(settings))
-        axes = library("render.axes").render_axes(spec, self.time_units.get(self.name))
+        axes = library("render.axes").render_axes(spec, self.time_unit)
         return {"log": spec.log, "axes": axes.as_dict()}
 
     def ingest_shard(self, *, samples: Records, outputs: Mapping[str, PathLike],
@@ -150,6 +181,31 @@ class RunLayout(Layout):
         return tuple(spec.from_config(self.representation_settings(settings)).shape)
 
 
+@LAYOUTS.register("mars2")
+class Mars2Layout(RunLayout):
+    """Mars-2 GC-MS runs ``time,mass,intensity`` (minutes); metadata ``derivatized``."""
+
+    columns = {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"}
+    metadata = group_columns = ("derivatized",)
+    time_unit = "min"
+
+
+@LAYOUTS.register("mars1")
+class Mars1Layout(RunLayout):
+    """Mars-1 evolved-gas runs ``time,temp,m/z,abundance`` (seconds); metadata
+    ``instrument_type``."""
+
+    columns = {"time": "time", "temp": "temp", "mass": "m/z", "intensity": "abundance"}
+    metadata = group_columns = ("instrument_type",)
+    time_unit = "s"
+
+
+@LAYOUTS.register("generic")
+class GenericLayout(RunLayout):
+    """Run tables whose column names come from ``data.columns``."""
+
+
+@LAYOUTS.register("instrument")
 class InstrumentLayout(RunLayout):
     """Instrument run files (``instrument``): ANDI/AIA netCDF, mzML or JCAMP-DX GC-MS, any
     mix, each file's format told by its content (:mod:`spectrovision.data.instrument`);
@@ -157,6 +213,9 @@ class InstrumentLayout(RunLayout):
 
     modules = {"ingest": ("data.instrument",), "qc": ("data.instrument",),
                "render": ("render.runs",)}
+    # the cached runs' names (instrument files name their arrays themselves)
+    columns = {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"}
+    time_unit = "min"
 
     def ingest_shard(self, *, samples: Records, outputs: Mapping[str, PathLike],
                      settings: Mapping[str, Any]) -> dict[str, int]:
@@ -177,6 +236,7 @@ class InstrumentLayout(RunLayout):
             schema=instrument.INSTRUMENT_QC_SCHEMA)
 
 
+@LAYOUTS.register(IMAGE_LAYOUT)
 class ImageLayout(Layout):
     """Image files (``images``): decoded pixels cached as NPY, resized per representation
     (see :mod:`spectrovision.data.images` and :mod:`spectrovision.render.images`)."""
@@ -214,37 +274,19 @@ class ImageLayout(Layout):
         return tuple(spec.from_config(self.representation_settings(settings)).shape)
 
 
-#: layout name -> its class (a class, or ``"module:Class"`` imported when first asked for)
-LAYOUTS: dict[str, type[Layout] | str] = {
-    "mars2": RunLayout, "mars1": RunLayout, "generic": RunLayout,
-    "instrument": InstrumentLayout, IMAGE_LAYOUT: ImageLayout,
-}
-
-
-def register_layout(name: str, layout: type[Layout] | str) -> None:
-    """Register a layout class (or ``"module:Class"``, imported lazily) under ``name``."""
-    LAYOUTS[name] = layout
-
-
-def layout_class(name: str) -> type[Layout]:
-    if name not in LAYOUTS:
-        raise ConfigError(f"data.layout: '{name}' is not one of {sorted(LAYOUTS)}")
-    found = LAYOUTS[name]
-    if isinstance(found, str):
-        module, _, attribute = found.partition(":")
-        found = getattr(importlib.import_module(module), attribute)
-        LAYOUTS[name] = found
-    return found
-
-
 def get_layout(name: str) -> Layout:
     """The layout registered under ``name`` (config ``data.layout``)."""
-    return layout_class(name)(name)
+    return LAYOUTS.get(name)(name)
+
+
+def group_columns() -> tuple[str, ...]:
+    """Every layout's :attr:`Layout.group_columns`, in registration order."""
+    return tuple(dict.fromkeys(c for name in LAYOUTS for c in LAYOUTS.get(name).group_columns))
 
 
 def layout_code_version(name: str, stage: str) -> str:
     """Code version of one stage of a layout: the import closure of the module doing it."""
-    modules = layout_class(name).modules
+    modules = LAYOUTS.get(name).modules
     if stage not in modules:
         raise ConfigError(f"data.layout '{name}' has no stage '{stage}' "
                           f"(it has {sorted(modules)})")

@@ -1,6 +1,7 @@
 """Dataset adapters: read a data folder's metadata and labels into one sample sheet.
 
-Layouts (config ``data.layout``):
+Layouts (config ``data.layout``; their run columns and metadata columns are attributes of
+their classes in :mod:`spectrovision.data.layouts`):
 - ``mars2``: GC-MS runs ``time,mass,intensity``; metadata ``derivatized`` (1 or empty).
 - ``mars1``: evolved-gas runs ``time,temp,m/z,abundance``; metadata ``instrument_type``.
 - ``generic``: run columns from ``data.columns``.
@@ -23,22 +24,8 @@ import pandas as pd
 
 from ..errors import ConfigError, InputError, shown
 from ..io import read_csv
+from .layouts import DEFAULT_COLUMNS, LAYOUTS
 from .tables import check_separator, check_unique_columns
-
-LAYOUT_COLUMNS: dict[str, dict[str, str | None]] = {
-    "mars2": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
-    "mars1": {"time": "time", "temp": "temp", "mass": "m/z", "intensity": "abundance"},
-    "generic": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
-    # the cached runs' names (instrument files name their arrays themselves)
-    "instrument": {"time": "time", "temp": None, "mass": "mass", "intensity": "intensity"},
-}
-LAYOUT_METADATA: dict[str, list[str]] = {
-    "mars2": ["derivatized"],
-    "mars1": ["instrument_type"],
-    "generic": [],
-    "instrument": [],
-}
-
 
 @dataclass(frozen=True)
 class RunColumns:
@@ -53,7 +40,7 @@ class RunColumns:
 def run_columns(data_cfg: Mapping[str, Any]) -> RunColumns:
     """The run-file column names of a validated ``data`` block: the layout's own, with
     ``data.columns`` overriding them."""
-    names = dict(LAYOUT_COLUMNS.get(data_cfg["layout"], LAYOUT_COLUMNS["generic"]))
+    names = dict(LAYOUTS.get(data_cfg["layout"]).columns or DEFAULT_COLUMNS)
     for key, value in data_cfg["columns"].items():
         if value is not None:
             names[key] = value
@@ -133,7 +120,7 @@ def load_sample_sheet(config: dict[str, Any], *, labels_required: bool | None = 
     })
     meta_cols = data_cfg["metadata_columns"]
     if meta_cols is None:
-        meta_cols = LAYOUT_METADATA.get(data_cfg["layout"], [])
+        meta_cols = LAYOUTS.get(data_cfg["layout"]).metadata
     for col in meta_cols:
         if col not in meta.columns:
             raise InputError(meta_path, f"metadata column '{col}' is missing (columns: "

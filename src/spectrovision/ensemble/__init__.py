@@ -10,9 +10,9 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "selection": ["score_members", "greedy_select", "fit_label_weights"],
     "build": ["EnsembleSettings", "EnsembleResult", "build_ensemble", "run_ensemble"],
     "members": ["Member", "Renders", "cross_fit", "predict_fitted", "load_stack_features"],
-    "baselines": ["Baseline", "register_baseline", "baseline_class", "baseline_settings",
+    "baselines": ["Baseline", "BASELINES", "register_baseline", "baseline_class", "baseline_settings",
                   "baseline_representation", "run_baseline"],
-    "tabular": ["TabularSettings", "GBMSettings", "resolve_tabular", "fit_tabular",
+    "tabular": ["TABULAR_MEMBERS", "TabularSettings", "GBMSettings", "resolve_tabular", "fit_tabular",
                 "run_tabular"],
     "submission": ["build_submission", "run_submission"],
 })

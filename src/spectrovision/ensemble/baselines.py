@@ -4,15 +4,17 @@ Each baseline is one class registered by name (:func:`register_baseline`) that s
 it reads and fits per fold (the member interface of :mod:`.members`):
 
 - ``prior``: per-label prevalence of the training folds.
-- ``conditional_prior``: prevalence per value of a metadata column (``derivatized`` for
-  Mars-2, ``instrument_type`` for Mars-1), smoothed toward the global prior.
+- ``conditional_prior``: prevalence per value of a metadata column (a layout's
+  ``group_columns``: ``derivatized`` for Mars-2, ``instrument_type`` for Mars-1), smoothed
+  toward the global prior.
 - ``benchmark_lr``: the public benchmark recipe: the rendered intensity image max-pooled
   into coarse time bins per mass, then per-label L1 logistic regression (liblinear).
 - ``logistic_l2``: the classical yardstick: the same coarse features, standardized, then
   per-label L2 logistic regression (lbfgs) with C chosen by inner cross-validation on the
   training folds.
 
-A new baseline is one registered subclass of :class:`Baseline`: ``settings_class`` (the
+A new baseline is one subclass of :class:`Baseline` registered in :data:`BASELINES`
+(``@register_baseline("name")``) and named in the schema's ``baselines`` enum: ``settings_class`` (the
 frozen dataclass of its ``baseline_settings.<name>`` block, or None), ``representation_key``
 (the key of that block naming the representation it reads, or None), :meth:`Baseline.prepare`
 (build it over the rows of the sheet), :meth:`Baseline.fit` (fit on training rows: a picklable
@@ -40,11 +42,12 @@ from .members import Renders, cross_fit, load_stack_features, unlabelled_ids
 from .tables import write_member_tables
 from ..config.checks import chosen_representation
 from ..config.typed import settings_from
+from ..data.layouts import group_columns
 from ..errors import InputError
+from ..registry import Registry
 from ..metrics import mean_log_loss
 
 log = logging.getLogger(__name__)
-GROUP_COLUMNS = ("derivatized", "instrument_type")
 PathLike = str | os.PathLike[str]
 
 
@@ -88,26 +91,24 @@ class Baseline:
         return []
 
 
-REGISTRY: dict[str, type[Baseline]] = {}
+#: baseline name (config ``baselines``) -> its class
+BASELINES: Registry[type[Baseline]] = Registry("baseline", "baselines")
 B = TypeVar("B", bound=type[Baseline])
 
 
 def register_baseline(name: str) -> Callable[[B], B]:
-    """Class decorator: register a :class:`Baseline` subclass under ``name``."""
+    """Class decorator: register a :class:`Baseline` subclass under ``name`` in
+    :data:`BASELINES` (a name registered twice is a ValueError)."""
     def register(cls: B) -> B:
-        if name in REGISTRY:
-            raise ValueError(f"baseline '{name}' is registered twice")
+        BASELINES.register(name, cls)
         cls.name = name
-        REGISTRY[name] = cls
         return cls
     return register
 
 
 def baseline_class(name: str) -> type[Baseline]:
-    """The registered baseline ``name``."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown baseline '{name}' (known: {tuple(REGISTRY)})")
-    return REGISTRY[name]
+    """The registered baseline ``name`` (unknown: a ConfigError listing the baselines)."""
+    return BASELINES.get(name)
 
 
 def baseline_settings(name: str, values: Mapping[str, Any]) -> Any:
@@ -195,14 +196,15 @@ class ConditionalPrior(Baseline):
 
 def group_column(sheet: pd.DataFrame, column: str | None) -> str | None:
     """The metadata column the conditional prior groups by: ``column`` if given, else the
-    first of derivatized / instrument_type in the sheet (None when there is none)."""
+    first of the layouts' group columns (derivatized, instrument_type) in the sheet (None
+    when there is none)."""
     if column is not None:
         if column not in sheet.columns:
             raise InputError("sample sheet", f"metadata column '{column}' is missing",
                              "set baseline_settings.conditional_prior.column to a column of "
                              "data.metadata_columns", column=column)
         return column
-    return next((c for c in GROUP_COLUMNS if c in sheet.columns), None)
+    return next((c for c in group_columns() if c in sheet.columns), None)
 
 
 # --- benchmark logistic regression -------------------------------------------------------

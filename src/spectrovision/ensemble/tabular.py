@@ -44,12 +44,18 @@ from ..config.checks import chosen_representation
 from ..config.schema import derive_seed
 from ..config.typed import settings_from
 from ..errors import ConfigError, InputError
+from ..registry import Registry
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 TOP_FEATURES = 20  # features drawn in the summary plot
 PEAK_KINDS = ("height", "pos", "area", "width")  # per mass row, then the band maxima
 SHEET_INTERNAL = ("split", "features_path", "md5", "labelled", "shard")
+#: tabular member kind -> its member class. One kind today, so no config key chooses it
+#: (:data:`TABULAR_KIND`); a second kind adds a ``kind`` key (enum) to the schema's
+#: ``tabular.<name>`` block.
+TABULAR_MEMBERS: Registry[type[GBMMember]] = Registry("tabular member", "tabular/<name>")
+TABULAR_KIND = "lightgbm"
 
 
 # --- settings ----------------------------------------------------------------------------
@@ -342,6 +348,7 @@ class ShapAccumulator:
         return self.abs_sum / max(self.n_rows, 1)
 
 
+@TABULAR_MEMBERS.register(TABULAR_KIND)
 class GBMMember:
     """Per-label LightGBM (multiclass: one softmax booster over the classes, one-hot ``y``)
     as a :class:`~.members.Member` over the rows of ``features``. With ``shap`` given, |SHAP|
@@ -429,8 +436,9 @@ def fit_tabular(features: Features, sample_ids: Sequence[str], label_table: pd.D
     explain_rows = np.array([s in held for s in sample_ids])
     shap = ShapAccumulator(len(labels), len(features.names))
     fitted: dict[int, Any] = {}
-    oof, test = cross_fit(GBMMember(features, settings, explain_rows, shap, task),
-                          sample_ids, label_table, folds, test_ids, labels, clip, task, fitted)
+    member = TABULAR_MEMBERS.get(TABULAR_KIND)(features, settings, explain_rows, shap, task)
+    oof, test = cross_fit(member, sample_ids, label_table, folds, test_ids, labels, clip, task,
+                          fitted)
     return TabularResult(oof, test, importance_table(shap.mean_abs(), features.names, labels,
                                                      features.n_image), fitted)
 
@@ -494,7 +502,8 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     write_member_tables(outputs, result.oof, result.test)
     if "fitted" in outputs:
         write_fitted(outputs["fitted"], fitted_record(
-            member=name, kind="tabular", member_class=GBMMember.__name__, settings=settings,
+            member=name, kind="tabular",
+            member_class=TABULAR_MEMBERS.get(TABULAR_KIND).__name__, settings=settings,
             seed=member.seed, labels=labels, task=task, clip=clip, states=result.fitted,
             levels=features.levels))
     write_csv(outputs["importance"], result.importance)

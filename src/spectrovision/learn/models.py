@@ -31,6 +31,7 @@ from torch import nn
 
 from ..config.checks import check_head_metadata
 from ..errors import ConfigError, InputError
+from ..registry import Registry
 from .nets1d import create_net1d, is_net1d
 from .settings import ModelSettings
 
@@ -104,9 +105,10 @@ class SedHead(nn.Module):
         return {"logits": (weights * frame_logits).sum(dim=-1), "frame_logits": frame_logits}
 
 
-HEADS: dict[str, Callable[..., nn.Module]] = {
+#: head name (``models.<name>.head``, the schema's enum) -> its class
+HEADS: Registry[Callable[..., nn.Module]] = Registry("head", "models/<name>/head", {
     "pool": PoolHead, "time_avg": TimeAvgHead, "sed": SedHead,
-}
+})
 
 
 class MetadataBranch(nn.Module):
@@ -169,9 +171,7 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
     """
     channels, height, width = image_shape
     head_name, key = settings.head, f"models/{settings.name}"
-    if head_name not in HEADS:
-        raise ConfigError(f"config key '{key}/head': unknown head '{head_name}'. Fix: choose "
-                          f"one of {sorted(HEADS)}.")
+    head_class = HEADS.get(head_name, f"{key}/head")
     check_head_metadata(settings.name, head_name, n_meta)
     name = settings.backbone
     if is_net1d(name):
@@ -201,7 +201,7 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
                           "features. Fix: pick a CNN with a 4-d feature map (batch, features, "
                           "mass, time), e.g. resnet18.")
     meta_branch = MetadataBranch(n_meta) if n_meta else None
-    head = HEADS[head_name](fmap.shape[1], fmap.shape[2], n_outputs,
+    head = head_class(fmap.shape[1], fmap.shape[2], n_outputs,
                             float(settings.drop_rate),
                             meta_branch.width if meta_branch else 0)
     return SpectroNet(backbone, head, adapter, meta_branch)
@@ -214,7 +214,7 @@ def create_1d_model(settings: ModelSettings, image_shape: tuple[int, int, int],
     backbone = create_net1d(settings, image_shape)
     meta_branch = MetadataBranch(n_meta) if n_meta else None
     pooling = {"pooling": backbone.pooling} if settings.head == "pool" else {}
-    head = HEADS[settings.head](backbone.n_features, 1, n_outputs, float(settings.drop_rate),
+    head = HEADS.get(settings.head)(backbone.n_features, 1, n_outputs, float(settings.drop_rate),
                                 meta_branch.width if meta_branch else 0, **pooling)
     return SpectroNet(backbone, head, None, meta_branch)
 

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import Registry
 from .settings import ModelSettings
 
 DEFAULT_WIDTH = 64
@@ -137,9 +138,11 @@ class Transformer1d(Net1d):
         return self.norm(self.encoder(tokens)).transpose(1, 2)
 
 
-NETS1D: dict[str, Callable[[int, int, int], Net1d]] = {
+BACKBONE_KEY = "models/<name>/backbone"
+#: 1-D net name (``models.<name>.backbone``, named in the schema's description) -> its class
+NETS1D: Registry[Callable[[int, int, int], Net1d]] = Registry("1-D backbone", BACKBONE_KEY, {
     "conv1d": DilatedConv1d, "gru1d": Gru1d, "transformer1d": Transformer1d,
-}
+})
 
 
 def is_net1d(backbone: str) -> bool:
@@ -168,4 +171,4 @@ def create_net1d(settings: ModelSettings, image_shape: tuple[int, int, int]) -> 
                           f"transformer's {Transformer1d.n_heads} attention heads. Fix: "
                           "e.g. 32, 64 or 128.")
     channels, height, n_columns = image_shape
-    return NETS1D[name](channels * height + 1, width, n_columns)
+    return NETS1D.get(name, f"{key}/backbone")(channels * height + 1, width, n_columns)

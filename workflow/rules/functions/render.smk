@@ -11,13 +11,8 @@ def render_settings(rep):
 
 
 def render_shard_samples(shard):
-    """sample_id and derivatized flag (0 when the layout has none) of a shard's samples."""
-    table = shard_table(shard)
-    flags = table["derivatized"] if "derivatized" in table.columns else [0] * len(table)
-    return [
-        {"sample_id": sample_id, "derivatized": int(flag)}
-        for sample_id, flag in zip(table["sample_id"], flags)
-    ]
+    """sample_id and extra-channel flag of a shard's samples (the layout's render_samples)."""
+    return LAYOUT.render_samples(shard_table(shard))
 
 
 def split_shards(split):

@@ -16,7 +16,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from .instrument import Scans
+from ..data.instrument import Scans
 
 
 def andi_bytes(scans: Scans, title: str = "") -> bytes:

@@ -1,8 +1,8 @@
 """Demo data: realistic synthetic GC-MS runs in the NASA Mars Spectrometry 2 layout.
 
 Each run is a temperature-programmed GC-MS acquisition: a few (1-5) compounds, drawn from
-the packaged table of real MassBank EI spectra (``data/ei_spectra.csv.gz``, see
-``data/ATTRIBUTION.md``), elute as exponentially-modified Gaussian peaks whose retention
+the packaged table of real MassBank EI spectra (``synth/ei_spectra.csv.gz``, see
+``synth/ATTRIBUTION.md``), elute as exponentially-modified Gaussian peaks whose retention
 depends on the compound's mass and on the run's ramp rate; every scan is the sum of each
 compound's spectrum times its peak height, plus column bleed (siloxane ions rising with
 temperature), air/water background with drift, helium carrier gas at m/z 4, derivatization
@@ -72,8 +72,8 @@ class SpectraLibrary:
 
 @lru_cache(maxsize=1)
 def load_spectra_library() -> SpectraLibrary:
-    """Read ``data/ei_spectra.csv.gz`` shipped with the package."""
-    with resources.files("spectrovision").joinpath("data/ei_spectra.csv.gz").open("rb") as fh:
+    """Read ``synth/ei_spectra.csv.gz`` shipped with the package."""
+    with resources.files("spectrovision").joinpath("synth/ei_spectra.csv.gz").open("rb") as fh:
         table = pd.read_csv(fh, compression="gzip")
     spectra = np.zeros((len(table), MAX_MZ + 1), dtype=np.float32)
     for row, peaks in enumerate(table["peaks"]):
@@ -286,7 +286,7 @@ def run_file(run_format: str, index: int, plan: RunPlan, library: SpectraLibrary
     start time (the CSV adds each m/z's offset within the scan), m/z to 0.01 as the CSV."""
     if run_format == "csv":
         return run_csv_bytes(acquire(plan, library, rng)), ".csv"
-    from .instrument import Scans
+    from ..data.instrument import Scans
     from .instrument_files import WRITERS
 
     fmt = ("andi", "mzml", "jcamp")[index % 3] if run_format == "mixed" else run_format
