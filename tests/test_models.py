@@ -112,11 +112,13 @@ def test_each_1d_backbone_runs_at_two_time_widths(backbone, head):
     for width in (24, 40):
         x = torch.randn(3, 2, 16, width)
         fmap = model.feature_map(x)
-        assert fmap.shape == (3, model.backbone.n_features, 1, width)  # a vector per column
+        # a vector per column (per 4 columns for mzconv1d's two strided convolutions)
+        n_cols = -(-width // model.backbone.time_stride)
+        assert fmap.shape == (3, model.backbone.n_features, 1, n_cols)
         out = model.forward_heads(x)
         assert out["logits"].shape == (3, 5)
         if head == "sed":
-            assert out["frame_logits"].shape == (3, 5, width)
+            assert out["frame_logits"].shape == (3, 5, n_cols)
     if head == "pool":  # max + mean pooling doubles the embedding where the net asks
         pooled = model.embed(torch.randn(2, 2, 16, 32)).shape[1]
         assert pooled == len(model.backbone.pooling) * model.backbone.n_features
@@ -133,6 +135,31 @@ def test_1d_backbone_reads_every_mass_row_and_the_column_position(backbone):
     early, late = x.clone(), x.clone()
     early[0, 0, 2, 2], late[0, 0, 2, 17] = 1.0, 1.0  # position matters despite global pooling
     assert not torch.allclose(model(early), model(late))
+
+
+def test_mzconv1d_shares_its_trace_weights_across_mz_and_then_mixes_the_rows():
+    from spectrovision.learn.nets1d import MZ_MIX, dilations_below
+
+    torch.manual_seed(0)
+    model = create_model({**BASE, "backbone": "mzconv1d", "net_width": 16}, (2, 12, 40),
+                         3).eval()
+    net = model.backbone
+    assert dilations_below(40) == (1, 2, 4, 8, 16, 32)  # the widest spans the axis
+    assert [conv.dilation for conv in net.branches] == [(1, d) for d in (1, 2, 4, 8, 16, 32)]
+    x = torch.randn(2, 2, 12, 40)
+    perm = torch.randperm(12)
+    with torch.no_grad():
+        # one trace's features depend on that trace only, with the same weights for every
+        # m/z: permuting the m/z rows permutes the features before the map across m/z
+        torch.testing.assert_close(net.traces(x[:, :, perm]), net.traces(x)[:, :, perm])
+        # ...and the learned map across m/z is where the rows' order matters
+        assert not torch.allclose(model(x[:, :, perm]), model(x))
+    assert net.n_features == 16 * MZ_MIX
+    assert net.mix.weight.shape == (MZ_MIX, 12)  # m/z rows in, mixed rows out
+    # parameters: the per-trace convolutions do not grow with the number of m/z rows
+    big = create_model({**BASE, "backbone": "mzconv1d", "net_width": 16}, (2, 96, 40), 3)
+    conv = sum(p.numel() for n, p in big.backbone.named_parameters() if "mix" not in n)
+    assert conv == sum(p.numel() for n, p in net.named_parameters() if "mix" not in n)
 
 
 def test_net_width_sizes_the_1d_backbones_only():

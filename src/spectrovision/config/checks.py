@@ -124,6 +124,23 @@ def check_augment(cfg: Mapping[str, Any], name: str, model: Mapping[str, Any]) -
             "which a multiclass task cannot hold. Fix: use sample_mix_mode mean.")
 
 
+def check_weight_averaging(name: str, model: Mapping[str, Any]) -> None:
+    """``average_last_epochs`` (k > 1) keeps the average of the last k epochs' weights: it
+    needs ``keep_weights: last`` (best_val keeps one epoch's) and at most ``epochs``."""
+    k, key = int(model["average_last_epochs"]), f"models/{name}/average_last_epochs"
+    if k <= 1:
+        return
+    if model["keep_weights"] != "last":
+        raise ConfigError(
+            f"config key '{key}': it keeps the average of the last {k} epochs' weights, but "
+            f"keep_weights: {model['keep_weights']} keeps one epoch's. Fix: set keep_weights: "
+            "last, or average_last_epochs: 0.")
+    if k > int(model["epochs"]):
+        raise ConfigError(
+            f"config key '{key}': {k} epochs to average, but the model trains "
+            f"{model['epochs']}. Fix: at most epochs ({model['epochs']}).")
+
+
 def check_config(cfg: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]], *,
                  reserved: Collection[str]) -> None:
     """Every cross-key check of a validated config (``models``: resolved settings;
@@ -136,3 +153,4 @@ def check_config(cfg: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]
     check_task(cfg)
     for name, model in models.items():
         check_augment(cfg, name, model)
+        check_weight_averaging(name, model)

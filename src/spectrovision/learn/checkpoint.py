@@ -1,12 +1,14 @@
 """What training leaves on disk: the resumable training state and the weights bundle.
 
 - Training state (``checkpoints/{model}/fold{fold}/last.pt``, outside the job's declared
-  outputs so Snakemake does not delete it when a job is killed): weights, optimiser, every
-  RNG state, history and the best weights so far, tagged with a fingerprint of what
-  determines the run; a re-started job resumes only from a state whose fingerprint matches.
-- Weights bundle (``models/{model}/fold{fold}/model.pt``): the best weights with the
-  model's settings (stored as a plain dict), labels, image shape, training width, fold and
-  the metadata standardiser; :func:`load_trained` rebuilds the model from it.
+  outputs so Snakemake does not delete it when a job is killed; ``last.seed{k}.pt`` for
+  the k-th extra seed of ``n_seeds``): weights, optimiser, every RNG state, history and
+  the best weights so far, tagged with a fingerprint of what determines the run; a
+  re-started job resumes only from a state whose fingerprint matches.
+- Weights bundle (``models/{model}/fold{fold}/model.pt``): the kept weights (of every
+  seed, with ``n_seeds`` > 1) with the model's settings (stored as a plain dict), labels,
+  image shape, training width, fold and the metadata standardiser; :func:`load_trained`
+  rebuilds the model from it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 from ..config.typed import as_dict
 from ..data.metadata import Standardizer
 from ..errors import InputError
-from .models import create_model
+from .models import create_member
 from .settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,10 @@ def training_state(*, fingerprint: Mapping[str, str], epoch: int, model: nn.Modu
                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
                    device: torch.device, history: list[dict[str, float]],
                    best_state: dict[str, torch.Tensor], best_epoch: int,
-                   best_val: float, ema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a resumed run needs after ``epoch`` (0-based), RNG states included."""
+                   best_val: float, ema: dict[str, Any] | None = None,
+                   snapshots: list[dict[str, torch.Tensor]] | None = None) -> dict[str, Any]:
+    """Everything a resumed run needs after ``epoch`` (0-based), RNG states included
+    (``snapshots``: the epochs' weights ``average_last_epochs`` has kept so far)."""
     on_cuda = device.type == "cuda"
     return {"fingerprint": fingerprint, "epoch": epoch, "model": clone_state(model),
             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
@@ -87,7 +91,7 @@ def training_state(*, fingerprint: Mapping[str, str], epoch: int, model: nn.Modu
             "numpy_rng": np.random.get_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if on_cuda else None,
             "history": history, "best_state": best_state, "best_epoch": best_epoch,
-            "best_val": best_val, "ema": ema}
+            "best_val": best_val, "ema": ema, "snapshots": snapshots}
 
 
 def matching_state(path: Path | None, fingerprint: Mapping[str, str], label: str
@@ -137,7 +141,8 @@ def save_weights(path: PathLike, *, state_dict: dict[str, torch.Tensor],
 
 
 def load_trained(path: PathLike, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a trained model from its weights bundle; returns ``(model in eval mode,
+    """Rebuild a trained model from its weights bundle (``n_seeds`` > 1: a
+    :class:`~spectrovision.learn.models.SeedAverage`); returns ``(model in eval mode,
     bundle)`` where ``bundle["settings"]`` is the model's :class:`ModelSettings` and
     ``task``/``n_meta`` are filled for bundles written before they were stored."""
     path = Path(path)
@@ -148,7 +153,7 @@ def load_trained(path: PathLike, device: str = "cpu") -> tuple[nn.Module, dict[s
     bundle = {"task": "multilabel", "n_meta": 0, **stored, "settings": settings}
     # the trained weights replace any initial backbone weights file
     architecture = dataclasses.replace(settings, weights=None)
-    model = create_model(architecture, tuple(bundle["image_shape"]), len(bundle["labels"]),
-                         n_meta=int(bundle["n_meta"]))
+    model = create_member(architecture, tuple(bundle["image_shape"]), len(bundle["labels"]),
+                          n_meta=int(bundle["n_meta"]))
     model.load_state_dict(bundle["state_dict"])
     return model.to(device).eval(), bundle

@@ -1,4 +1,6 @@
-"""An exponential moving average of a model's weights (setting ``ema_decay``).
+"""Averages of a model's weights: an exponential moving average over optimiser steps
+(setting ``ema_decay``, :class:`WeightAverage`) and the plain mean of a few epochs'
+weights (setting ``average_last_epochs``, :func:`average_states`).
 
 The average starts as a copy of the model and, after every optimiser step, moves towards the
 live weights: ``avg = d * avg + (1 - d) * live`` for every floating-point parameter and
@@ -11,6 +13,7 @@ every prediction then use the average.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -55,3 +58,19 @@ class WeightAverage:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.updates = int(state["updates"])
         self.model.load_state_dict(state["weights"])
+
+
+def average_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean of the weights ``states`` (state dicts with the same keys): every
+    floating-point tensor averaged elementwise in float64 and cast back to its dtype;
+    other tensors (batch-norm counters) taken from the last state."""
+    if not states:
+        raise ValueError("average_states needs at least one state")
+    out = {}
+    for key, last in states[-1].items():
+        if last.dtype.is_floating_point:
+            stacked = torch.stack([state[key].to(torch.float64) for state in states])
+            out[key] = stacked.mean(dim=0).to(last.dtype)
+        else:
+            out[key] = last.clone()
+    return out

@@ -1,5 +1,6 @@
 """The training loop of one model: seeded, resumable, one device; the kept weights are the
-last epoch's or the lowest validation loss's (``keep_weights``).
+last epoch's or the lowest validation loss's (``keep_weights``), or the mean of the last
+k epochs' (``average_last_epochs``).
 
 Recipe (all from :class:`~spectrovision.learn.settings.ModelSettings`): the cached-render
 augmentations (:class:`~spectrovision.learn.augment.CachedAugment`: random scan, background
@@ -12,10 +13,19 @@ CPU), optional batch-norm recalibration before validating. After every epoch the
 training state goes to the checkpoint (:mod:`~spectrovision.learn.checkpoint`); a
 re-started run with the same fingerprint continues from there and, on the CPU, ends with
 the same weights as an uninterrupted run.
+
+``average_last_epochs`` (k > 1) snapshots the validated weights (the running average's with
+``ema_decay``) after each of the last k epochs (the snapshots travel in the checkpoint) and
+keeps their mean (:func:`~spectrovision.learn.ema.average_states`); the batch-norm running
+statistics of that mean are then re-estimated by :func:`recalibrate_batch_norm` (averaged
+weights give activations of their own, whose statistics are not the mean of the epochs';
+the pass draws no random numbers, so a resumed run ends with the same bits), and the mean
+is validated once (:attr:`TrainResult.averaged_val_loss`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -32,13 +42,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config.checks import check_weight_averaging
+from ..config.typed import as_dict
 from ..errors import ConfigError
 from ..io import write_json
 from .augment import (CachedAugment, batch_generator, mixup_with_meta, random_time_width,
                       resize_time, time_warp, training_width)
 from .checkpoint import clone_state, matching_state, restore_state, save_torch, training_state
 from .device import device_path
-from .ema import WeightAverage
+from .ema import WeightAverage, average_states
 from .losses import eval_loss, make_loss, sed_frame_loss
 from .models import create_model, model_summary
 from .progress import PROGRESS_FILE, progress_record
@@ -90,6 +102,14 @@ class TrainResult:
     resumed_from_epoch: int | None
     seconds: float
     model_info: dict[str, int] = field(default_factory=dict)
+    averaged_val_loss: float | None = None  # average_last_epochs: the kept mean's
+
+    @property
+    def kept_val_loss(self) -> float:
+        """The validation loss of the kept weights."""
+        if self.averaged_val_loss is not None:
+            return self.averaged_val_loss
+        return float(self.history[self.kept_epoch - 1]["val_loss"])
 
 
 def _batches(batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
@@ -182,6 +202,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     last epoch's, or the lowest validation loss's) and the history.
     ``train_meta``/``val_meta``: standardised metadata rows for a fused model (else None)."""
     started = time.time()
+    check_weight_averaging(settings.name, as_dict(settings))
+    n_average = int(settings.average_last_epochs) if settings.average_last_epochs > 1 else 0
     path = device_path(settings.amp, settings.channels_last, device)
     dev, amp, channels_last = path.device, path.amp, path.channels_last
     seed = int(settings.seed)
@@ -216,6 +238,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
 
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_val = clone_state(model), -1, math.inf
+    snapshots: list[dict[str, torch.Tensor]] = []  # average_last_epochs' epochs so far
     first_epoch, resumed = 0, None
     ckpt_path = Path(checkpoint) if checkpoint else None
     fingerprint = dict(fingerprint or {})
@@ -226,6 +249,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             ema.load_state_dict(state["ema"])
         history, best_state = state["history"], state["best_state"]
         best_epoch, best_val = state["best_epoch"], state["best_val"]
+        snapshots = list(state.get("snapshots") or [])
         first_epoch = resumed = state["epoch"] + 1
         log.info("%s: resumed from the checkpoint after epoch %d", label, state["epoch"] + 1)
 
@@ -290,6 +314,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
         history.append(row)
         if val_loss < best_val:
             best_val, best_epoch, best_state = val_loss, epoch + 1, clone_state(scored)
+        if n_average and epoch >= epochs - n_average:
+            snapshots.append(clone_state(scored))
         log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f%s, %.1f samples/s", label,
                  epoch + 1, epochs, row["train_loss"], val_loss,
                  " (best)" if best_epoch == epoch + 1 else "", row["samples_per_s"])
@@ -298,15 +324,27 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 fingerprint=fingerprint, epoch=epoch, model=model, optimizer=optimizer,
                 generator=generator, device=dev, history=history, best_state=best_state,
                 best_epoch=best_epoch, best_val=best_val,
-                ema=None if ema is None else ema.state_dict()))
+                ema=None if ema is None else ema.state_dict(),
+                snapshots=snapshots if n_average else None))
             # what `spectrovision status` reads: epoch k of n and the measured epoch times
             write_json(ckpt_path.parent / PROGRESS_FILE, progress_record(
                 epoch + 1, epochs, [row["seconds"] for row in history]))
         if kill_after is not None and epoch + 1 == int(kill_after):
             os.kill(os.getpid(), signal.SIGKILL)
+    averaged_val = None
     if settings.keep_weights == "best_val":
         kept_state, kept_epoch = best_state, best_epoch
+    elif n_average:
+        averaged = copy.deepcopy(scored)
+        averaged.load_state_dict(average_states(snapshots))
+        recalibrate_batch_norm(averaged, train_x, width, 2 * batch_size, dev, channels_last,
+                               train_meta, augment, train_bg)
+        averaged_val = evaluate(averaged, val_x, val_y, width, 2 * batch_size, task, dev, amp,
+                                channels_last, val_meta, augment, val_bg)
+        log.info("%s: the mean of the last %d epochs' weights: val loss %.4f", label,
+                 n_average, averaged_val)
+        kept_state, kept_epoch = clone_state(averaged), len(history)
     else:
         kept_state, kept_epoch = clone_state(scored), len(history)
     return TrainResult(kept_state, history, kept_epoch, best_epoch, best_val, resumed,
-                       time.time() - started, model_summary(model))
+                       time.time() - started, model_summary(model), averaged_val)

@@ -5,8 +5,10 @@ Images are ``(batch, channels, mass, time)``: height is the mass axis, width the
 ``pretrained=False`` always, and a model may name a local weights file instead.
 
 ``backbone`` may also name a 1-D net of :data:`~spectrovision.learn.nets1d.NETS1D`
-(``conv1d``, ``gru1d``, ``transformer1d``): built from that registry instead of timm, it
-reads channels x mass rows as input channels and gives one feature vector per time column.
+(``conv1d``, ``gru1d``, ``transformer1d``, ``mzconv1d``): built from that registry instead
+of timm, it reads channels x mass rows as input channels (``mzconv1d``: every m/z trace on
+its own, then a map across m/z) and gives one feature vector per time column (per 4
+columns for ``mzconv1d``).
 
 Heads (the registry :data:`HEADS`, chosen by name like timm's ``create_model``):
 
@@ -153,6 +155,63 @@ class SpectroNet(nn.Module):
 
     def forward(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_heads(x, meta)["logits"]
+
+
+class SeedAverage(nn.Module):
+    """The ``n_seeds`` models of one fold (the same settings, seeds ``seed`` ...
+    ``seed + n - 1``) as one model whose logits are the mean of theirs. Analysis that
+    needs one network (Grad-CAM's feature map, embeddings) reads the first seed's:
+    :attr:`backbone`, :attr:`head`, :meth:`feature_map` and :meth:`embed` are its."""
+
+    def __init__(self, members: Sequence[SpectroNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("SeedAverage needs at least one model")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def first(self) -> SpectroNet:
+        first = self.members[0]
+        assert isinstance(first, SpectroNet)
+        return first
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.first.backbone
+
+    @property
+    def head(self) -> nn.Module:
+        return self.first.head
+
+    @property
+    def meta_branch(self) -> MetadataBranch | None:
+        return self.first.meta_branch
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.first.feature_map(x)
+
+    def embed(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        return self.first.embed(x, meta)
+
+    def forward(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([member(x, meta) for member in self.members]).mean(dim=0)
+
+
+def seed_average_state(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The state dict of a :class:`SeedAverage` of models with weights ``states``."""
+    return {f"members.{k}.{key}": value for k, state in enumerate(states)
+            for key, value in state.items()}
+
+
+def create_member(settings: ModelSettings, image_shape: tuple[int, int, int],
+                  n_outputs: int, n_meta: int = 0) -> nn.Module:
+    """The network a fold's weights bundle holds: :func:`create_model`, or with
+    ``n_seeds`` > 1 a :class:`SeedAverage` of ``n_seeds`` of them."""
+    n_seeds = int(settings.n_seeds)
+    if n_seeds <= 1:
+        return create_model(settings, image_shape, n_outputs, n_meta)
+    return SeedAverage([create_model(settings, image_shape, n_outputs, n_meta)
+                        for _ in range(n_seeds)])
 
 
 def backbone_channels(settings: ModelSettings, image_channels: int) -> int:

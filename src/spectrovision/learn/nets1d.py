@@ -19,14 +19,27 @@ The registry :data:`NETS1D` (``models.<name>.backbone``):
 - ``transformer1d``: a token per column, learned positional embedding (one per column of
   the rendered image, linearly interpolated to other widths), a 2-layer pre-norm encoder
   with 4 heads; mean pooling.
+- ``mzconv1d`` (:class:`MzConv1d`, the Mars-1 2nd place's shape): every m/z trace is
+  convolved on its own with weights shared across m/z (a 2-D convolution with kernel
+  (1, 3): the image's channels plus the column coordinate are the input channels of each
+  trace), by parallel dilated convolutions (kernel 3, stride 2, dilations 1, 2, 4, ...
+  below the rendered axis length) concatenated, group norm, GELU, a second strided
+  convolution (kernel 3, stride 2), group norm, GELU; then a learned linear map across
+  m/z (:data:`MZ_MIX` outputs, each a weighted sum of the m/z rows); max + mean pooling;
+  the head's dropout (``drop_rate``, e.g. 0.5: the 2nd place's strong dropout) before the
+  classifier. Its feature map has ``ceil(time / 4)`` columns
+  (:attr:`Net1d.time_stride` = 4), not one per input column. Group norm's statistics run
+  over the m/z rows and columns of one sample, so relative intensities across m/z survive
+  and permuting the m/z rows permutes the features before the m/z map.
 
-``net_width`` (null = 64 for all three) is the conv channels, the GRU hidden size (per
-direction) or the transformer's d_model. They are trained from scratch: no weights file,
-no ``in_chans`` adapter.
+``net_width`` (null = 64, for mzconv1d 32) is the conv channels, the GRU hidden size (per
+direction), the transformer's d_model or mzconv1d's channels per m/z trace. They are
+trained from scratch: no weights file, no ``in_chans`` adapter.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -53,6 +66,15 @@ class Net1d(nn.Module):
     """Base of the 1-D backbones: ``forward_features`` gives ``(batch, features, 1, time)``."""
 
     pooling: tuple[str, ...] = ("mean",)
+    time_stride = 1  # the feature map has ceil(time / time_stride) columns
+    default_width = DEFAULT_WIDTH  # net_width: null
+
+    @classmethod
+    def for_image(cls, image_shape: tuple[int, int, int], width: int) -> Net1d:
+        """The net for images ``(channels, mass, time)``: every channel x mass row (and the
+        column coordinate) an input channel of the time axis."""
+        channels, height, n_columns = image_shape
+        return cls(channels * height + 1, width, n_columns)  # type: ignore[call-arg]
 
     def __init__(self, n_features: int) -> None:
         super().__init__()
@@ -138,10 +160,74 @@ class Transformer1d(Net1d):
         return self.norm(self.encoder(tokens)).transpose(1, 2)
 
 
+MZ_MIX = 16  # outputs of mzconv1d's linear map across m/z
+# mzconv1d works on every m/z trace: at width 64 it trains ~8x slower than conv1d on a
+# 100 x 110 render (docs/benchmarks.md), at 32 about 2.5x faster than at 64
+MZ_DEFAULT_WIDTH = 32
+
+
+def dilations_below(n_columns: int) -> tuple[int, ...]:
+    """1, 2, 4, ... while smaller than ``n_columns`` (at least 1): the dilations of
+    mzconv1d's parallel convolutions, whose widest kernel then spans the axis."""
+    out = [1]
+    while out[-1] * 2 < n_columns:
+        out.append(out[-1] * 2)
+    return tuple(out)
+
+
+def _groups(channels: int) -> int:
+    """Groups of a group norm over ``channels``: the largest of 8, 4, 2, 1 dividing it."""
+    return math.gcd(channels, 8)
+
+
+class MzConv1d(Net1d):
+    """Per-m/z-trace dilated convolutions shared across m/z, then a linear map across m/z
+    (the module docstring has the recipe). ``in_channels`` is the image's channels."""
+
+    pooling = ("max", "mean")
+    time_stride = 4
+    default_width = MZ_DEFAULT_WIDTH
+
+    @classmethod
+    def for_image(cls, image_shape: tuple[int, int, int], width: int) -> Net1d:
+        """Every m/z trace on its own: the image's channels are each trace's inputs."""
+        channels, height, n_columns = image_shape
+        return cls(channels, width, height, n_columns)
+
+    def __init__(self, in_channels: int, width: int, n_mass: int, n_columns: int,
+                 n_mix: int = MZ_MIX) -> None:
+        super().__init__(width * n_mix)
+        dilations = dilations_below(n_columns)
+        branch = -(-width // len(dilations))  # ceil: every branch the same width
+        self.branches = nn.ModuleList(
+            nn.Conv2d(in_channels + 1, branch, (1, 3), stride=(1, 2), padding=(0, d),
+                      dilation=(1, d)) for d in dilations)
+        stacked = branch * len(dilations)
+        self.norm1 = nn.GroupNorm(_groups(stacked), stacked)
+        self.conv2 = nn.Conv2d(stacked, width, (1, 3), stride=(1, 2), padding=(0, 1))
+        self.norm2 = nn.GroupNorm(_groups(width), width)
+        self.mix = nn.Linear(n_mass, n_mix)
+
+    def traces(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, mass, time)`` -> per-trace features ``(batch, width, mass,
+        ceil(time / 4))``, before the map across m/z."""
+        batch, _, n_mass, n_cols = x.shape
+        coord = torch.linspace(-1.0, 1.0, n_cols, device=x.device, dtype=x.dtype)
+        h = torch.cat([x, coord.expand(batch, 1, n_mass, n_cols)], dim=1)
+        h = F.gelu(self.norm1(torch.cat([conv(h) for conv in self.branches], dim=1)))
+        return F.gelu(self.norm2(self.conv2(h)))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.traces(x)  # (batch, width, mass, t)
+        mixed = self.mix(h.transpose(2, 3))  # (batch, width, t, n_mix)
+        return self.to_map(mixed.permute(0, 1, 3, 2).flatten(1, 2))
+
+
 BACKBONE_KEY = "models/<name>/backbone"
 #: 1-D net name (``models.<name>.backbone``, named in the schema's description) -> its class
-NETS1D: Registry[Callable[[int, int, int], Net1d]] = Registry("1-D backbone", BACKBONE_KEY, {
+NETS1D: Registry[type[Net1d]] = Registry("1-D backbone", BACKBONE_KEY, {
     "conv1d": DilatedConv1d, "gru1d": Gru1d, "transformer1d": Transformer1d,
+    "mzconv1d": MzConv1d,
 })
 
 
@@ -165,10 +251,10 @@ def create_net1d(settings: ModelSettings, image_shape: tuple[int, int, int]) -> 
         raise ConfigError(f"config key '{key}/head': the 1-D backbone '{name}' folds the "
                           "mass axis into its input channels, so head 'time_avg' has no mass "
                           "axis to keep. Fix: use head 'pool' or 'sed'.")
-    width = DEFAULT_WIDTH if settings.net_width is None else int(settings.net_width)
+    net = NETS1D.get(name, f"{key}/backbone")
+    width = net.default_width if settings.net_width is None else int(settings.net_width)
     if name == "transformer1d" and width % Transformer1d.n_heads:
         raise ConfigError(f"config key '{key}/net_width': {width} is not a multiple of the "
                           f"transformer's {Transformer1d.n_heads} attention heads. Fix: "
                           "e.g. 32, 64 or 128.")
-    channels, height, n_columns = image_shape
-    return NETS1D.get(name, f"{key}/backbone")(channels * height + 1, width, n_columns)
+    return net.for_image(image_shape, width)

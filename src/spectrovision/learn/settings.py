@@ -56,6 +56,8 @@ class ModelSettings:
     drop_rate: float
     keep_weights: str
     ema_decay: float | None
+    average_last_epochs: int
+    n_seeds: int
     precise_bn: bool
     metadata_columns: list[str]
     seed: int

@@ -1,13 +1,18 @@
 """Train one model on one fold and write its weights bundle, metrics, history and curve.
 
 Fold ``k`` trains on every labelled sample whose fold is not ``k`` (``-1`` = always train)
-and validates on fold ``k``. The images come from :mod:`~spectrovision.learn.imageset`,
+and validates on fold ``k``. With ``n_seeds`` > 1 the fold trains that many times, seeds
+``seed`` ... ``seed + n - 1``, one after the other in this one job (each with its own
+checkpoint, :func:`seed_checkpoint`), and the bundle keeps every seed's weights
+(:class:`~spectrovision.learn.models.SeedAverage`: predictions are the mean of their
+logits). The images come from :mod:`~spectrovision.learn.imageset`,
 the loop from :mod:`~spectrovision.learn.loop`, the files it leaves from
 :mod:`~spectrovision.learn.checkpoint`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -23,7 +28,8 @@ from ..errors import InputError
 from .augment import CachedAugment, training_width
 from .checkpoint import run_fingerprint, save_weights
 from .imageset import label_tensor, open_stacks
-from .loop import train_model
+from .loop import TrainResult, train_model
+from .models import create_model, seed_average_state
 from .settings import ModelSettings, model_settings
 
 log = logging.getLogger(__name__)
@@ -39,8 +45,15 @@ def curve_figure(history: pd.DataFrame, title: str, kept_epoch: int | None = Non
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(history["epoch"], history["train_loss"], marker="o", label="train (with recipe)")
-    ax.plot(history["epoch"], history["val_loss"], marker="o", label="validation log loss")
+    if "seed" in history:  # n_seeds: one pair of curves per seed, the first seed marked
+        for seed, rows in history.groupby("seed", sort=False):
+            ax.plot(rows["epoch"], rows["train_loss"], marker=".", alpha=0.6,
+                    label=f"train, seed {seed}")
+            ax.plot(rows["epoch"], rows["val_loss"], marker="o", label=f"validation, seed {seed}")
+        history = history.loc[history["seed"] == history["seed"].iloc[0]]
+    else:
+        ax.plot(history["epoch"], history["train_loss"], marker="o", label="train (with recipe)")
+        ax.plot(history["epoch"], history["val_loss"], marker="o", label="validation log loss")
     best = history.loc[history["val_loss"].idxmin()]
     ax.scatter([best["epoch"]], [best["val_loss"]], s=120, facecolors="none",
                edgecolors="k", label=f"best (epoch {int(best['epoch'])})")
@@ -89,42 +102,104 @@ def run_train(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
     extra = {"task": task, "labels": list(labels), "shape": list(train_x.shape[1:])}
     if scaler is not None:
         extra["metadata"] = scaler.to_bundle()
-    fingerprint = run_fingerprint(
-        typed, fold, train_ids, extra, code=code,
-        tensors={"renders_train": train_x, "renders_val": val_x, "labels_train": train_y,
-                 "labels_val": val_y})
+    tensors = {"renders_train": train_x, "renders_val": val_x, "labels_train": train_y,
+               "labels_val": val_y}
+    shape = CachedAugment.from_settings(typed).image_shape(train_x.shape[1:])  # scan_stride
+    width = training_width(typed.time_resize, shape[2])
+    runs = seed_settings(typed)
+    seed_losses: list[float] = []
     with lease_device() as lease:
         if lease.device == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         log.info("%s: %d training, %d validation samples, images %s, device %s", name,
                  len(train_ids), len(val_ids), tuple(train_x.shape[1:]), lease.device)
-        result = train_model(train_x, train_y, val_x, val_y, typed, task,
-                             checkpoint=checkpoint, device=lease.device,
-                             fingerprint=fingerprint, label=name, train_meta=train_meta,
-                             val_meta=val_meta)
-    history = pd.DataFrame(result.history)
-    shape = CachedAugment.from_settings(typed).image_shape(train_x.shape[1:])  # scan_stride
-    width = training_width(typed.time_resize, shape[2])
+        results = [train_model(train_x, train_y, val_x, val_y, run, task,
+                               checkpoint=seed_checkpoint(checkpoint, k), device=lease.device,
+                               fingerprint=run_fingerprint(run, fold, train_ids, extra,
+                                                           code=code, tensors=tensors),
+                               label=name if len(runs) == 1 else f"{name}/seed{run.seed}",
+                               train_meta=train_meta, val_meta=val_meta)
+                   for k, run in enumerate(runs)]
+        if len(runs) > 1:
+            seed_losses = seed_average_losses(results, typed, shape, width, task, val_x,
+                                              val_y, val_meta, lease.device)
+    result = results[0]
+    if len(runs) == 1:
+        history = pd.DataFrame(result.history)
+        state_dict = result.state_dict
+    else:
+        history = pd.concat([pd.DataFrame(r.history).assign(seed=run.seed)
+                             for r, run in zip(results, runs)], ignore_index=True)
+        history = history[["seed", *history.columns.drop("seed")]]
+        state_dict = seed_average_state([r.state_dict for r in results])
     # the settings as given (a rule's dict keeps its key order), else the dataclass's
     stored = dict(settings) if isinstance(settings, Mapping) else as_dict(typed)
-    save_weights(outputs["weights"], state_dict=result.state_dict, settings=stored, task=task,
+    save_weights(outputs["weights"], state_dict=state_dict, settings=stored, task=task,
                  labels=labels, image_shape=shape, train_width=width,
                  fold=fold, n_meta=0 if train_meta is None else int(train_meta.shape[1]),
                  scaler=scaler)
     write_csv(outputs["history"], history)
     metrics = {"model": typed.name, "fold": fold, "keep_weights": typed.keep_weights,
                "kept_epoch": result.kept_epoch, "best_epoch": result.best_epoch,
-               "best_val_loss": result.best_val_loss, "epochs": len(history),
+               "best_val_loss": result.best_val_loss, "epochs": len(result.history),
                "n_train": len(train_ids), "n_val": len(val_ids), "train_width": width,
-               "seconds": result.seconds, "device": lease.device,
+               "seconds": sum(r.seconds for r in results), "device": lease.device,
                "mean_samples_per_s": float(history["samples_per_s"].mean()),
                "resumed_from_epoch": result.resumed_from_epoch, **result.model_info}
+    if typed.average_last_epochs > 1:
+        metrics["average_last_epochs"] = int(typed.average_last_epochs)
+        metrics["averaged_val_loss"] = result.averaged_val_loss
+    if len(runs) > 1:  # the keys above are the first seed's
+        metrics.update({"seeds": [run.seed for run in runs],
+                        "seed_val_losses": seed_losses[:-1],
+                        "seed_average_val_loss": seed_losses[-1]})
     write_json(outputs["metrics"], metrics)
     fig = curve_figure(history, name, result.kept_epoch)
     save_figure(outputs["curve"], fig, dpi=100)
     plt.close(fig)
-    Path(checkpoint).unlink(missing_ok=True)
+    for k in range(len(runs)):
+        seed_checkpoint(checkpoint, k).unlink(missing_ok=True)
     return metrics
+
+
+def seed_settings(settings: ModelSettings) -> list[ModelSettings]:
+    """The settings each of ``n_seeds`` trainings runs with: ``settings`` itself, then the
+    same with seed + 1, ..., seed + n - 1 (a seed's training reads no ``n_seeds``)."""
+    return [settings] + [dataclasses.replace(settings, seed=int(settings.seed) + k)
+                         for k in range(1, int(settings.n_seeds))]
+
+
+def seed_checkpoint(checkpoint: PathLike, k: int) -> Path:
+    """The training state of the ``k``-th seed (0: ``checkpoint`` itself, else
+    ``last.seed{k}.pt`` beside it); a finished seed's stays until the whole job ends, so
+    a job killed in a later seed resumes without training the earlier ones again."""
+    path = Path(checkpoint)
+    return path if k == 0 else path.with_name(f"{path.stem}.seed{k}{path.suffix}")
+
+
+def seed_average_losses(results: Sequence[TrainResult], settings: ModelSettings,
+                        shape: tuple[int, int, int], width: int, task: str,
+                        val_x: torch.Tensor, val_y: torch.Tensor,
+                        val_meta: torch.Tensor | None, device: str) -> list[float]:
+    """The validation log loss of each seed's kept weights and, last, of the mean of
+    their logits (the plain view at the training width, as the loop validates)."""
+    from .device import device_path
+    from .losses import eval_loss
+    from .predict import predict_logits
+
+    path = device_path(settings.amp, settings.channels_last, device)
+    augment = CachedAugment.from_settings(settings)
+    background = augment.background(val_x, device)
+    n_meta = 0 if val_meta is None else int(val_meta.shape[1])
+    logits = []
+    for result in results:
+        model = create_model(settings, shape, int(val_y.shape[1]), n_meta)
+        model.load_state_dict(result.state_dict)
+        logits.append(torch.from_numpy(predict_logits(
+            model.to(device), val_x, [width], 2 * int(settings.batch_size), device, path.amp,
+            path.channels_last, val_meta, augment, background)))
+    logits.append(torch.stack(logits).mean(dim=0))
+    return [float(eval_loss(z, val_y.to(z.device), task)) for z in logits]
 
 
 def fold_metadata(metadata: pd.DataFrame | None, settings: ModelSettings,
