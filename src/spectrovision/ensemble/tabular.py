@@ -8,8 +8,8 @@ Features are the ones of the ``benchmark_lr`` baseline (channel 0 of a represent
 stacked renders max-pooled into ``time_bins`` bins per mass row, named ``m{mass}_t{bin}``)
 plus chosen numeric or categorical metadata columns of the sample sheet. One binary
 LightGBM per label is fitted per fold with :func:`.members.cross_fit` (the member interface
-the baselines share), so the member files (OOF logits of every fold, test = logit of the mean clipped probability over
-folds) have exactly the format of the other members. A label with a single class in a
+the baselines share), so the member files (OOF logits of every fold, test = the folds
+combined by ``ensemble.fold_combine``) have exactly the format of the other members. A label with a single class in a
 training fold is predicted by its training prevalence.
 
 ``peak_features: true`` adds peak features per mass row of channel 0 over the full render
@@ -423,14 +423,17 @@ def importance_table(mean_abs: np.ndarray, names: Sequence[str], labels: Sequenc
 
 def fit_tabular(features: Features, sample_ids: Sequence[str], label_table: pd.DataFrame,
                 folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
-                settings: GBMSettings, clip: float, task: str = "multilabel") -> TabularResult:
-    """Cross-fit the member on the folds; OOF/test logit tables and the SHAP importance."""
+                settings: GBMSettings, clip: float, task: str = "multilabel",
+                fold_combine: str = "prob_mean") -> TabularResult:
+    """Cross-fit the member on the folds; OOF/test logit tables (test: the folds combined by
+    ``fold_combine``) and the SHAP importance."""
     held = set(folds.loc[folds["fold"] >= 0, "sample_id"].astype(str))
     explain_rows = np.array([s in held for s in sample_ids])
     shap = ShapAccumulator(len(labels), len(features.names))
     fitted: dict[int, Any] = {}
     oof, test = cross_fit(GBMMember(features, settings, explain_rows, shap, task),
-                          sample_ids, label_table, folds, test_ids, labels, clip, task, fitted)
+                          sample_ids, label_table, folds, test_ids, labels, clip, task, fitted,
+                          fold_combine)
     return TabularResult(oof, test, importance_table(shap.mean_abs(), features.names, labels,
                                                      features.n_image), fitted)
 
@@ -471,7 +474,8 @@ def shap_summary_plot(importance: pd.DataFrame, labels: Sequence[str], title: st
 
 def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                 settings: Mapping[str, Any], data: Mapping[str, Any], labels: Sequence[str],
-                clip: float, num_threads: int, task: str) -> TabularResult:
+                clip: float, num_threads: int, task: str,
+                fold_combine: str = "prob_mean") -> TabularResult:
     """Fit tabular member ``name`` (``settings``: its resolved settings as a dict, see
     :func:`resolve_tabular`) on the folds of ``inputs["folds"]`` (renders:
     ``inputs["stacks"]``/``["stack_ids"]``) and write ``outputs`` ``oof``, ``test`` (member
@@ -488,7 +492,7 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     gbm = GBMSettings.from_settings(member, num_threads)
     result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, gbm, clip,
-                         task)
+                         task, fold_combine)
     log.info("%s: %d features, %d OOF rows, %d test rows", name, len(features.names),
              len(result.oof), len(result.test))
     write_member_tables(outputs, result.oof, result.test)
@@ -496,7 +500,7 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
         write_fitted(outputs["fitted"], fitted_record(
             member=name, kind="tabular", member_class=GBMMember.__name__, settings=settings,
             seed=member.seed, labels=labels, task=task, clip=clip, states=result.fitted,
-            levels=features.levels))
+            levels=features.levels, fold_combine=fold_combine))
     write_csv(outputs["importance"], result.importance)
     fig = shap_summary_plot(result.importance, labels, title=f"{name}: mean |SHAP| on "
                             "out-of-fold rows, top features")
