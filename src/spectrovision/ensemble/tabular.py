@@ -15,9 +15,12 @@ training fold is predicted by its training prevalence.
 ``peak_features: true`` adds peak features per mass row of channel 0 over the full render
 width (:func:`peak_features`: height, position, area, width, and the maximum per column
 band), named ``peak_{kind}_m{mass}`` and ``peak_max_m{mass}_b{band}``.
-``early_stopping_rounds`` splits each fold's training rows (seeded, stratified on the
-label, or the class) into fit and validation rows and stops boosting on the validation log
-loss (:func:`fit_booster`), so a member with a weak signal stays near the prior.
+``early_stopping_rounds`` (on by default) splits each fold's training rows (seeded,
+stratified on the label, or the class) into fit and validation rows and stops boosting on
+the validation log loss (:func:`fit_booster`), so a member with a weak signal stays near
+the prior; ``prior_fallback`` (on by default) then predicts a label (multiclass: every
+class) by its training prevalence when the stopped booster's validation log loss is no
+better than the fit rows' prevalence's. Both are decided inside each training fold.
 
 Feature contributions: LightGBM's TreeSHAP (``pred_contrib=True``) on the out-of-fold rows
 of each fold; the mean absolute contribution per feature and label is written as a table
@@ -66,6 +69,7 @@ class BoosterSettings:
     seed: int
     early_stopping_rounds: int | None
     validation_fraction: float
+    prior_fallback: bool
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,9 @@ def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
     """One binary LightGBM booster on ``x`` (rows) and 0/1 targets ``y`` (``num_class``
     given: one softmax booster, ``y`` = class indices). With ``early_stopping_rounds`` the
     rows are split by :func:`validation_split` and boosting stops on the validation log
-    loss; the booster then predicts (and explains) with its best iteration."""
+    loss; the booster then predicts (and explains) with its best iteration. With
+    ``prior_fallback`` too, None (predict the prior) when that booster's validation log loss
+    is not below the one of the fit rows' prevalence (:func:`beats_prior`)."""
     import lightgbm as lgb
 
     names = list(feature_names) if feature_names is not None else "auto"
@@ -316,7 +322,30 @@ def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
                         callbacks=[lgb.early_stopping(int(rounds), verbose=False)])
     log.info("early stopping: best iteration %d of at most %d (%d fit, %d validation rows)",
              booster.best_iteration, settings.n_estimators, len(fit), len(valid))
+    if settings.prior_fallback and not beats_prior(booster, x[valid], y[valid], y[fit],
+                                                   num_class):
+        log.info("prior fallback: the booster's validation log loss is not below the prior's")
+        return None
     return booster
+
+
+def beats_prior(booster: Any, x_valid: np.ndarray, y_valid: np.ndarray, y_fit: np.ndarray,
+                num_class: int | None = None) -> bool:
+    """Whether ``booster`` has a lower log loss on the validation rows than the prevalence
+    of the fit rows' targets ``y_fit`` (0/1, or class indices with ``num_class``)."""
+    eps = 1e-15
+    pred = np.asarray(booster.predict(x_valid), dtype=np.float64)
+    if num_class is None:
+        share = float(np.mean(y_fit))
+        prior = np.full(len(y_valid), share)
+        loss = [-np.mean(y_valid * np.log(np.clip(p, eps, 1.0))
+                         + (1 - y_valid) * np.log(np.clip(1 - p, eps, 1.0)))
+                for p in (pred, prior)]
+    else:
+        prior = np.tile(np.bincount(y_fit, minlength=num_class) / len(y_fit), (len(y_valid), 1))
+        rows = np.arange(len(y_valid)), np.asarray(y_valid, dtype=int)
+        loss = [-np.mean(np.log(np.clip(p[rows], eps, 1.0))) for p in (pred, prior)]
+    return bool(loss[0] < loss[1])
 
 
 def contributions(booster: Any, x: np.ndarray) -> np.ndarray:
@@ -368,14 +397,17 @@ class GBMMember:
             if np.unique(classes).size >= 2:
                 boosters[-1] = fit_booster(x, classes, self.settings, self.features.names,
                                            self.features.categorical, num_class=y.shape[1])
-            return {"prior": y.mean(axis=0), "boosters": boosters}
-        for j in range(y.shape[1]):
-            if np.unique(y[:, j]).size < 2:
-                log.info("label %d has one class in %d training rows: prevalence", j, len(train))
-                continue
-            boosters[j] = fit_booster(x, y[:, j], self.settings, self.features.names,
-                                      self.features.categorical)
-        return {"prior": y.mean(axis=0), "boosters": boosters}
+        else:
+            for j in range(y.shape[1]):
+                if np.unique(y[:, j]).size < 2:
+                    log.info("label %d has one class in %d training rows: prevalence", j,
+                             len(train))
+                    continue
+                boosters[j] = fit_booster(x, y[:, j], self.settings, self.features.names,
+                                          self.features.categorical)
+        # a booster no better than the prior on its validation rows: the prevalence predicts
+        return {"prior": y.mean(axis=0),
+                "boosters": {j: b for j, b in boosters.items() if b is not None}}
 
     def predict(self, state: dict[str, Any], rows: np.ndarray) -> np.ndarray:
         x_all, shap = self.features.values, self.shap
