@@ -273,6 +273,122 @@ def _write_workflow_inputs(root, rng):
 
 
 @pytest.mark.slow
+def test_gather_logit_mean_is_the_mean_of_clipped_logits():
+    x0, x1 = [[20.0, -1.0], [0.5, 0.0]], [[2.0, -30.0], [-0.5, 3.0]]
+    tests = {0: _table(["t1", "t2"], x0), 1: _table(["t2", "t1"], [x1[1], x1[0]])}
+    oofs = {0: _table(["s4", "s1"], [[1, 1], [2, 2]]), 1: _table(["s2", "s5"], [[3, 3], [4, 4]])}
+    _, test = gather_member(oofs, tests, _folds(), LABELS, CLIP, fold_combine="logit_mean")
+    expected = (clipped_logits(np.array(x0), CLIP) + clipped_logits(np.array(x1), CLIP)) / 2
+    np.testing.assert_allclose(test[LABELS].to_numpy(), expected, rtol=1e-12)
+    # confident folds that disagree (logits 6 and -2): the probability mean is near 0.5
+    tests = {0: _table(["t1"], [[6.0, 0.0]]), 1: _table(["t1"], [[-2.0, 0.0]])}
+    means = {how: gather_member(oofs, tests, _folds(), LABELS, CLIP, fold_combine=how)[1]
+             for how in ("prob_mean", "logit_mean")}
+    assert means["prob_mean"].loc[0, "a"] < 0.3
+    assert means["logit_mean"].loc[0, "a"] == pytest.approx(2.0)
+
+
+def _fold_models(seed, n=600, n_test=3000, k=5, noises=(3.0, 1.5)):
+    """Labelled rows (fold i % k) and test rows of members whose every fold model is
+    calibrated on its own (its logit = the attenuated logit of the truth seen through its
+    own noise) but confident and in disagreement with the other folds' models: the
+    situation of issue 19, OOF rows from one model, test rows from k of them."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(-1.0, 2.0, (n + n_test, len(LABELS)))
+    y = (rng.random(truth.shape) < sigmoid(truth)).astype(float)
+    ids = [f"s{i}" for i in range(n + n_test)]
+    fold = np.arange(n) % k
+    folds = pd.DataFrame({"sample_id": ids[:n], "fold": fold})
+    members = {}
+    for m, noise in enumerate(noises):
+        beta = 4.0 / (4.0 + noise ** 2)  # the calibrated slope of truth + noise
+        models = [beta * (truth + 1.0 + rng.normal(0, noise, truth.shape)) - 1.0
+                  for _ in range(k)]
+        oofs = {f: _table([ids[i] for i in np.flatnonzero(fold == f)], models[f][:n][fold == f])
+                for f in range(k)}
+        tests = {f: _table(ids[n:], models[f][n:]) for f in range(k)}
+        members[f"m{m}"] = (oofs, tests)
+    return members, folds, pd.DataFrame(y, columns=LABELS, index=ids), ids[n:], y[n:]
+
+
+def _test_loss(result, test_ids, y_test):
+    x = result.test.set_index("sample_id").loc[test_ids, LABELS].to_numpy()
+    return float(log_loss_per_label(y_test, sigmoid(x), CLIP).mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weights_fitted_on_oof_rows_transfer_to_logit_mean_test_tables(seed):
+    """OOF rows come from one fold model, the test rows from five that disagree: averaging
+    their probabilities makes the test tables less confident than the rows the weights were
+    fitted on, and the ensemble's test log loss (known test labels) suffers; averaging their
+    logits keeps one model's scale and does better."""
+    members, folds, label_table, test_ids, y_test = _fold_models(seed)
+    losses, spread = {}, {}
+    for how in ("prob_mean", "logit_mean"):
+        oof, test = {}, {}
+        for name, (oofs, tests) in members.items():
+            oof[name], test[name] = gather_member(oofs, tests, folds, LABELS, CLIP,
+                                                  fold_combine=how)
+        result = build_ensemble(oof, test, label_table, LABELS, list(oof), "all",
+                                per_label_weights=True, clip=CLIP)
+        losses[how] = _test_loss(result, test_ids, y_test)
+        spread[how] = float(test["m0"][LABELS].abs().to_numpy().mean()
+                            / oof["m0"][LABELS].abs().to_numpy().mean())
+    assert spread["prob_mean"] < spread["logit_mean"] - 0.05  # under-confident test table
+    assert losses["logit_mean"] < losses["prob_mean"] - 0.003
+
+
+def _overconfident(n=500, seed=0):
+    """Members whose logits are the truth's times 4 plus noise: too confident."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(-1.0, 1.0, (n, len(LABELS)))
+    y = (rng.random(truth.shape) < sigmoid(truth)).astype(float)
+    x = {f"m{m}": 4.0 * truth + rng.normal(0, 2.0, truth.shape) for m in range(2)}
+    return x, y
+
+
+def test_combine_with_a_prior_gives_the_rest_of_the_weight_to_the_prior():
+    x = [np.array([[2.0, -1.0]]), np.array([[4.0, 3.0]])]
+    w = np.array([[0.25, 0.5], [0.25, 0.0]])
+    prior = np.array([-2.0, 1.0])
+    out = combine_logits(x, CLIP, w, prior=prior)
+    np.testing.assert_allclose(out, [[0.25 * 2 + 0.25 * 4 + 0.5 * -2, 0.5 * -1 + 0.5 * 1]])
+    with pytest.raises(ValueError, match="at most one"):
+        combine_logits(x, CLIP, np.array([[0.75, 0.5], [0.5, 0.0]]), prior=prior)
+
+
+@pytest.mark.parametrize("per_label", [False, True])
+def test_shrink_pulls_over_confident_members_toward_the_prior_and_is_nested(per_label):
+    x, y = _overconfident()
+    ids = [f"s{i}" for i in range(len(y))]
+    folds = np.arange(len(y)) % 5
+    oof = {m: _table(ids, v).assign(fold=folds) for m, v in x.items()}
+    label_table = pd.DataFrame(y, columns=LABELS, index=ids)
+    plain = build_ensemble(oof, oof, label_table, LABELS, list(x), "all", (), per_label, CLIP)
+    shrunk = build_ensemble(oof, oof, label_table, LABELS, list(x), "all", (), per_label, CLIP,
+                            shrink=True)
+    sums = pd.DataFrame(shrunk.selection["weights"]).sum(axis=1)
+    assert (sums < 0.6).all()  # a real shrink, on every label
+    assert set(shrunk.selection["prior"]) == set(LABELS)
+    mean = {name: r.scores.query("label == 'mean'").set_index("member")["log_loss"]
+            for name, r in (("plain", plain), ("shrunk", shrunk))}
+    assert mean["shrunk"]["ensemble_nested"] < mean["plain"]["ensemble_nested"] - 0.05
+    assert mean["shrunk"]["ensemble"] <= mean["shrunk"]["ensemble_nested"]
+    # the test table is the same combination as the OOF rows
+    np.testing.assert_allclose(shrunk.test[LABELS].to_numpy(), shrunk.oof[LABELS].to_numpy())
+
+
+def test_shrink_of_a_calibrated_member_stays_near_one():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(-1.0, 2.0, (2000, len(LABELS)))
+    y = (rng.random(truth.shape) < sigmoid(truth)).astype(float)
+    ids = [f"s{i}" for i in range(len(y))]
+    oof = {"m": _table(ids, truth).assign(fold=np.arange(len(y)) % 5)}
+    result = build_ensemble(oof, oof, pd.DataFrame(y, columns=LABELS, index=ids), LABELS,
+                            ["m"], "all", clip=CLIP, shrink=True)
+    assert all(w > 0.9 for w in result.selection["weights"]["m"].values())
+
+
 def test_ensemble_stage_runs_through_snakemake(tmp_path):
     import json
 

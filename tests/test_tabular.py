@@ -12,7 +12,7 @@ from spectrovision.ensemble.members import cross_fit
 from spectrovision.config.schema import derive_seed, validate_config
 from spectrovision.config.typed import as_dict
 from spectrovision.errors import ConfigError, InputError
-from spectrovision.metrics import mean_log_loss, sigmoid
+from spectrovision.metrics import log_loss_per_label, mean_log_loss, sigmoid
 from spectrovision.ensemble.tabular import (Features, GBMSettings, build_features, contributions,
                                    fit_booster, fit_tabular, image_feature_names,
                                    metadata_features, resolve_tabular, run_tabular,
@@ -24,7 +24,7 @@ LABELS = ["a", "b", "c"]
 CLIP = 1e-4
 FAST = GBMSettings(n_estimators=40, learning_rate=0.1, num_leaves=7, min_child_samples=5,
                    feature_fraction=0.8, seed=3, early_stopping_rounds=None,
-                   validation_fraction=0.2, num_threads=1)
+                   validation_fraction=0.2, prior_fallback=True, num_threads=1)
 
 
 def _data(n=300, n_labelled=240, seed=0):
@@ -312,6 +312,68 @@ def test_early_stopping_keeps_a_weak_signal_member_at_the_prior(task):
     assert _member_loss(stopped.oof, labels, task) < prior + 0.02  # about the prior
     again = fit_tabular(features, ids, labels, folds, [], LABELS, stopping, CLIP, task)
     pd.testing.assert_frame_equal(stopped.oof, again.oof, check_exact=True)
+
+
+def _default_gbm(**overrides):
+    """The LightGBM settings of a metadata-only tabular member with the schema's defaults."""
+    cfg = validate_config({"tabular": {"gbm": {"image_features": False,
+                                               "metadata_columns": ["x0"], **overrides}}})
+    return GBMSettings.from_settings(resolve_tabular(cfg, "gbm"), 1)
+
+
+def _planted(task, signal, n=400, seed=5):
+    """Eight numeric metadata columns; labels (classes) pure noise, or set by column x0."""
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i}" for i in range(n)]
+    x = rng.normal(size=(n, 8))
+    if task == "multiclass":
+        cls = np.digitize(x[:, 0], [-0.5, 0.5]) if signal else rng.integers(0, 3, n)
+        y = np.eye(3)[cls]
+    else:
+        y = (rng.random((n, 3)) < np.array([0.3, 0.15, 0.5])).astype(float)
+        if signal:
+            y[:, 0] = (x[:, 0] + rng.normal(0, 0.3, n) > 0.5).astype(float)
+    sheet = pd.DataFrame({"sample_id": ids, **{f"x{k}": x[:, k] for k in range(8)}})
+    labels = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids, name="sample_id"))
+    folds = pd.DataFrame({"sample_id": ids, "fold": np.arange(n) % 5})
+    return ids, metadata_features(sheet, list(sheet.columns[1:])), labels, folds
+
+
+@pytest.mark.parametrize("task", ["multilabel", "multiclass"])
+def test_a_default_tabular_member_is_not_worse_than_the_prior_on_noise(task):
+    """Issue 19 item 8: features that carry nothing; the old defaults (no early stopping, no
+    fallback) fall below the prior out of fold, the defaults stay at it."""
+    ids, features, labels, folds = _planted(task, signal=False)
+    prior = _member_loss(cross_fit(Prior(), ids, labels, folds, [], LABELS, CLIP, task)[0],
+                         labels, task)
+    old = _default_gbm(early_stopping_rounds=None, prior_fallback=False)
+    new = _default_gbm()
+    assert new.early_stopping_rounds is not None and new.prior_fallback
+    worse = _member_loss(fit_tabular(features, ids, labels, folds, [], LABELS, old, CLIP,
+                                     task).oof, labels, task)
+    result = fit_tabular(features, ids, labels, folds, [], LABELS, new, CLIP, task)
+    safe = _member_loss(result.oof, labels, task)
+    assert worse > prior + 0.05
+    assert safe <= prior + 0.005
+    # the fallback was decided in the training folds: some boosters gave way to the prior
+    n_boosters = sum(len(state["boosters"]) for state in result.fitted.values())
+    assert n_boosters < len(result.fitted) * (1 if task == "multiclass" else len(LABELS))
+
+
+@pytest.mark.parametrize("task", ["multilabel", "multiclass"])
+def test_a_default_tabular_member_still_learns_a_signal(task):
+    ids, features, labels, folds = _planted(task, signal=True)
+    prior_oof = cross_fit(Prior(), ids, labels, folds, [], LABELS, CLIP, task)[0]
+    result = fit_tabular(features, ids, labels, folds, [], LABELS, _default_gbm(), CLIP, task)
+    if task == "multiclass":
+        assert (_member_loss(result.oof, labels, task)
+                < _member_loss(prior_oof, labels, task) - 0.3)
+        return
+    y = labels.loc[result.oof["sample_id"], LABELS].to_numpy()
+    learnt = log_loss_per_label(y, sigmoid(result.oof[LABELS].to_numpy()))
+    prior = log_loss_per_label(y, sigmoid(prior_oof[LABELS].to_numpy()))
+    assert learnt[0] < prior[0] - 0.2  # the planted label
+    assert (learnt[1:] <= prior[1:] + 0.005).all()  # the noise labels stay at the prior
 
 
 def test_validation_split_is_seeded_stratified_and_keeps_a_fit_row_per_class():

@@ -55,6 +55,7 @@ rule apply_gather:
     params:
         labels=LABELS,
         clip=CFG["ensemble"]["clip"],
+        fold_combine=CFG["ensemble"].get("fold_combine", "prob_mean"),  # older manifests lack it
         task=CFG["task"],
         code=script_code("apply_gather"),
     script:

@@ -23,6 +23,7 @@ rule gather_model:
     params:
         labels=LABELS,
         clip=CFG["ensemble"]["clip"],
+        fold_combine=CFG["ensemble"]["fold_combine"],
         task=CFG["task"],
         code=script_code("gather_model"),
     script:
@@ -51,6 +52,7 @@ rule baseline:
         representation=lambda wildcards: BASELINE_REPRESENTATIONS[wildcards.baseline],
         seed=CFG["seed"],
         clip=CFG["ensemble"]["clip"],
+        fold_combine=CFG["ensemble"]["fold_combine"],
         task=CFG["task"],
         code=script_code("run_baseline"),
     script:

@@ -35,6 +35,7 @@ rule tabular:
         settings=lambda wildcards: tabular_settings(wildcards.tabular),
         num_threads=CFG["workflow"]["train_threads"],
         clip=CFG["ensemble"]["clip"],
+        fold_combine=CFG["ensemble"]["fold_combine"],
         task=CFG["task"],
         code=script_code("run_tabular"),
     script:

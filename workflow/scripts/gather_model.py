@@ -6,4 +6,4 @@ from spectrovision.provenance.job import job_context
 p = snakemake.params
 with job_context(snakemake):
     run_gather(inputs=dict(snakemake.input.items()), outputs=dict(snakemake.output.items()),
-               labels=p.labels, clip=p.clip, task=p.task)
+               labels=p.labels, clip=p.clip, task=p.task, fold_combine=p.fold_combine)

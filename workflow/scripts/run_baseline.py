@@ -7,4 +7,5 @@ p = snakemake.params
 with job_context(snakemake):
     run_baseline(name=snakemake.wildcards.baseline, inputs=dict(snakemake.input.items()),
                  outputs=dict(snakemake.output.items()), settings=p.settings, data=p.data,
-                 labels=p.labels, seed=p.seed, clip=p.clip, task=p.task)
+                 labels=p.labels, seed=p.seed, clip=p.clip, task=p.task,
+                 fold_combine=p.fold_combine)

@@ -13,4 +13,5 @@ p = snakemake.params
 with job_context(snakemake):
     run_tabular(name=snakemake.wildcards.tabular, inputs=dict(snakemake.input.items()),
                 outputs=dict(snakemake.output.items()), settings=p.settings, data=p.data,
-                labels=p.labels, clip=p.clip, num_threads=p.num_threads, task=p.task)
+                labels=p.labels, clip=p.clip, num_threads=p.num_threads, task=p.task,
+                fold_combine=p.fold_combine)

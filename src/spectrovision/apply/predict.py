@@ -3,11 +3,11 @@ the new data set, and the trained ensemble's weights combine them.
 
 - models: each fold's weights bundle with the trained run's TTA
   (:func:`spectrovision.apply.model.run_apply_model`, its own module: only it needs torch),
-  then the mean clipped probability over folds (:func:`run_apply_gather`), as the trained
-  run made its test predictions;
+  then the folds combined by the trained ``ensemble.fold_combine``
+  (:func:`run_apply_gather`), as the trained run made its test predictions;
 - baselines and tabular members: each fold's fitted state (``fitted.pkl``) over features
   built from the new renders and sheet (:func:`run_apply_member`);
-- :func:`run_apply_ensemble`: the trained selection's weights and clip, probabilities in
+- :func:`run_apply_ensemble`: the trained selection's weights, shrink prior and clip, probabilities in
   ``predictions.csv`` and, for labelled new samples, every member's and the ensemble's
   log loss.
 """
@@ -30,15 +30,17 @@ PathLike = str | os.PathLike[str]
 
 
 def run_apply_gather(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
-                     labels: Sequence[str], clip: float, task: str) -> None:
-    """One model's logits: the mean clipped probability over its folds' tables
-    (``inputs["logits"]``), written to ``outputs["logits"]``."""
-    from ..ensemble.gather import mean_clipped_logit
+                     labels: Sequence[str], clip: float, task: str,
+                     fold_combine: str = "prob_mean") -> None:
+    """One model's logits: its folds' tables (``inputs["logits"]``) combined by
+    ``fold_combine`` (:func:`..ensemble.gather.combine_folds`), written to
+    ``outputs["logits"]``."""
+    from ..ensemble.gather import combine_folds
     from ..ensemble.tables import read_logit_table
     from ..io import write_parquet
 
     tables = [read_logit_table(p, labels) for p in inputs["logits"]]
-    write_parquet(outputs["logits"], mean_clipped_logit(tables, labels, clip, task))
+    write_parquet(outputs["logits"], combine_folds(tables, labels, clip, task, fold_combine))
 
 
 def run_apply_member(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
@@ -60,7 +62,8 @@ def run_apply_member(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[s
                          "the trained sheet had or lacked)", "give the new sheet the trained "
                          "run's metadata columns")
     table = predict_fitted(member, record["states"], list(sheet["sample_id"]), labels,
-                           record["clip"], record["task"])
+                           record["clip"], record["task"],
+                           record.get("fold_combine", "prob_mean"))
     write_parquet(outputs["logits"], table)
     log.info("%s: %d samples from %d fitted folds", name, len(table), len(record["states"]))
 
@@ -110,7 +113,9 @@ def run_apply_ensemble(*, inputs: Mapping[str, Any], outputs: Mapping[str, PathL
                              f"{missing[:5]}", "re-run the apply rules for this data set")
         logits[name] = table.loc[ids, list(labels)].to_numpy(np.float64)
     weights = np.array([[selection["weights"][m][lab] for lab in labels] for m in members])
-    combined = combine_logits([logits[m] for m in members], clip, weights, task)
+    shrunk = selection.get("prior")  # ensemble.shrink: the prior takes the rest of the weight
+    prior = None if shrunk is None else np.array([shrunk[lab] for lab in labels])
+    combined = combine_logits([logits[m] for m in members], clip, weights, task, prior)
     frame = pd.DataFrame(combined, columns=list(labels))
     frame.insert(0, "sample_id", ids)
     write_parquet(outputs["logits"], frame)

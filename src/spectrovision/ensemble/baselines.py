@@ -402,11 +402,11 @@ class LogisticL2(Baseline):
 
 def run_baseline(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                  settings: Mapping[str, Any], data: Mapping[str, Any], labels: Sequence[str],
-                 seed: int, clip: float, task: str) -> None:
+                 seed: int, clip: float, task: str, fold_combine: str = "prob_mean") -> None:
     """Fit baseline ``name`` (``settings``: its validated ``baseline_settings`` block) on the
     folds of ``inputs["folds"]`` (renders: ``inputs["stacks"]``/``["stack_ids"]``); write its
     member tables ``outputs["oof"]``/``["test"]`` (test = every unlabelled sample of the
-    sheet, in sheet order) and, when named, each fold's fitted state ``outputs["fitted"]``
+    sheet, in sheet order, its folds combined by ``fold_combine``) and, when named, each fold's fitted state ``outputs["fitted"]``
     (:mod:`.fitted`)."""
     from ..data.folds import read_folds
     from ..data.sheet import sample_sheet
@@ -417,7 +417,7 @@ def run_baseline(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, 
     states: dict[int, Any] = {}
     oof, test = cross_fit(baseline, list(sheet["sample_id"]), sheet.attrs["label_table"],
                           read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, clip, task,
-                          states)
+                          states, fold_combine)
     for line in baseline.describe(labels):
         log.info("%s: %s", name, line)
     log.info("%s: %d OOF rows, %d test rows", name, len(oof), len(test))
@@ -425,4 +425,5 @@ def run_baseline(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, 
     if "fitted" in outputs:
         write_fitted(outputs["fitted"], fitted_record(
             member=name, kind="baseline", member_class=type(baseline).__name__,
-            settings=settings, seed=seed, labels=labels, task=task, clip=clip, states=states))
+            settings=settings, seed=seed, labels=labels, task=task, clip=clip, states=states,
+            fold_combine=fold_combine))

@@ -13,7 +13,8 @@ import pandas as pd
 
 from .combine import combine_logits
 from .rows import ENSEMBLE_ROWS
-from .selection import choose_members, fit_label_weights, score_members
+from .selection import (choose_members, fit_label_weights, fit_shrink, prior_scores,
+                        score_members)
 from .tables import label_matrix, read_logit_table
 from ..config.typed import settings_from
 from ..errors import InputError
@@ -22,8 +23,9 @@ PathLike = str | os.PathLike[str]
 ENSEMBLE_MEMBER, NESTED_MEMBER = ENSEMBLE_ROWS  # its rows in scores.csv
 OPTIMISM_NOTE = ("The ensemble's out-of-fold score is optimistically biased when members "
                  "or weights are chosen on the same out-of-fold predictions (greedy "
-                 "selection, per-label weights). The 'ensemble_nested' row is the honest "
-                 "estimate: members and weights re-chosen without each fold, scored on it.")
+                 "selection, per-label weights, shrink). The 'ensemble_nested' row is the "
+                 "honest estimate: members, weights and shrink re-chosen without each fold, "
+                 "scored on it.")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class EnsembleSettings:
     include_baselines: bool
     per_label_weights: bool
     clip: float
+    fold_combine: str  # used where member test tables are made (gather, cross_fit)
+    shrink: bool
 
 
 @dataclass
@@ -65,32 +69,61 @@ def aligned_oof(members: Mapping[str, pd.DataFrame], labels: Sequence[str]) -> t
     return ref, out
 
 
+@dataclass(frozen=True)
+class Weighing:
+    """How the chosen members combine: ``weights`` (n_members, n_labels) and, with shrink,
+    the ``prior`` scores (n_labels,) that take the rest of each label's weight."""
+
+    weights: np.ndarray
+    prior: np.ndarray | None = None
+
+    def combine(self, member_logits: Sequence[np.ndarray], clip: float,
+                task: str) -> np.ndarray:
+        """The chosen members' logits (in order) combined."""
+        return combine_logits(member_logits, clip, self.weights, task, self.prior)
+
+
+def weigh(oof: Sequence[np.ndarray], y: np.ndarray, per_label_weights: bool, shrink: bool,
+          clip: float, task: str) -> Weighing:
+    """The weights of the chosen members' OOF logits ``oof`` on labels ``y``: equal or
+    per-label (:func:`fit_label_weights`); with ``shrink`` their sum per label may fall below
+    one, the rest going to the prior of ``y`` (:func:`fit_shrink` for equal weights)."""
+    n_labels = y.shape[1]
+    if not shrink:
+        return Weighing(fit_label_weights(oof, y, clip) if per_label_weights
+                        else np.full((len(oof), n_labels), 1.0 / len(oof)))
+    prior = prior_scores(y, clip, task)
+    return Weighing(fit_label_weights(oof, y, clip, prior) if per_label_weights
+                    else fit_shrink(oof, y, clip, prior, task), prior)
+
+
 def choose_and_weigh(oof: Mapping[str, np.ndarray], y: np.ndarray, candidates: Sequence[str],
                      selection: str, listed: Sequence[str], per_label_weights: bool,
-                     clip: float, task: str) -> tuple[list[str], list[dict[str, Any]], np.ndarray]:
-    """The chosen members, the greedy path and the (n_members, n_labels) weights."""
+                     clip: float, task: str,
+                     shrink: bool = False) -> tuple[list[str], list[dict[str, Any]], Weighing]:
+    """The chosen members, the greedy path and their :class:`Weighing`."""
     chosen, path = choose_members(selection, candidates, listed, oof, y, clip, task)
-    weights = (fit_label_weights([oof[m] for m in chosen], y, clip) if per_label_weights
-               else np.full((len(chosen), y.shape[1]), 1.0 / len(chosen)))
-    return chosen, path, weights
+    return chosen, path, weigh([oof[m] for m in chosen], y, per_label_weights, shrink, clip,
+                               task)
 
 
 def nested_ensemble_oof(oof: Mapping[str, np.ndarray], y: np.ndarray, folds: np.ndarray,
                         candidates: Sequence[str], selection: str, listed: Sequence[str],
-                        per_label_weights: bool, clip: float,
-                        task: str) -> tuple[np.ndarray, dict[str, list[str]]]:
-    """The ensemble's logits on each fold's rows when members and weights are chosen on the
-    other folds' rows only: an estimate of the selection's score that has not seen the rows
-    it scores. With ``selection: all`` or ``list`` and equal weights it equals the ensemble.
-    Returns the logits (rows as ``oof``) and each held-out fold's chosen members."""
+                        per_label_weights: bool, clip: float, task: str,
+                        shrink: bool = False) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """The ensemble's logits on each fold's rows when members, weights and shrink (its prior
+    included) are chosen on the other folds' rows only: an estimate of the selection's
+    score that has not seen the rows it scores. With ``selection: all`` or ``list``, equal
+    weights and no shrink it equals the ensemble. Returns the logits (rows as ``oof``) and
+    each held-out fold's chosen members."""
     out = np.empty_like(next(iter(oof.values())))
     chosen_by_fold: dict[str, list[str]] = {}
     for fold in np.unique(folds):
         held = folds == fold
         seen = {m: x[~held] for m, x in oof.items()}
-        chosen, _, weights = choose_and_weigh(seen, y[~held], candidates, selection, listed,
-                                              per_label_weights, clip, task)
-        out[held] = combine_logits([oof[m][held] for m in chosen], clip, weights, task)
+        chosen, _, weighing = choose_and_weigh(seen, y[~held], candidates, selection, listed,
+                                               per_label_weights, clip, task, shrink)
+        out[held] = weighing.combine([oof[m][held] for m in chosen], clip, task)
         chosen_by_fold[str(fold)] = chosen
     return out, chosen_by_fold
 
@@ -99,19 +132,21 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
                    test_tables: Mapping[str, pd.DataFrame], label_table: pd.DataFrame,
                    labels: Sequence[str], candidates: Sequence[str], selection: str,
                    listed: Sequence[str] = (), per_label_weights: bool = False,
-                   clip: float = 1e-4, task: str = "multilabel") -> EnsembleResult:
-    """Select members among ``candidates``, combine them, and score every member of
-    ``oof_tables`` (models and baselines) and the ensemble on the same OOF samples."""
+                   clip: float = 1e-4, task: str = "multilabel",
+                   shrink: bool = False) -> EnsembleResult:
+    """Select members among ``candidates``, combine them (``shrink``: see :func:`weigh`), and
+    score every member of ``oof_tables`` (models and baselines) and the ensemble on the same
+    OOF samples."""
     ref, oof = aligned_oof(oof_tables, labels)
     y = label_matrix(label_table, list(ref["sample_id"]), labels)
     if per_label_weights and task == "multiclass":
         raise ValueError("per-label weights do not apply to task multiclass")
-    chosen, path, weights = choose_and_weigh(oof, y, candidates, selection, listed,
-                                             per_label_weights, clip, task)
-    ens_oof = combine_logits([oof[m] for m in chosen], clip, weights, task)
+    chosen, path, weighing = choose_and_weigh(oof, y, candidates, selection, listed,
+                                              per_label_weights, clip, task, shrink)
+    ens_oof = weighing.combine([oof[m] for m in chosen], clip, task)
     nested_oof, nested_members = nested_ensemble_oof(
         oof, y, ref["fold"].to_numpy(), candidates, selection, listed, per_label_weights,
-        clip, task)
+        clip, task, shrink)
     test_ids = test_tables[chosen[0]]["sample_id"]
     for m in chosen:
         if set(test_tables[m]["sample_id"]) != set(test_ids):
@@ -120,7 +155,7 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
                              "re-run prediction of every member on the current sample sheet")
     test_logits = [test_tables[m].set_index("sample_id").loc[test_ids, list(labels)]
                    .to_numpy(np.float64) for m in chosen]
-    ens_test = combine_logits(test_logits, clip, weights, task)
+    ens_test = weighing.combine(test_logits, clip, task)
     scores = score_members({**oof, ENSEMBLE_MEMBER: ens_oof, NESTED_MEMBER: nested_oof}, y,
                            labels, clip, task)
     oof_out = pd.concat([ref, pd.DataFrame(ens_oof, columns=list(labels))], axis=1)
@@ -131,8 +166,13 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
         "selection": selection,
         "candidates": list(candidates),
         "members": chosen,
-        "weights": {m: dict(zip(labels, map(float, w))) for m, w in zip(chosen, weights)},
+        "weights": {m: dict(zip(labels, map(float, w)))
+                    for m, w in zip(chosen, weighing.weights)},
         "per_label_weights": per_label_weights,
+        "shrink": shrink,
+        # with shrink: the prior's scores, which take 1 - sum of the weights of each label
+        "prior": (None if weighing.prior is None
+                  else dict(zip(labels, map(float, weighing.prior)))),
         "greedy_path": path,
         "clip": clip,
         "n_oof_samples": int(len(ref)),
@@ -163,7 +203,8 @@ def run_ensemble(*, inputs: Mapping[str, Sequence[PathLike]], outputs: Mapping[s
     tests = {m: read_logit_table(p, labels) for m, p in zip(members, inputs["test"])}
     label_table = sample_sheet(data).attrs["label_table"]
     result = build_ensemble(oofs, tests, label_table, labels, candidates, cfg.selection,
-                            cfg.members, cfg.per_label_weights, cfg.clip, task)
+                            cfg.members, cfg.per_label_weights, cfg.clip, task, cfg.shrink)
+    result.selection["fold_combine"] = cfg.fold_combine
     write_csv(outputs["scores"], result.scores)
     write_json(outputs["selection"], result.selection)
     write_parquet(outputs["oof"], result.oof)

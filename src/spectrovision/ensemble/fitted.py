@@ -6,7 +6,8 @@ The file is a pickle (scikit-learn models, LightGBM boosters, arrays) of a plain
 ``format``, ``member``, ``kind`` (baseline or tabular), ``member_class`` (the class that was
 fitted: a conditional prior falls back to the prior when the sheet has no group column),
 ``settings`` (the member's validated settings block), ``seed``, ``labels``, ``task``,
-``clip``, ``levels`` (codes of text metadata columns), ``states`` (fold -> state) and the
+``clip``, ``fold_combine`` (how its folds combine; absent in older files = ``prob_mean``),
+``levels`` (codes of text metadata columns), ``states`` (fold -> state) and the
 package ``versions`` it was written with. Load only files your own runs wrote: unpickling
 runs code.
 """
@@ -27,13 +28,14 @@ FORMAT = 1
 def fitted_record(*, member: str, kind: str, member_class: str, settings: Mapping[str, Any],
                   seed: int | None, labels: Sequence[str], task: str, clip: float,
                   states: Mapping[int, Any],
-                  levels: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+                  levels: Mapping[str, Sequence[str]] | None = None,
+                  fold_combine: str = "prob_mean") -> dict[str, Any]:
     """The record :func:`write_fitted` stores."""
     from ..provenance.records import package_versions
 
     return {"format": FORMAT, "member": member, "kind": kind, "member_class": member_class,
             "settings": dict(settings), "seed": seed, "labels": list(labels), "task": task,
-            "clip": float(clip), "levels": {k: list(v) for k, v in (levels or {}).items()},
+            "clip": float(clip), "fold_combine": fold_combine, "levels": {k: list(v) for k, v in (levels or {}).items()},
             "states": {int(k): v for k, v in states.items()}, "versions": package_versions()}
 
 

@@ -1,5 +1,11 @@
 """Gather: one model's per-fold prediction tables into one member (OOF of every fold, test =
-logit of the mean clipped probability over folds)."""
+the folds' predictions combined by ``ensemble.fold_combine``: :data:`FOLD_COMBINES`).
+
+A member's OOF row comes from one fold model; its test row from all of them. ``prob_mean``
+(the logit of the mean clipped probability) is less confident than any one model wherever
+the folds disagree, so weights and shrink fitted on OOF rows misjudge it; ``logit_mean``
+(the mean of the clipped logits) keeps one model's scale.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +17,46 @@ import pandas as pd
 
 from .tables import read_logit_table, write_member_tables
 from ..errors import InputError
-from ..metrics import clipped_probs, scores_of_probs
+from ..metrics import clipped_probs, clipped_scores, scores_of_probs
 
 PathLike = str | os.PathLike[str]
+FOLD_COMBINES = ("prob_mean", "logit_mean")  # ensemble.fold_combine
 
 
 def mean_clipped_logit(tables: Sequence[pd.DataFrame], labels: Sequence[str],
                        clip: float, task: str = "multilabel") -> pd.DataFrame:
     """``logit(mean_k clip(sigmoid(x_k)))`` over tables with the same samples, first's order;
     multiclass: ``log(mean_k renormalised clip(softmax(x_k)))`` (log-probabilities)."""
+    return combine_folds(tables, labels, clip, task, "prob_mean")
+
+
+def combine_folds(tables: Sequence[pd.DataFrame], labels: Sequence[str], clip: float,
+                  task: str = "multilabel", how: str = "prob_mean") -> pd.DataFrame:
+    """One table of the folds' tables (same samples, the first's order): ``prob_mean`` =
+    :func:`mean_clipped_logit`; ``logit_mean`` = ``mean_k logit(clip(sigmoid(x_k)))``
+    (multiclass: the mean of the clipped log-probabilities, renormalised)."""
+    if how not in FOLD_COMBINES:
+        raise ValueError(f"fold_combine must be one of {FOLD_COMBINES}, got '{how}'")
     if not tables:
         raise ValueError("no tables to average")
     ids = tables[0]["sample_id"].astype(str)
-    probs = np.zeros((len(ids), len(labels)))
+    total = np.zeros((len(ids), len(labels)))
     for k, table in enumerate(tables):
         aligned = table.set_index("sample_id").reindex(ids)
         if aligned[list(labels)].isna().to_numpy().any() or len(table) != len(ids):
             raise InputError(f"table {k}", "holds other sample ids than the first table",
                              "predict the same test samples in every fold")
-        probs += clipped_probs(aligned[list(labels)].to_numpy(np.float64), clip, task)
-    out = pd.DataFrame(scores_of_probs(probs / len(tables), task), columns=list(labels))
+        x = aligned[list(labels)].to_numpy(np.float64)
+        total += (clipped_probs(x, clip, task) if how == "prob_mean"
+                  else clipped_scores(x, clip, task))
+    mean = total / len(tables)
+    if how == "prob_mean":
+        scores = scores_of_probs(mean, task)
+    elif task == "multiclass":
+        scores = mean - np.log(np.exp(mean).sum(axis=1, keepdims=True))
+    else:
+        scores = mean
+    out = pd.DataFrame(scores, columns=list(labels))
     out.insert(0, "sample_id", ids.to_numpy())
     return out
 
@@ -65,23 +91,25 @@ def gather_oof(oof_by_fold: Mapping[int, pd.DataFrame], folds: pd.DataFrame,
 
 def gather_member(oof_by_fold: Mapping[int, pd.DataFrame],
                   test_by_fold: Mapping[int, pd.DataFrame], folds: pd.DataFrame,
-                  labels: Sequence[str], clip: float,
-                  task: str = "multilabel") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A member's OOF table (all folds) and test table (mean clipped probability over folds)."""
+                  labels: Sequence[str], clip: float, task: str = "multilabel",
+                  fold_combine: str = "prob_mean") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A member's OOF table (all folds) and test table (the folds combined by
+    ``fold_combine``, :func:`combine_folds`)."""
     oof = gather_oof(oof_by_fold, folds, labels)
-    test = mean_clipped_logit([test_by_fold[k] for k in sorted(test_by_fold)], labels, clip,
-                              task)
+    test = combine_folds([test_by_fold[k] for k in sorted(test_by_fold)], labels, clip, task,
+                         fold_combine)
     return oof, test
 
 
 def run_gather(*, inputs: Mapping[str, Sequence[PathLike] | PathLike],
                outputs: Mapping[str, PathLike], labels: Sequence[str], clip: float,
-               task: str) -> None:
+               task: str, fold_combine: str = "prob_mean") -> None:
     """Gather one model's per-fold prediction files (``inputs["oof"]``/``["test"]``: fold k =
     k-th path; ``inputs["folds"]``) into the member files ``outputs["oof"]``/``["test"]``."""
     from ..data.folds import read_folds
 
     oofs = {k: read_logit_table(p, labels) for k, p in enumerate(inputs["oof"])}
     tests = {k: read_logit_table(p, labels) for k, p in enumerate(inputs["test"])}
-    oof, test = gather_member(oofs, tests, read_folds(inputs["folds"]), labels, clip, task)
+    oof, test = gather_member(oofs, tests, read_folds(inputs["folds"]), labels, clip, task,
+                              fold_combine)
     write_member_tables(outputs, oof, test)

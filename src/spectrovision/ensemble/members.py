@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .gather import gather_member, mean_clipped_logit
+from .gather import combine_folds, gather_member
 from .tables import label_matrix
 from ..errors import InputError
 from ..io import read_csv
@@ -58,11 +58,13 @@ class Renders:
 def cross_fit(member: Member, sample_ids: Sequence[str], label_table: pd.DataFrame,
               folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
               clip: float, task: str = "multilabel",
-              fitted: dict[int, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              fitted: dict[int, Any] | None = None,
+              fold_combine: str = "prob_mean") -> tuple[pd.DataFrame, pd.DataFrame]:
     """OOF and test tables of a member fitted per fold on the training rows of folds.csv
     (every row whose fold differs from the held-out one, fold -1 included). Multiclass:
     each row of probabilities is clipped, renormalised and stored as log-probabilities.
-    ``fitted`` (a dict) receives each fold's fitted state, by fold."""
+    ``fitted`` (a dict) receives each fold's fitted state, by fold; the test table combines
+    the folds by ``fold_combine`` (:func:`.gather.combine_folds`)."""
     row_of = {s: i for i, s in enumerate(sample_ids)}
     fold_ids = folds["sample_id"].astype(str).to_numpy()
     unknown = [s for s in [*fold_ids, *test_ids] if s not in row_of]
@@ -85,19 +87,19 @@ def cross_fit(member: Member, sample_ids: Sequence[str], label_table: pd.DataFra
                                          task)
         test_by_fold[fold] = _logit_table(list(test_ids), probs[len(held_rows):], labels, clip,
                                           task)
-    return gather_member(oof_by_fold, test_by_fold, folds, labels, clip, task)
+    return gather_member(oof_by_fold, test_by_fold, folds, labels, clip, task, fold_combine)
 
 
 def predict_fitted(member: Member, states: Mapping[int, Any], sample_ids: Sequence[str],
-                   labels: Sequence[str], clip: float,
-                   task: str = "multilabel") -> pd.DataFrame:
+                   labels: Sequence[str], clip: float, task: str = "multilabel",
+                   fold_combine: str = "prob_mean") -> pd.DataFrame:
     """The logit table of ``sample_ids`` (rows 0.. of the sheet ``member`` was prepared over)
-    from the fitted state of every fold: the mean clipped probability over folds, exactly as
+    from the fitted state of every fold, combined by ``fold_combine`` exactly as
     :func:`cross_fit` makes its test table."""
     rows = np.arange(len(sample_ids))
     tables = [_logit_table(sample_ids, member.predict(states[fold], rows), labels, clip, task)
               for fold in sorted(states)]
-    return mean_clipped_logit(tables, labels, clip, task)
+    return combine_folds(tables, labels, clip, task, fold_combine)
 
 
 def _logit_table(ids: Sequence[str], probs: np.ndarray, labels: Sequence[str],

@@ -1,5 +1,6 @@
 """Choosing members: scores per member and label, greedy forward/backward selection on the
-out-of-fold log loss, per-label weights; every step deterministic (ties by member name)."""
+out-of-fold log loss, per-label weights and the shrink toward the prior; every step
+deterministic (ties by member name)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 
-from .combine import combine_logits, normalise_weights
+from .combine import combine_logits, normalise_weights, shrunk_mean
 from ..errors import InputError
-from ..metrics import (accuracy, clip_probs, clipped_logits, clipped_probs, log_loss_per_class,
-                       log_loss_per_label, recall_per_class, sigmoid, task_log_loss, to_probs)
+from ..metrics import (accuracy, clip_class_probs, clip_probs, clipped_logits, clipped_probs,
+                       clipped_scores, log_loss_per_class, log_loss_per_label, logit,
+                       recall_per_class, sigmoid, task_log_loss, to_probs)
 
 SELECTIONS = ("all", "greedy", "list")
 
@@ -99,17 +101,24 @@ def greedy_select(member_logits: Mapping[str, np.ndarray], y: np.ndarray,
     return chosen, path
 
 
-def fit_label_weights(member_logits: Sequence[np.ndarray], y: np.ndarray,
-                      clip: float) -> np.ndarray:
+def fit_label_weights(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float,
+                      prior: np.ndarray | None = None) -> np.ndarray:
     """Non-negative per-label weights (n_members, n_labels), normalised, fitted on OOF log loss.
 
     Bounded L-BFGS-B from equal weights, per label; equal weights are kept when the fit
-    does not improve on them.
+    does not improve on them. ``prior`` (n_labels,) given: the prior's logit is one more
+    member, fitted from weight zero, whose weight is left out of the result: the members'
+    weights then sum to at most one (the ``prior`` argument of :func:`.combine.combine_logits`).
     """
     stacked = np.stack([clipped_logits(x, clip) for x in member_logits])
-    n_members, _, n_labels = stacked.shape
-    weights = np.full((n_members, n_labels), 1.0 / n_members)
-    if n_members == 1:
+    n_members, n_rows, n_labels = stacked.shape
+    if prior is not None:
+        constant = np.broadcast_to(np.asarray(prior, dtype=np.float64), (n_rows, n_labels))
+        stacked = np.concatenate([stacked, constant[None]])
+    weights = np.full((len(stacked), n_labels), 1.0 / n_members)
+    if prior is not None:
+        weights[-1] = 0.0
+    if len(stacked) == 1:
         return weights
     for j in range(n_labels):
         xj, yj = stacked[:, :, j], y[:, j:j + 1]
@@ -120,10 +129,42 @@ def fit_label_weights(member_logits: Sequence[np.ndarray], y: np.ndarray,
             return float(log_loss_per_label(yj, p, clip)[0])
 
         start = weights[:, j]
-        fit = minimize(loss, start, method="L-BFGS-B", bounds=[(0.0, None)] * n_members)
+        fit = minimize(loss, start, method="L-BFGS-B", bounds=[(0.0, None)] * len(stacked))
         if fit.fun < loss(start):
             weights[:, j] = normalise_weights(np.clip(fit.x, 0.0, None)[:, None])[:, 0]
-    return weights
+    return weights[:n_members]
+
+
+def prior_scores(y: np.ndarray, clip: float, task: str = "multilabel") -> np.ndarray:
+    """The prior of labels ``y`` as member scores (n_labels,): the logit of each label's
+    clipped prevalence, or (multiclass) the log of the clipped class shares."""
+    share = np.asarray(y, dtype=np.float64).mean(axis=0)
+    if task == "multiclass":
+        return np.log(clip_class_probs(share[None], clip)[0])
+    return logit(clip_probs(share, clip))
+
+
+def fit_shrink(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float,
+               prior: np.ndarray, task: str = "multilabel") -> np.ndarray:
+    """Equal member weights times a shrink ``s`` in [0, 1] fitted on OOF log loss (per label;
+    multiclass: one ``s`` for every class), the rest on ``prior``: weights (n_members,
+    n_labels) summing to ``s`` per label. ``s = 1`` (no shrink) is kept unless the fit beats it."""
+    stacked = np.stack([clipped_scores(x, clip, task) for x in member_logits])
+    n_members, _, n_labels = stacked.shape
+    equal = np.full((n_members, n_labels), 1.0 / n_members)
+
+    def loss(s: float, cols: slice) -> float:
+        x = shrunk_mean(stacked[:, :, cols], s * equal[:, cols], prior[cols], task)
+        return task_log_loss(y[:, cols], to_probs(x, task), clip, task)
+
+    groups = [slice(None)] if task == "multiclass" else [slice(j, j + 1) for j in range(n_labels)]
+    shrink = np.ones(n_labels)
+    for cols in groups:
+        fit = minimize_scalar(lambda s, cols=cols: loss(float(s), cols), bounds=(0.0, 1.0),
+                              method="bounded", options={"xatol": 1e-4})
+        if fit.fun < loss(1.0, cols):
+            shrink[cols] = float(fit.x)
+    return equal * shrink
 
 
 def choose_members(selection: str, candidates: Sequence[str], listed: Sequence[str],

@@ -8,16 +8,19 @@ Features are the ones of the ``benchmark_lr`` baseline (channel 0 of a represent
 stacked renders max-pooled into ``time_bins`` bins per mass row, named ``m{mass}_t{bin}``)
 plus chosen numeric or categorical metadata columns of the sample sheet. One binary
 LightGBM per label is fitted per fold with :func:`.members.cross_fit` (the member interface
-the baselines share), so the member files (OOF logits of every fold, test = logit of the mean clipped probability over
-folds) have exactly the format of the other members. A label with a single class in a
+the baselines share), so the member files (OOF logits of every fold, test = the folds
+combined by ``ensemble.fold_combine``) have exactly the format of the other members. A label with a single class in a
 training fold is predicted by its training prevalence.
 
 ``peak_features: true`` adds peak features per mass row of channel 0 over the full render
 width (:func:`peak_features`: height, position, area, width, and the maximum per column
 band), named ``peak_{kind}_m{mass}`` and ``peak_max_m{mass}_b{band}``.
-``early_stopping_rounds`` splits each fold's training rows (seeded, stratified on the
-label, or the class) into fit and validation rows and stops boosting on the validation log
-loss (:func:`fit_booster`), so a member with a weak signal stays near the prior.
+``early_stopping_rounds`` (on by default) splits each fold's training rows (seeded,
+stratified on the label, or the class) into fit and validation rows and stops boosting on
+the validation log loss (:func:`fit_booster`), so a member with a weak signal stays near
+the prior; ``prior_fallback`` (on by default) then predicts a label (multiclass: every
+class) by its training prevalence when the stopped booster's validation log loss is no
+better than the fit rows' prevalence's. Both are decided inside each training fold.
 
 Feature contributions: LightGBM's TreeSHAP (``pred_contrib=True``) on the out-of-fold rows
 of each fold; the mean absolute contribution per feature and label is written as a table
@@ -72,6 +75,7 @@ class BoosterSettings:
     seed: int
     early_stopping_rounds: int | None
     validation_fraction: float
+    prior_fallback: bool
 
 
 @dataclass(frozen=True)
@@ -294,7 +298,9 @@ def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
     """One binary LightGBM booster on ``x`` (rows) and 0/1 targets ``y`` (``num_class``
     given: one softmax booster, ``y`` = class indices). With ``early_stopping_rounds`` the
     rows are split by :func:`validation_split` and boosting stops on the validation log
-    loss; the booster then predicts (and explains) with its best iteration."""
+    loss; the booster then predicts (and explains) with its best iteration. With
+    ``prior_fallback`` too, None (predict the prior) when that booster's validation log loss
+    is not below the one of the fit rows' prevalence (:func:`beats_prior`)."""
     import lightgbm as lgb
 
     names = list(feature_names) if feature_names is not None else "auto"
@@ -322,7 +328,30 @@ def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
                         callbacks=[lgb.early_stopping(int(rounds), verbose=False)])
     log.info("early stopping: best iteration %d of at most %d (%d fit, %d validation rows)",
              booster.best_iteration, settings.n_estimators, len(fit), len(valid))
+    if settings.prior_fallback and not beats_prior(booster, x[valid], y[valid], y[fit],
+                                                   num_class):
+        log.info("prior fallback: the booster's validation log loss is not below the prior's")
+        return None
     return booster
+
+
+def beats_prior(booster: Any, x_valid: np.ndarray, y_valid: np.ndarray, y_fit: np.ndarray,
+                num_class: int | None = None) -> bool:
+    """Whether ``booster`` has a lower log loss on the validation rows than the prevalence
+    of the fit rows' targets ``y_fit`` (0/1, or class indices with ``num_class``)."""
+    eps = 1e-15
+    pred = np.asarray(booster.predict(x_valid), dtype=np.float64)
+    if num_class is None:
+        share = float(np.mean(y_fit))
+        prior = np.full(len(y_valid), share)
+        loss = [-np.mean(y_valid * np.log(np.clip(p, eps, 1.0))
+                         + (1 - y_valid) * np.log(np.clip(1 - p, eps, 1.0)))
+                for p in (pred, prior)]
+    else:
+        prior = np.tile(np.bincount(y_fit, minlength=num_class) / len(y_fit), (len(y_valid), 1))
+        rows = np.arange(len(y_valid)), np.asarray(y_valid, dtype=int)
+        loss = [-np.mean(np.log(np.clip(p[rows], eps, 1.0))) for p in (pred, prior)]
+    return bool(loss[0] < loss[1])
 
 
 def contributions(booster: Any, x: np.ndarray) -> np.ndarray:
@@ -375,14 +404,17 @@ class GBMMember:
             if np.unique(classes).size >= 2:
                 boosters[-1] = fit_booster(x, classes, self.settings, self.features.names,
                                            self.features.categorical, num_class=y.shape[1])
-            return {"prior": y.mean(axis=0), "boosters": boosters}
-        for j in range(y.shape[1]):
-            if np.unique(y[:, j]).size < 2:
-                log.info("label %d has one class in %d training rows: prevalence", j, len(train))
-                continue
-            boosters[j] = fit_booster(x, y[:, j], self.settings, self.features.names,
-                                      self.features.categorical)
-        return {"prior": y.mean(axis=0), "boosters": boosters}
+        else:
+            for j in range(y.shape[1]):
+                if np.unique(y[:, j]).size < 2:
+                    log.info("label %d has one class in %d training rows: prevalence", j,
+                             len(train))
+                    continue
+                boosters[j] = fit_booster(x, y[:, j], self.settings, self.features.names,
+                                          self.features.categorical)
+        # a booster no better than the prior on its validation rows: the prevalence predicts
+        return {"prior": y.mean(axis=0),
+                "boosters": {j: b for j, b in boosters.items() if b is not None}}
 
     def predict(self, state: dict[str, Any], rows: np.ndarray) -> np.ndarray:
         x_all, shap = self.features.values, self.shap
@@ -430,15 +462,17 @@ def importance_table(mean_abs: np.ndarray, names: Sequence[str], labels: Sequenc
 
 def fit_tabular(features: Features, sample_ids: Sequence[str], label_table: pd.DataFrame,
                 folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
-                settings: GBMSettings, clip: float, task: str = "multilabel") -> TabularResult:
-    """Cross-fit the member on the folds; OOF/test logit tables and the SHAP importance."""
+                settings: GBMSettings, clip: float, task: str = "multilabel",
+                fold_combine: str = "prob_mean") -> TabularResult:
+    """Cross-fit the member on the folds; OOF/test logit tables (test: the folds combined by
+    ``fold_combine``) and the SHAP importance."""
     held = set(folds.loc[folds["fold"] >= 0, "sample_id"].astype(str))
     explain_rows = np.array([s in held for s in sample_ids])
     shap = ShapAccumulator(len(labels), len(features.names))
     fitted: dict[int, Any] = {}
     member = TABULAR_MEMBERS.get(TABULAR_KIND)(features, settings, explain_rows, shap, task)
     oof, test = cross_fit(member, sample_ids, label_table, folds, test_ids, labels, clip, task,
-                          fitted)
+                          fitted, fold_combine)
     return TabularResult(oof, test, importance_table(shap.mean_abs(), features.names, labels,
                                                      features.n_image), fitted)
 
@@ -479,7 +513,8 @@ def shap_summary_plot(importance: pd.DataFrame, labels: Sequence[str], title: st
 
 def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, PathLike],
                 settings: Mapping[str, Any], data: Mapping[str, Any], labels: Sequence[str],
-                clip: float, num_threads: int, task: str) -> TabularResult:
+                clip: float, num_threads: int, task: str,
+                fold_combine: str = "prob_mean") -> TabularResult:
     """Fit tabular member ``name`` (``settings``: its resolved settings as a dict, see
     :func:`resolve_tabular`) on the folds of ``inputs["folds"]`` (renders:
     ``inputs["stacks"]``/``["stack_ids"]``) and write ``outputs`` ``oof``, ``test`` (member
@@ -496,7 +531,7 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     gbm = GBMSettings.from_settings(member, num_threads)
     result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, gbm, clip,
-                         task)
+                         task, fold_combine)
     log.info("%s: %d features, %d OOF rows, %d test rows", name, len(features.names),
              len(result.oof), len(result.test))
     write_member_tables(outputs, result.oof, result.test)
@@ -505,7 +540,7 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
             member=name, kind="tabular",
             member_class=TABULAR_MEMBERS.get(TABULAR_KIND).__name__, settings=settings,
             seed=member.seed, labels=labels, task=task, clip=clip, states=result.fitted,
-            levels=features.levels))
+            levels=features.levels, fold_combine=fold_combine))
     write_csv(outputs["importance"], result.importance)
     fig = shap_summary_plot(result.importance, labels, title=f"{name}: mean |SHAP| on "
                             "out-of-fold rows, top features")
