@@ -49,8 +49,8 @@ def test_the_switch_turns_every_branch_on_only_when_forced(monkeypatch):
     partial = device_path(False, True, "cpu")
     assert (partial.amp, partial.channels_last, partial.resident) == (False, True, True)
     x = torch.zeros(2, 3, 4, 5)
-    assert on.batch(x).is_contiguous(memory_format=torch.channels_last)
-    assert not off.batch(x).is_contiguous(memory_format=torch.channels_last)
+    assert on.memory_format(x).is_contiguous(memory_format=torch.channels_last)
+    assert not off.memory_format(x).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_bf16_predictions_stay_within_the_stated_tolerance_of_fp32():

@@ -30,7 +30,7 @@ def combine_logits(member_logits: Sequence[np.ndarray], clip: float,
     if task == "multiclass":
         mean = (stacked.mean(axis=0) if weights is None else
                 np.einsum("mnl,ml->nl", stacked, normalise_weights(np.asarray(weights, float))))
-        return mean - np.log(np.exp(mean).sum(axis=1, keepdims=True))
+        return renormalised(mean)
     if weights is None:
         return stacked.mean(axis=0)
     w = np.asarray(weights, dtype=np.float64)
@@ -63,6 +63,9 @@ def shrunk_mean(stacked: np.ndarray, weights: np.ndarray | None, prior: np.ndarr
     if prior.shape != (n_labels,):
         raise ValueError(f"prior must have shape {(n_labels,)}, got {prior.shape}")
     out = np.einsum("mnl,ml->nl", stacked, w) + (1.0 - w.sum(axis=0)) * prior
-    if task == "multiclass":
-        return out - np.log(np.exp(out).sum(axis=1, keepdims=True))
-    return out
+    return renormalised(out) if task == "multiclass" else out
+
+
+def renormalised(log_scores: np.ndarray) -> np.ndarray:
+    """Rows of multiclass log-scores shifted to log-probabilities (each row's exp sums to 1)."""
+    return log_scores - np.log(np.exp(log_scores).sum(axis=1, keepdims=True))

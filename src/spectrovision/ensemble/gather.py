@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .combine import combine_logits
 from .tables import read_logit_table, write_member_tables
 from ..errors import InputError
-from ..metrics import clipped_probs, clipped_scores, scores_of_probs
+from ..metrics import clipped_probs, scores_of_probs
 
 PathLike = str | os.PathLike[str]
 FOLD_COMBINES = ("prob_mean", "logit_mean")  # ensemble.fold_combine
@@ -40,23 +41,19 @@ def combine_folds(tables: Sequence[pd.DataFrame], labels: Sequence[str], clip: f
     if not tables:
         raise ValueError("no tables to average")
     ids = tables[0]["sample_id"].astype(str)
-    total = np.zeros((len(ids), len(labels)))
+    scores = []
     for k, table in enumerate(tables):
         aligned = table.set_index("sample_id").reindex(ids)
         if aligned[list(labels)].isna().to_numpy().any() or len(table) != len(ids):
             raise InputError(f"table {k}", "holds other sample ids than the first table",
                              "predict the same test samples in every fold")
-        x = aligned[list(labels)].to_numpy(np.float64)
-        total += (clipped_probs(x, clip, task) if how == "prob_mean"
-                  else clipped_scores(x, clip, task))
-    mean = total / len(tables)
+        scores.append(aligned[list(labels)].to_numpy(np.float64))
     if how == "prob_mean":
-        scores = scores_of_probs(mean, task)
-    elif task == "multiclass":
-        scores = mean - np.log(np.exp(mean).sum(axis=1, keepdims=True))
-    else:
-        scores = mean
-    out = pd.DataFrame(scores, columns=list(labels))
+        combined = scores_of_probs(np.mean([clipped_probs(x, clip, task) for x in scores],
+                                           axis=0), task)
+    else:  # the members' combination, with equal weights
+        combined = combine_logits(scores, clip, task=task)
+    out = pd.DataFrame(combined, columns=list(labels))
     out.insert(0, "sample_id", ids.to_numpy())
     return out
 

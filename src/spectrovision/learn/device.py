@@ -51,12 +51,8 @@ class DevicePath:
             return tensor.pin_memory()
         return tensor
 
-    def batch(self, x: torch.Tensor) -> torch.Tensor:
-        """A float32 batch of images on the device (a no-op copy when already there)."""
-        xb = x.to(self.device, non_blocking=True).float()
-        return self.memory_format(xb)
-
     def memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in channels_last when the path asks for it."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self) -> torch.autocast:

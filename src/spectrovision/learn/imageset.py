@@ -14,7 +14,7 @@ memory map's pages add to the job's resident memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +73,14 @@ def _read_exact(handle: object, view: memoryview, path: Path) -> None:
         done += got
 
 
+def check_present(wanted: Sequence[str], known: Container[str]) -> None:
+    """An InputError naming the ids of ``wanted`` that have no image (not in ``known``)."""
+    missing = [s for s in wanted if s not in known]
+    if missing:
+        raise InputError("render stacks", f"{len(missing)} samples have no image, e.g. "
+                         f"{missing[:5]}", "re-run the render rules for this representation")
+
+
 @dataclass
 class StackIndex:
     """Where every sample's image lies in the stacked renders; :meth:`select` reads them."""
@@ -88,10 +96,7 @@ class StackIndex:
 
     def select(self, wanted: Sequence[str]) -> torch.Tensor:
         """``(len(wanted), C, mass, x)`` float16 images of ``wanted``, in that order."""
-        missing = [s for s in wanted if s not in self.where]
-        if missing:
-            raise InputError("render stacks", f"{len(missing)} samples have no image, e.g. "
-                             f"{missing[:5]}", "re-run the render rules for this representation")
+        check_present(wanted, self.where)
         images = torch.empty((len(wanted), *self.shape), dtype=torch.float16)
         out = images.numpy()
         places = np.array([self.where[s] for s in wanted], dtype=np.int64).reshape(-1, 2)
@@ -152,10 +157,7 @@ class ImageSet:
 
     def select(self, wanted: Sequence[str]) -> torch.Tensor:
         index = {s: i for i, s in enumerate(self.ids)}
-        missing = [s for s in wanted if s not in index]
-        if missing:
-            raise InputError("render stacks", f"{len(missing)} samples have no image, e.g. "
-                             f"{missing[:5]}", "re-run the render rules for this representation")
+        check_present(wanted, index)
         return self.images[torch.as_tensor([index[s] for s in wanted], dtype=torch.long)]
 
 

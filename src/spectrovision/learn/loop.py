@@ -284,8 +284,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                 xb, yb, mb = augment.mix(xb, yb, mb, aug_gen, multiclass)
             xb, yb, mb, _ = mixup_with_meta(xb, yb, mb, float(settings.mixup_p), generator,
                                             multiclass=multiclass)
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = path.memory_format(xb)
             with path.autocast():
                 out = model.forward_heads(xb, mb)
                 loss = loss_fn(out["logits"], yb)
