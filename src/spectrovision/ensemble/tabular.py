@@ -47,6 +47,7 @@ from ..config.checks import chosen_representation
 from ..config.schema import derive_seed
 from ..config.typed import settings_from
 from ..errors import ConfigError, InputError
+from ..metrics import mean_log_loss, multiclass_log_loss
 from ..registry import Registry
 
 log = logging.getLogger(__name__)
@@ -339,18 +340,14 @@ def beats_prior(booster: Any, x_valid: np.ndarray, y_valid: np.ndarray, y_fit: n
                 num_class: int | None = None) -> bool:
     """Whether ``booster`` has a lower log loss on the validation rows than the prevalence
     of the fit rows' targets ``y_fit`` (0/1, or class indices with ``num_class``)."""
-    eps = 1e-15
     pred = np.asarray(booster.predict(x_valid), dtype=np.float64)
     if num_class is None:
-        share = float(np.mean(y_fit))
-        prior = np.full(len(y_valid), share)
-        loss = [-np.mean(y_valid * np.log(np.clip(p, eps, 1.0))
-                         + (1 - y_valid) * np.log(np.clip(1 - p, eps, 1.0)))
-                for p in (pred, prior)]
+        y, share = np.asarray(y_valid, dtype=np.float64)[:, None], float(np.mean(y_fit))
+        loss = [mean_log_loss(y, p) for p in (pred[:, None], np.full_like(y, share))]
     else:
-        prior = np.tile(np.bincount(y_fit, minlength=num_class) / len(y_fit), (len(y_valid), 1))
-        rows = np.arange(len(y_valid)), np.asarray(y_valid, dtype=int)
-        loss = [-np.mean(np.log(np.clip(p[rows], eps, 1.0))) for p in (pred, prior)]
+        onehot = np.eye(num_class)[np.asarray(y_valid, dtype=int)]
+        prior = np.bincount(y_fit, minlength=num_class) / len(y_fit)
+        loss = [multiclass_log_loss(onehot, p) for p in (pred, np.tile(prior, (len(y_valid), 1)))]
     return bool(loss[0] < loss[1])
 
 
