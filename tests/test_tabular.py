@@ -180,6 +180,19 @@ def _tiny_member(tiny_mars2, tmp_path, settings, representation=None):
     return data_cfg, sheet, labels, inputs, outputs, result
 
 
+def _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result):
+    """Apply (a new sheet: here the same one) reads the member's fitted.pkl and predicts the
+    unlabelled samples as the run's test table did."""
+    from spectrovision.apply.predict import run_apply_member
+
+    run_apply_member(name="gbm", inputs={"fitted": outputs["fitted"], **inputs},
+                     outputs={"logits": tmp_path / "apply.parquet"}, data=data_cfg,
+                     labels=labels)
+    applied = pd.read_parquet(tmp_path / "apply.parquet").set_index("sample_id")
+    test = result.test.set_index("sample_id")
+    np.testing.assert_allclose(applied.loc[test.index, labels], test[labels], rtol=1e-9)
+
+
 def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
     settings = {"time_bins": 4, "metadata_columns": ["derivatized"], "n_estimators": 10,
                 "min_child_samples": 2, "seed": 1}
@@ -191,6 +204,23 @@ def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
     imp = pd.read_csv(outputs["importance"])
     assert len(imp) == 8 * 4 + 1 and "derivatized" in set(imp["feature"])
     assert outputs["summary"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_apply_reads_a_fitted_record_from_before_the_feature_options(tiny_mars2, tmp_path):
+    """A record written before window_share_features, key_ion_ratios and augment_copies
+    existed lacks their keys: apply takes them as off and predicts as the run did."""
+    import pickle
+
+    settings = {"time_bins": 4, "metadata_columns": ["derivatized"], "n_estimators": 10,
+                "min_child_samples": 2, "seed": 1}
+    data_cfg, _, labels, inputs, outputs, result = _tiny_member(tiny_mars2, tmp_path, settings)
+    record = pickle.loads(outputs["fitted"].read_bytes())
+    new_keys = ("window_share_features", "window_share_width", "key_ion_ratios", "key_ions",
+                "augment_copies", "augment_trim_fraction", "augment_max_shift", "render_log",
+                "render_log_floor", "window_columns")
+    record["settings"] = {k: v for k, v in record["settings"].items() if k not in new_keys}
+    outputs["fitted"].write_bytes(pickle.dumps(record))
+    _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result)
 
 
 @pytest.mark.slow
@@ -719,7 +749,6 @@ def test_run_tabular_with_every_option_and_apply_predicts_the_same(tiny_mars2, t
     """The three options through the member's files: the fitted states carry each fold's
     key ions, and apply (a new sheet: here the same one) rebuilds the features without
     copies and predicts the unlabelled samples as the test table did."""
-    from spectrovision.apply.predict import run_apply_member
     from spectrovision.ensemble.fitted import read_fitted
 
     settings = {"time_bins": 4, "n_estimators": 10, "min_child_samples": 2, "seed": 1,
@@ -735,9 +764,4 @@ def test_run_tabular_with_every_option_and_apply_predicts_the_same(tiny_mars2, t
     record = read_fitted(outputs["fitted"], "gbm", labels)
     assert all(state["key_ions"].shape == (len(labels), 2)
                for state in record["states"].values())
-    run_apply_member(name="gbm", inputs={"fitted": outputs["fitted"], **inputs},
-                     outputs={"logits": tmp_path / "apply.parquet"}, data=data_cfg,
-                     labels=labels)
-    applied = pd.read_parquet(tmp_path / "apply.parquet").set_index("sample_id")
-    test = result.test.set_index("sample_id")
-    np.testing.assert_allclose(applied.loc[test.index, labels], test[labels], rtol=1e-9)
+    _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result)

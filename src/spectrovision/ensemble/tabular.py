@@ -198,6 +198,18 @@ def render_options(cfg: Mapping[str, Any], name: str, settings: Mapping[str, Any
     return out
 
 
+def fitted_settings(settings: Mapping[str, Any], name: str) -> TabularSettings:
+    """The settings of a fitted record (:mod:`.fitted`) of tabular member ``name``; a key
+    that a record written before the key existed lacks takes the schema's default (the
+    options were off then) and a derived key None."""
+    from ..config.schema import load_schema, schema_defaults
+
+    block = load_schema()["properties"]["tabular"]["additionalProperties"]
+    derived = {"render_log": None, "render_log_floor": None, "window_columns": None}
+    return settings_from(TabularSettings, {**schema_defaults(block), **derived, **settings},
+                         f"tabular/{name}")
+
+
 @dataclass(frozen=True)
 class GBMSettings(BoosterSettings):
     """LightGBM settings of one tabular member (one binary model per label and fold)."""
