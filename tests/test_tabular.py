@@ -13,10 +13,11 @@ from spectrovision.config.schema import derive_seed, validate_config
 from spectrovision.config.typed import as_dict
 from spectrovision.errors import ConfigError, InputError
 from spectrovision.metrics import log_loss_per_label, mean_log_loss, sigmoid
-from spectrovision.ensemble.tabular import (Features, GBMSettings, build_features, contributions,
-                                   fit_booster, fit_tabular, image_feature_names,
-                                   metadata_features, resolve_tabular, run_tabular,
-                                   shap_summary_plot)
+from spectrovision.ensemble.tabular import (Features, GBMSettings, RenderFeatures,
+                                            build_features, contributions, fit_booster,
+                                            fit_tabular, image_feature_names,
+                                            metadata_features, resolve_tabular, run_tabular,
+                                            shap_summary_plot)
 
 pytest.importorskip("lightgbm")
 
@@ -130,7 +131,7 @@ def test_build_features_adds_metadata_after_the_render_features(tmp_path):
     np.save(tmp_path / "s.npy", stack)
     pd.DataFrame({"sample_id": ids[::-1]}).to_csv(tmp_path / "s.csv", index=False)
     sheet = pd.DataFrame({"sample_id": ids, "derivatized": [0, 1, 1]})
-    feats = build_features(sheet, [tmp_path / "s.npy"], [tmp_path / "s.csv"], 2,
+    feats = build_features(sheet, [tmp_path / "s.npy"], [tmp_path / "s.csv"], RenderFeatures(2),
                            ["derivatized"])
     assert feats.names == ["m0_t0", "m0_t1", "m1_t0", "m1_t1", "derivatized"]
     assert feats.n_image == 4 and feats.categorical == []
@@ -150,7 +151,9 @@ def test_resolve_tabular_fills_representation_and_seed_and_checks_columns():
         resolve_tabular(cfg, "gbm")
 
 
-def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
+def _tiny_member(tiny_mars2, tmp_path, settings, representation=None):
+    """Run tabular member ``gbm`` (``settings``) over the tiny data set with a random 8 x 8
+    render and 2 folds: (data config, sheet, labels, job inputs, outputs, result)."""
     from spectrovision.data.sheet import sample_sheet
 
     data_cfg = {"layout": "mars2", "dir": str(tiny_mars2)}
@@ -165,21 +168,59 @@ def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
     sheet[["sample_id"]].to_csv(tmp_path / "stack.csv", index=False)
     outputs = {k: tmp_path / "out" / f for k, f in (
         ("oof", "oof_logits.parquet"), ("test", "test_logits.parquet"),
-        ("importance", "shap_importance.csv"), ("summary", "shap_summary.png"))}
+        ("importance", "shap_importance.csv"), ("summary", "shap_summary.png"),
+        ("fitted", "fitted.pkl"))}
+    cfg = validate_config({"representations": {"r": representation or {}},
+                           "tabular": {"gbm": settings}})
+    inputs = {"folds": folds, "stacks": [tmp_path / "stack.npy"],
+              "stack_ids": [tmp_path / "stack.csv"]}
+    result = run_tabular(name="gbm", inputs=inputs, outputs=outputs,
+                         settings=as_dict(resolve_tabular(cfg, "gbm")), data=data_cfg,
+                         labels=labels, clip=CLIP, num_threads=1, task="multilabel")
+    return data_cfg, sheet, labels, inputs, outputs, result
+
+
+def _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result):
+    """Apply (a new sheet: here the same one) reads the member's fitted.pkl and predicts the
+    unlabelled samples as the run's test table did."""
+    from spectrovision.apply.predict import run_apply_member
+
+    run_apply_member(name="gbm", inputs={"fitted": outputs["fitted"], **inputs},
+                     outputs={"logits": tmp_path / "apply.parquet"}, data=data_cfg,
+                     labels=labels)
+    applied = pd.read_parquet(tmp_path / "apply.parquet").set_index("sample_id")
+    test = result.test.set_index("sample_id")
+    np.testing.assert_allclose(applied.loc[test.index, labels], test[labels], rtol=1e-9)
+
+
+def test_run_tabular_writes_the_member_files(tiny_mars2, tmp_path):
     settings = {"time_bins": 4, "metadata_columns": ["derivatized"], "n_estimators": 10,
                 "min_child_samples": 2, "seed": 1}
-    cfg = validate_config({"representations": {"r": {}}, "tabular": {"gbm": settings}})
-    resolved = as_dict(resolve_tabular(cfg, "gbm"))
-    run_tabular(name="gbm", inputs={"folds": folds, "stacks": [tmp_path / "stack.npy"],
-                                    "stack_ids": [tmp_path / "stack.csv"]},
-                outputs=outputs, settings=resolved, data=data_cfg, labels=labels, clip=CLIP,
-                num_threads=1, task="multilabel")
+    _, sheet, labels, _, outputs, _ = _tiny_member(tiny_mars2, tmp_path, settings)
+    labelled = list(sheet.loc[sheet["labelled"], "sample_id"])
     oof = pd.read_parquet(outputs["oof"])
     assert list(oof.columns) == ["sample_id", "fold", *labels] and len(oof) == len(labelled)
     assert len(pd.read_parquet(outputs["test"])) == int((~sheet["labelled"]).sum())
     imp = pd.read_csv(outputs["importance"])
     assert len(imp) == 8 * 4 + 1 and "derivatized" in set(imp["feature"])
     assert outputs["summary"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_apply_reads_a_fitted_record_from_before_the_feature_options(tiny_mars2, tmp_path):
+    """A record written before window_share_features, key_ion_ratios and augment_copies
+    existed lacks their keys: apply takes them as off and predicts as the run did."""
+    import pickle
+
+    settings = {"time_bins": 4, "metadata_columns": ["derivatized"], "n_estimators": 10,
+                "min_child_samples": 2, "seed": 1}
+    data_cfg, _, labels, inputs, outputs, result = _tiny_member(tiny_mars2, tmp_path, settings)
+    record = pickle.loads(outputs["fitted"].read_bytes())
+    new_keys = ("window_share_features", "window_share_width", "key_ion_ratios", "key_ions",
+                "augment_copies", "augment_trim_fraction", "augment_max_shift", "render_log",
+                "render_log_floor", "window_columns")
+    record["settings"] = {k: v for k, v in record["settings"].items() if k not in new_keys}
+    outputs["fitted"].write_bytes(pickle.dumps(record))
+    _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result)
 
 
 @pytest.mark.slow
@@ -252,8 +293,8 @@ def _peak_member(tmp_path, peak_bands):
     np.save(tmp_path / "s.npy", stack)
     pd.DataFrame({"sample_id": ids}).to_csv(tmp_path / "s.csv", index=False)
     sheet = pd.DataFrame({"sample_id": ids})
-    features = build_features(sheet, [tmp_path / "s.npy"], [tmp_path / "s.csv"], 2,
-                              peak_bands=peak_bands)
+    features = build_features(sheet, [tmp_path / "s.npy"], [tmp_path / "s.csv"],
+                              RenderFeatures(2, peak_bands))
     labels = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids, name="sample_id"))
     folds = pd.DataFrame({"sample_id": ids, "fold": np.arange(len(ids)) % 3})
     return features, fit_tabular(features, ids, labels, folds, [], LABELS, FAST, CLIP), labels
@@ -393,3 +434,334 @@ def test_peak_features_need_image_features():
         "image_features": False, "peak_features": True, "metadata_columns": ["x"]}}})
     with pytest.raises(ConfigError, match="peak_features"):
         resolve_tabular(cfg, "gbm")
+
+
+# --- window shares, key-ion ratios, augmented copies (issue 19 item 4) --------------------
+
+def _rendered(linear, floor=1e-4):
+    """Linear ``(N, n_mass, n_x)`` runs rendered as ``normalization: none, log:
+    clipped_log10``: each divided by its maximum, log-scaled; ``(N, 1, n_mass, n_x)``."""
+    from spectrovision.render.runs import log_scale
+
+    peak = linear.max(axis=(1, 2), keepdims=True)
+    return log_scale(linear / peak, "clipped_log10", floor).astype(np.float32)[:, None]
+
+
+CLIPPED = {"log": "clipped_log10", "log_floor": 1e-4}
+
+
+def _render_member(tmp_path, images, y, render, n_test=0, augment=None, key_ions=0):
+    """Stack ``images`` (the last ``n_test`` unlabelled), build the features of ``render``
+    and fit a member on 3 folds: (features, result, label table)."""
+    ids = [f"S{i:03d}" for i in range(len(images))]
+    np.save(tmp_path / "s.npy", images)
+    pd.DataFrame({"sample_id": ids}).to_csv(tmp_path / "s.csv", index=False)
+    n = len(ids) - n_test
+    sheet = pd.DataFrame({"sample_id": ids, "labelled": np.arange(len(ids)) < n})
+    features = build_features(sheet, [tmp_path / "s.npy"], [tmp_path / "s.csv"], render,
+                              augment=augment)
+    labels = pd.DataFrame(y, columns=LABELS, index=pd.Index(ids, name="sample_id"))
+    folds = pd.DataFrame({"sample_id": ids[:n], "fold": np.arange(n) % 3})
+    result = fit_tabular(features, ids, labels.iloc[:n], folds, ids[n:], LABELS, FAST, CLIP,
+                         key_ions=key_ions)
+    return features, result, labels
+
+
+def test_unlog_scale_undoes_each_log_of_the_render():
+    from spectrovision.render.runs import log_scale, unlog_scale
+
+    a = np.array([0.0, 5e-5, 1e-4, 3e-3, 0.25, 1.0])
+    back = unlog_scale(log_scale(a, "clipped_log10", 1e-4), "clipped_log10", 1e-4)
+    np.testing.assert_allclose(back, [0, 0, 0, 3e-3, 0.25, 1.0], rtol=1e-12)  # floor: empty
+    for how in ("log1p1000", "none"):
+        np.testing.assert_allclose(unlog_scale(log_scale(a, how, 1e-4), how, 1e-4), a,
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_window_shares_are_each_ions_linear_share_of_each_window():
+    from spectrovision.ensemble.tabular import window_share_features, window_share_names
+
+    linear = np.array([[[4.0, 0.0, 1.0, 1.0, 0.0, 0.0, 2.0],
+                        [4.0, 2.0, 3.0, 1.0, 0.0, 0.0, 6.0]]])  # 1 run, 2 m/z, 7 columns
+    stack = _rendered(linear)
+    shares = window_share_features(stack, 3, **CLIPPED)  # windows: columns 0-2, 3-5, 6
+    assert window_share_names(2, 3) == ["share_m0_w0", "share_m0_w1", "share_m0_w2",
+                                        "share_m1_w0", "share_m1_w1", "share_m1_w2"]
+    np.testing.assert_allclose(shares[0], [5 / 14, 0.5, 0.25, 9 / 14, 0.5, 0.75], rtol=1e-3)
+    linear[0, :, 3:6] = 0  # an empty window: NaN (missing), not a share
+    assert np.isnan(window_share_features(_rendered(linear), 3, **CLIPPED)[0, [1, 4]]).all()
+    # on the log-scaled values themselves the shares would be another thing
+    raw = window_share_features(stack, 3, "none", None)
+    assert raw[0, 2] == pytest.approx(0.468, abs=1e-3)  # not 1/4
+
+
+def _window_runs(seed, n=300, n_mass=6, n_x=20):
+    """Runs of 4 windows of 5 columns, every m/z's level per window log-normal and the run
+    scaled by a random factor; label a = m/z 2's share of window 1 is above the median."""
+    rng = np.random.default_rng(seed)
+    level = np.repeat(np.exp(rng.normal(0, 1, (n, n_mass, 4))), 5, axis=2)
+    linear = rng.uniform(0.2, 1, (n, n_mass, n_x)) * level * np.exp(rng.normal(0, 1, (n, 1, 1)))
+    share = linear[:, 2, 5:10].sum(axis=1) / linear[:, :, 5:10].sum(axis=(1, 2))
+    y = np.column_stack([share > np.median(share), rng.random(n) < 0.3, rng.random(n) < 0.5])
+    return _rendered(linear), y.astype(float)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_window_share_features_reach_an_ions_share_of_a_window(tmp_path, seed):
+    """The coarse cells hold every ion's log maximum per window, but a share of a window is
+    a sum over ions that a few trees on 200 rows do not rebuild (out of fold 0.28-0.32 for
+    seeds 0-3); the share feature gives it at once (0.02-0.06)."""
+    images, y = _window_runs(seed)
+    plain = RenderFeatures(4, **CLIPPED)
+    shares = RenderFeatures(4, window_columns=5, **CLIPPED)
+    features, with_shares, labels = _render_member(tmp_path, images, y, shares)
+    assert features.names[24:] == [f"share_m{m}_w{w}" for m in range(6) for w in range(4)]
+    without = _render_member(tmp_path, images, y, plain)[1]
+    loss_without = _label_loss(without.oof, labels, "a")
+    loss_with = _label_loss(with_shares.oof, labels, "a")
+    assert loss_without > 0.2
+    assert loss_with < 0.1 and loss_with < loss_without - 0.15
+    top = with_shares.importance.sort_values("a", ascending=False)["feature"].iloc[0]
+    assert top == "share_m2_w1"
+
+
+def _ratio_runs(seed, n=300, n_mass=10, n_x=8):
+    """Every m/z at a log-normal level (sd 1, spread over the columns at random); label a =
+    m/z 3 holds more intensity than m/z 7."""
+    rng = np.random.default_rng(seed)
+    level = np.exp(rng.normal(0, 1, (n, n_mass)))
+    linear = rng.uniform(0.2, 1, (n, n_mass, n_x)) * level[:, :, None]
+    ratio = np.log(linear[:, 3].sum(axis=1) / linear[:, 7].sum(axis=1))
+    y = np.column_stack([ratio > 0, rng.random(n) < 0.3, rng.random(n) < 0.5])
+    return _rendered(linear), y.astype(float)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_key_ion_ratios_find_the_two_ions_whose_ratio_carries_a_label(tmp_path, seed):
+    """The levels of m/z 3 and 7 are noisy and only their ratio tells label a: trees on the
+    cells reach 0.17-0.22 out of fold (seeds 0-3), the key-ion ratio 0.013. Every fold
+    picks m/z 3 and 7 as label a's key ions."""
+    from spectrovision.ensemble.tabular import key_ion_names
+
+    images, y = _ratio_runs(seed)
+    render = RenderFeatures(2, ion_totals=True, **CLIPPED)
+    features, with_keys, labels = _render_member(tmp_path, images, y, render, key_ions=2)
+    assert features.ion_totals.shape == (300, 10) and len(features.names) == 20
+    assert key_ion_names(["a", "b c"], 2) == ["key_a_share1", "key_a_share2",
+                                              "key_a_ratio1_2", "key_b_c_share1",
+                                              "key_b_c_share2", "key_b_c_ratio1_2"]
+    assert list(with_keys.importance["feature"].iloc[:1]) == ["key_a_ratio1_2"]
+    assert set(with_keys.importance["feature"]) == {*features.names,
+                                                    *key_ion_names(LABELS, 2)}
+    for state in with_keys.fitted.values():
+        assert sorted(state["key_ions"][0]) == [3, 7]
+    without = _render_member(tmp_path, images, y, render)[1]
+    loss_without = _label_loss(without.oof, labels, "a")
+    loss_with = _label_loss(with_keys.oof, labels, "a")
+    assert loss_without > 0.12
+    assert loss_with < 0.05 and loss_with < loss_without - 0.1
+
+
+def test_key_ions_are_chosen_on_the_training_rows_alone():
+    """Rows outside the fit's training rows may hold anything (here an ion that tells
+    label a perfectly): the key ions and the training rows' predictions stay the same."""
+    from spectrovision.ensemble.tabular import GBMMember, key_ion_features, select_key_ions
+
+    rng = np.random.default_rng(0)
+    totals = np.exp(rng.normal(0, 1, (200, 6)))
+    y = np.column_stack([totals[:, 1] > totals[:, 4], rng.random(200) < 0.5]).astype(float)
+    features = Features(np.log(totals), [f"t{k}" for k in range(6)], n_image=6,
+                        ion_totals=totals)
+    member = GBMMember(features, FAST, key_ions=2, labels=LABELS[:2])
+    train, held = np.arange(120), np.arange(120, 200)
+    state = member.fit(train, y[train])
+    np.testing.assert_array_equal(sorted(state["key_ions"][0]), [1, 4])
+    leaky = totals.copy()
+    leaky[held, 5] *= np.where(y[held, 0] > 0, 30.0, 1 / 30)
+    other = GBMMember(Features(np.log(leaky), features.names, n_image=6, ion_totals=leaky),
+                      FAST, key_ions=2, labels=LABELS[:2])
+    again = other.fit(train, y[train])
+    np.testing.assert_array_equal(state["key_ions"], again["key_ions"])
+    np.testing.assert_array_equal(member.predict(state, train), other.predict(again, train))
+    # the same ion on the training rows is chosen: the choice reads what it is given
+    assert 5 in select_key_ions(leaky[held], y[held], 2)[0]
+    ratio = key_ion_features(np.array([[1.0, 10.0, 0.0, 89.0]]), np.array([[1, 0, 2]]))
+    np.testing.assert_allclose(ratio[0, :2], [-1.0, -2.0])  # log10 shares of 10 and 1 in 100
+    assert np.isnan(ratio[0, 2]) and ratio[0, 3] == pytest.approx(1.0)  # log10(10 / 1)
+    assert np.isnan(ratio[0, 4:]).all()  # m/z 2 is empty
+
+
+def test_augment_images_trims_the_end_of_the_run_and_shifts_it():
+    from spectrovision.ensemble.tabular import augment_images
+
+    image = np.zeros((1, 2, 12), dtype=np.float32)
+    image[0, 0, :10] = np.arange(1, 11)  # extent 10 columns, the last two empty
+    image[0, 1, 3] = 5.0
+    same = augment_images(image, np.array([0.0]), np.array([0]))
+    np.testing.assert_array_equal(same, image)
+    trimmed = augment_images(image, np.array([0.25]), np.array([0]))  # floor(2.5) columns
+    np.testing.assert_array_equal(trimmed[0, 0], [*range(1, 9), 0, 0, 0, 0])
+    np.testing.assert_array_equal(trimmed[0, 1], image[0, 1])
+    right = augment_images(image, np.array([0.0]), np.array([2]))
+    np.testing.assert_array_equal(right[0, 0], [0, 0, *range(1, 11)])
+    assert right[0, 1, 5] == 5.0
+    left = augment_images(image, np.array([0.25]), np.array([-3]))
+    np.testing.assert_array_equal(left[0, 0], [*range(4, 9), *[0] * 7])
+
+
+def test_copies_are_seeded_copies_of_the_labelled_rows(tmp_path):
+    from spectrovision.ensemble.tabular import Augment
+
+    images, _ = _peak_stack(n=30)
+    ids = [f"S{i:03d}" for i in range(30)]
+    np.save(tmp_path / "s.npy", images)
+    pd.DataFrame({"sample_id": ids}).to_csv(tmp_path / "s.csv", index=False)
+    sheet = pd.DataFrame({"sample_id": ids, "labelled": np.arange(30) < 20,
+                          "derivatized": np.arange(30) % 2})
+    paths = ([tmp_path / "s.npy"], [tmp_path / "s.csv"])
+    render = RenderFeatures(4, 2)
+
+    def build(augment):
+        return build_features(sheet, *paths, render, ["derivatized"], augment=augment)
+
+    plain = build(None)
+    assert plain.copies is None
+    first = build(Augment(3, 0.3, 2, seed=5))
+    np.testing.assert_array_equal(first.values, plain.values)  # the rows themselves: as ever
+    np.testing.assert_array_equal(first.copies.source, np.tile(np.arange(20), 3))
+    np.testing.assert_array_equal(first.copies.values[:, -1], plain.values[first.copies.source, -1])
+    assert not np.array_equal(first.copies.values, plain.values[first.copies.source])
+    again = build(Augment(3, 0.3, 2, seed=5)).copies.values
+    np.testing.assert_array_equal(again, first.copies.values)
+    assert not np.array_equal(build(Augment(3, 0.3, 2, seed=6)).copies.values, again)
+    # copies with nothing drawn are the rows' own features, through the same featurizer
+    still = build(Augment(2, 0.0, 0, seed=5)).copies
+    np.testing.assert_array_equal(still.values, plain.values[still.source])
+
+
+def test_split_with_copies_keeps_each_runs_copies_on_its_side():
+    from spectrovision.ensemble.tabular import split_with_copies, validation_split
+
+    y = np.array([0] * 30 + [1] * 10)
+    source = np.tile(np.arange(40), 2)
+    fit, valid = split_with_copies(y, source, 0.2, seed=3)
+    plain_fit, plain_valid = validation_split(y, 0.2, seed=3)
+    np.testing.assert_array_equal(valid, plain_valid)  # validation: the rows as they are
+    copies = fit[fit >= 40] - 40
+    np.testing.assert_array_equal(fit[fit < 40], plain_fit)
+    assert set(source[copies]) == set(plain_fit) and len(copies) == 2 * len(plain_fit)
+
+
+def _shifted_runs(seed, n=240, n_test=120, n_x=32, shift=3):
+    """Runs of 4 m/z x 32 columns; label a = m/z 1 has a narrow peak at column 8.5. The
+    training runs all start at column 0, the test runs are shifted by 3 columns."""
+    rng = np.random.default_rng(seed)
+    m, cols = n + n_test, np.arange(n_x)
+    linear = 0.05 * rng.random((m, 4, n_x))
+    linear[:, 0] += np.exp(-0.5 * ((cols - 20) / 3.0) ** 2)  # a reference ion in every run
+    present = rng.random(m) < 0.5
+    linear[:, 1] += (present[:, None] * rng.uniform(0.3, 1, (m, 1))
+                     * np.exp(-0.5 * ((cols - 8.5) / 0.7) ** 2))
+    linear[n:, :, shift:] = linear[n:, :, :-shift].copy()
+    linear[n:, :, :shift] = 0
+    y = np.column_stack([present, rng.random(m) < 0.3, rng.random(m) < 0.5])
+    return _rendered(linear), y.astype(float)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_augmented_copies_carry_a_model_over_a_shifted_axis(tmp_path, seed):
+    """Trees on 2-column cells learn the peak's cell; on test runs shifted by 3 columns they
+    are confidently wrong (log loss 0.96-2.1 for seeds 0-3), with 4 copies shifted by up to
+    3 columns they are not (0.010-0.013); out of fold both stay low."""
+    from spectrovision.ensemble.tabular import Augment
+
+    images, y = _shifted_runs(seed)
+    render = RenderFeatures(16)
+    without = _render_member(tmp_path, images, y, render, n_test=120)
+    features, with_copies, labels = _render_member(tmp_path, images, y, render, n_test=120,
+                                                   augment=Augment(4, 0.2, 3, seed=11))
+    assert len(features.copies.source) == 4 * 240  # the labelled rows only
+    assert _label_loss(without[1].test, labels, "a") > 0.5
+    assert _label_loss(with_copies.test, labels, "a") < 0.1
+    assert _label_loss(with_copies.oof, labels, "a") < 0.05
+
+
+def test_the_copies_of_held_out_rows_never_reach_their_own_fold(tmp_path):
+    """Copies of fold 0's rows made into nonsense change the models of folds 1 and 2
+    (which train on them) but not fold 0's out-of-fold predictions."""
+    from spectrovision.ensemble.tabular import Augment
+
+    images, y = _shifted_runs(1, n_test=3)
+    features, result, labels = _render_member(tmp_path, images, y, RenderFeatures(16),
+                                              n_test=3, augment=Augment(2, 0.2, 3, seed=1))
+    ids = list(labels.index)
+    folds = pd.DataFrame({"sample_id": ids[:240], "fold": np.arange(240) % 3})
+    copies = features.copies
+    bad = copies.values.copy()
+    bad[copies.source % 3 == 0] = np.random.default_rng(0).random(
+        (int((copies.source % 3 == 0).sum()), bad.shape[1]))
+    features.copies = type(copies)(bad, copies.source)
+    other = fit_tabular(features, ids, labels.iloc[:240], folds, ids[240:], LABELS, FAST, CLIP)
+    in0 = result.oof["fold"] == 0
+    pd.testing.assert_frame_equal(result.oof[in0], other.oof[in0], check_exact=True)
+    assert not np.array_equal(result.oof.loc[~in0, LABELS], other.oof.loc[~in0, LABELS])
+
+
+def _option_cfg(**options):
+    return validate_config({
+        "data": {"layout": "mars1"},
+        "representations": {"r": {"x_axis": "temp", "x_window": [0, 100], "x_step": 10,
+                                  "mass_window": [0, 9], "log": "clipped_log10"}},
+        "tabular": {"gbm": options}})
+
+
+def test_resolve_tabular_derives_the_window_columns_and_the_log_to_undo():
+    settings = resolve_tabular(_option_cfg(window_share_features=True, window_share_width=30),
+                               "gbm")
+    assert settings.window_columns == 3 and settings.render_log == "clipped_log10"
+    assert settings.render_log_floor == 1e-4
+    off = resolve_tabular(_option_cfg(), "gbm")
+    assert (off.window_share_features, off.key_ion_ratios, off.augment_copies) == (False,
+                                                                                   False, 0)
+
+
+@pytest.mark.parametrize(("options", "key"), [
+    ({"window_share_features": True, "window_share_width": 45}, "window_share_width"),
+    ({"window_share_features": True, "window_share_width": 0}, "window_share_width"),
+    ({"key_ion_ratios": True, "key_ions": 11}, "key_ions"),  # the render has 10 m/z rows
+    ({"key_ion_ratios": True, "key_ions": 0}, "key_ions"),
+    ({"augment_copies": -1}, "augment_copies"),
+    ({"augment_copies": 2, "augment_trim_fraction": 1.0}, "augment_trim_fraction"),
+    ({"augment_copies": 2, "augment_max_shift": -1}, "augment_max_shift"),
+    ({"augment_copies": 2, "augment_trim_fraction": 0, "augment_max_shift": 0},
+     "augment_copies"),
+    ({"image_features": False, "metadata_columns": ["x"], "window_share_features": True},
+     "window_share_features"),
+    ({"image_features": False, "metadata_columns": ["x"], "augment_copies": 1},
+     "augment_copies"),
+])
+def test_bad_option_values_name_their_key(options, key):
+    with pytest.raises(ConfigError, match=f"tabular/gbm/{key}"):
+        resolve_tabular(_option_cfg(**options), "gbm")
+
+
+def test_run_tabular_with_every_option_and_apply_predicts_the_same(tiny_mars2, tmp_path):
+    """The three options through the member's files: the fitted states carry each fold's
+    key ions, and apply (a new sheet: here the same one) rebuilds the features without
+    copies and predicts the unlabelled samples as the test table did."""
+    from spectrovision.ensemble.fitted import read_fitted
+
+    settings = {"time_bins": 4, "n_estimators": 10, "min_child_samples": 2, "seed": 1,
+                "early_stopping_rounds": None, "window_share_features": True,
+                "window_share_width": 2, "key_ion_ratios": True, "key_ions": 2,
+                "augment_copies": 2}
+    data_cfg, _, labels, inputs, outputs, result = _tiny_member(
+        tiny_mars2, tmp_path, settings, {"x_window": [0, 8], "x_step": 1,
+                                         "mass_window": [0, 7]})
+    imp = set(pd.read_csv(outputs["importance"])["feature"])
+    assert {"share_m7_w3", f"key_{labels[0]}_ratio1_2"} <= imp
+    assert len(imp) == 8 * 4 + 8 * 4 + len(labels) * 3
+    record = read_fitted(outputs["fitted"], "gbm", labels)
+    assert all(state["key_ions"].shape == (len(labels), 2)
+               for state in record["states"].values())
+    _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result)

@@ -77,11 +77,10 @@ def _prepared_member(record: Mapping[str, Any], sheet: pd.DataFrame, renders: An
         name = record["member"]
         return baseline_class(name).prepare(sheet, baseline_settings(name, record["settings"]),
                                             renders, record["seed"])
-    from ..config.typed import settings_from
     from ..ensemble.tabular import (TABULAR_KIND, TABULAR_MEMBERS, GBMSettings,
-                                    TabularSettings, member_features)
+                                    fitted_settings, member_features)
 
-    member = settings_from(TabularSettings, record["settings"], f"tabular/{record['member']}")
+    member = fitted_settings(record["settings"], record["member"])
     return TABULAR_MEMBERS.get(TABULAR_KIND)(member_features(member, sheet, renders, record["levels"]),
                      GBMSettings.from_settings(member, num_threads), task=record["task"])
 

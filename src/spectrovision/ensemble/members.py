@@ -152,24 +152,35 @@ def load_stack_features(stacks: Sequence[str | os.PathLike[str]],
     """Features of ``sample_ids`` (rows, this order) from stacked renders and their id CSVs:
     :func:`coarse_time_features` with ``time_bins``, or ``featurize(stack)`` (rows = the
     stack's images) when given."""
+    opened, which, row = stack_locations(stacks, id_lists, sample_ids)
+    blocks = [coarse_time_features(stack, time_bins) if featurize is None
+              else featurize(stack) for stack in opened]
+    offsets = np.cumsum([0] + [len(stack) for stack in opened])
+    return np.concatenate(blocks)[offsets[which] + row]
+
+
+def stack_locations(stacks: Sequence[str | os.PathLike[str]],
+                    id_lists: Sequence[str | os.PathLike[str]], sample_ids: Sequence[str]
+                    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The stacked renders opened as memmaps, and for each of ``sample_ids`` the stack
+    (index into ``stacks``) and the row in it that holds its image (an InputError when an
+    id list and its stack disagree or a sample has no image)."""
     if not stacks:
         raise InputError("baseline_settings.benchmark_lr", "no rendered stacks to read",
                          "define a representation (representations:) for benchmark_lr, or "
                          "drop benchmark_lr from baselines:")
-    blocks, ids = [], []
-    for stack_path, csv_path in zip(stacks, id_lists):
+    opened, row_of = [], {}
+    for k, (stack_path, csv_path) in enumerate(zip(stacks, id_lists)):
         stack = np.load(stack_path, mmap_mode="r")
         listed = read_csv(csv_path)["sample_id"].tolist()
         if len(listed) != stack.shape[0]:
             raise InputError(csv_path, f"lists {len(listed)} samples but {Path(stack_path).name} "
                              f"holds {stack.shape[0]} images", "re-run the render stack rule")
-        blocks.append(coarse_time_features(stack, time_bins) if featurize is None
-                      else featurize(stack))
-        ids += listed
-    features = np.concatenate(blocks)
-    row_of = {s: i for i, s in enumerate(ids)}
+        opened.append(stack)
+        row_of.update({s: (k, i) for i, s in enumerate(listed)})
     absent = [s for s in sample_ids if s not in row_of]
     if absent:
         raise InputError(str(id_lists[0]), f"{len(absent)} samples have no rendered image, "
                          f"e.g. {absent[:5]}", "render every split of the sample sheet")
-    return features[[row_of[s] for s in sample_ids]]
+    where = np.array([row_of[s] for s in sample_ids], dtype=int).reshape(-1, 2)
+    return opened, where[:, 0], where[:, 1]

@@ -22,6 +22,18 @@ the prior; ``prior_fallback`` (on by default) then predicts a label (multiclass:
 class) by its training prevalence when the stopped booster's validation log loss is no
 better than the fit rows' prevalence's. Both are decided inside each training fold.
 
+Three more options (issue 19 item 4, the Mars-1 2nd place's LightGBM features), each off by
+default: ``window_share_features`` adds each m/z's share of every x window of
+``window_share_width`` axis units (:func:`window_share_features`, on linear intensity: the
+representation's ``log`` undone by :func:`..render.runs.unlog_scale`);
+``key_ion_ratios`` picks per label the ``key_ions`` m/z whose share of the run's total
+intensity best separates the label's positives from its negatives in each training fold
+(:func:`select_key_ions`) and adds their log shares and pairwise log ratios
+(:func:`key_ion_features`); ``augment_copies`` rebuilds each training row that many more
+times from its render with a random end trim and x offset (:func:`augment_images`), the
+features recomputed and the labels copied, only ever on the fit side of a fold and of its
+inner early-stopping split (:func:`split_with_copies`).
+
 Feature contributions: LightGBM's TreeSHAP (``pred_contrib=True``) on the out-of-fold rows
 of each fold; the mean absolute contribution per feature and label is written as a table
 and drawn as a summary plot. Training is deterministic (fixed seed, ``deterministic=True``,
@@ -32,15 +44,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .members import (Renders, coarse_time_features, column_band_edges,
-                      cross_fit, load_stack_features, unlabelled_ids)
+                      cross_fit, load_stack_features, stack_locations, unlabelled_ids)
 from .fitted import fitted_record, write_fitted
 from .tables import write_member_tables
 from ..config.checks import chosen_representation
@@ -49,6 +63,7 @@ from ..config.typed import settings_from
 from ..errors import ConfigError, InputError
 from ..metrics import mean_log_loss, multiclass_log_loss
 from ..registry import Registry
+from ..render.runs import unlog_scale
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -90,6 +105,20 @@ class TabularSettings(BoosterSettings):
     metadata_columns: list[str]
     peak_features: bool
     peak_bands: int
+    window_share_features: bool
+    window_share_width: float
+    key_ion_ratios: bool
+    key_ions: int
+    augment_copies: int
+    augment_trim_fraction: float
+    augment_max_shift: int
+    # derived from the representation by resolve_tabular (None: metadata only)
+    render_log: str | None
+    render_log_floor: float | None
+    window_columns: int | None  # columns per window of window_share_features
+
+
+IMAGE_OPTIONS = ("peak_features", "window_share_features", "key_ion_ratios", "augment_copies")
 
 
 def resolve_tabular(cfg: Mapping[str, Any], name: str,
@@ -100,15 +129,17 @@ def resolve_tabular(cfg: Mapping[str, Any], name: str,
     if name not in cfg["tabular"]:
         raise ConfigError(f"tabular member '{name}' is not defined under 'tabular:'")
     settings = dict(cfg["tabular"][name])
+    settings.update(render_log=None, render_log_floor=None, window_columns=None)
     if not settings["image_features"]:
         settings["representation"] = None  # metadata only: no render is read
         if not settings["metadata_columns"]:
             raise ConfigError(f"config key 'tabular/{name}/image_features': false needs "
                               "metadata_columns. Fix: list metadata columns, or set it true.")
-        if settings["peak_features"]:
-            raise ConfigError(f"config key 'tabular/{name}/peak_features': true needs image "
-                              "features, but image_features is false. Fix: set one of them "
-                              "the other way.")
+        for key in IMAGE_OPTIONS:
+            if settings[key]:
+                raise ConfigError(f"config key 'tabular/{name}/{key}': {settings[key]} needs "
+                                  "image features, but image_features is false. Fix: set "
+                                  "one of them the other way.")
     else:
         reps = list(cfg["representations"])
         if settings["representation"] is None and not reps:
@@ -116,6 +147,7 @@ def resolve_tabular(cfg: Mapping[str, Any], name: str,
                               "is defined. Fix: define one under 'representations:'.")
         settings["representation"] = chosen_representation(
             f"tabular/{name}/representation", settings["representation"], reps)
+        settings.update(render_options(cfg, name, settings))
     if settings["seed"] is None:
         settings["seed"] = derive_seed(int(cfg["seed"]), "tabular", name)
     settings["metadata_columns"] = list(settings["metadata_columns"])
@@ -127,6 +159,55 @@ def resolve_tabular(cfg: Mapping[str, Any], name: str,
                               f"{[c for c in sheet_columns if c not in SHEET_INTERNAL]}). "
                               "Fix: add it to data.metadata_columns, or drop it here.")
     return settings_from(TabularSettings, settings, f"tabular/{name}")
+
+
+def render_options(cfg: Mapping[str, Any], name: str, settings: Mapping[str, Any]
+                   ) -> dict[str, Any]:
+    """What the render options of tabular member ``name`` take from its representation:
+    the ``log`` to undo (``render_log``, ``render_log_floor``) and the columns per window of
+    ``window_share_features`` (``window_columns``); a ConfigError naming the key for a
+    window that is not a whole number of columns, more key ions than m/z rows, or
+    augmentation copies that would equal their source."""
+    from ..data.layouts import get_layout
+
+    key = f"tabular/{name}"
+    rep = cfg["representations"][settings["representation"]]
+    view = get_layout(cfg["data"]["layout"]).render_view(rep)
+    axes = view["axes"]
+    out = {"render_log": view["log"], "render_log_floor": float(rep["log_floor"])}
+    if settings["window_share_features"]:
+        lo, hi = axes["x_extent"]
+        step = (hi - lo) / axes["n_x"]
+        columns = float(settings["window_share_width"]) / step
+        if abs(columns - round(columns)) > 1e-6 or round(columns) < 1:
+            raise ConfigError(f"config key '{key}/window_share_width': "
+                              f"{settings['window_share_width']} is not a whole number of "
+                              f"columns of representation '{settings['representation']}' "
+                              f"({step:g} axis units each; {axes['x_label']}). Fix: a "
+                              "multiple of the column width.")
+        out["window_columns"] = int(round(columns))
+    if settings["key_ion_ratios"] and settings["key_ions"] > axes["n_mass"]:
+        raise ConfigError(f"config key '{key}/key_ions': {settings['key_ions']} key ions, but "
+                          f"representation '{settings['representation']}' has "
+                          f"{axes['n_mass']} m/z rows. Fix: at most {axes['n_mass']}.")
+    if settings["augment_copies"] and not (settings["augment_trim_fraction"]
+                                           or settings["augment_max_shift"]):
+        raise ConfigError(f"config key '{key}/augment_copies': copies with "
+                          "augment_trim_fraction 0 and augment_max_shift 0 equal their "
+                          "source rows. Fix: set one of them above 0, or augment_copies: 0.")
+    return out
+
+
+def fitted_settings(settings: Mapping[str, Any], name: str) -> TabularSettings:
+    """The settings of a fitted record (:mod:`.fitted`) of tabular member ``name``; a key
+    that a record written before the key existed lacks takes the schema's default (the
+    options were off then) and a derived key None."""
+    from ..config.schema import load_schema, schema_defaults
+
+    block = load_schema()["properties"]["tabular"]["additionalProperties"]
+    derived = {"render_log": None, "render_log_floor": None, "window_columns": None}
+    return settings_from(TabularSettings, {**schema_defaults(block), **derived, **settings},
+                         f"tabular/{name}")
 
 
 @dataclass(frozen=True)
@@ -164,15 +245,30 @@ class GBMSettings(BoosterSettings):
 # --- features ----------------------------------------------------------------------------
 
 @dataclass
+class Copies:
+    """Augmented copies of training rows (``augment_copies``): feature rows with the columns
+    of :attr:`Features.values`, the sheet row each copy was made from, and their per-m/z
+    linear intensity totals (with ``key_ion_ratios``)."""
+
+    values: np.ndarray
+    source: np.ndarray
+    ion_totals: np.ndarray | None = None
+
+
+@dataclass
 class Features:
     """Feature matrix (rows = samples in sheet order), names, categorical columns; the
-    first ``n_image`` columns are render features, the rest metadata."""
+    first ``n_image`` columns are render features, the rest metadata. ``ion_totals``: each
+    row's linear intensity summed per m/z row, ``(rows, n_mass)`` (the input of the key ion
+    features, which are chosen per training fold); ``copies``: augmented copies of rows."""
 
     values: np.ndarray
     names: list[str]
     categorical: list[int] = field(default_factory=list)
     n_image: int = 0
     levels: dict[str, list[str]] = field(default_factory=dict)  # codes of text columns
+    ion_totals: np.ndarray | None = None
+    copies: Copies | None = None
 
 
 def image_feature_names(n_mass: int, time_bins: int) -> list[str]:
@@ -241,40 +337,256 @@ def metadata_features(sheet: pd.DataFrame, columns: Sequence[str],
     return Features(values, list(columns), categorical, levels=found)
 
 
+def window_share_names(n_mass: int, n_windows: int) -> list[str]:
+    """``share_m{mass}_w{window}`` in the column order of :func:`window_share_features`."""
+    return [f"share_m{m}_w{w}" for m in range(n_mass) for w in range(n_windows)]
+
+
+def linear_chunks(stack: np.ndarray, log: str | None, log_floor: float | None,
+                  chunk: int = 256) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, linear intensity)`` of channel 0 of ``(N, C, n_mass, n_x)`` render
+    images in chunks of rows: the representation's ``log`` undone
+    (:func:`..render.runs.unlog_scale`; a cell at the ``clipped_log10`` floor counts 0)."""
+    for start in range(0, stack.shape[0], chunk):
+        yield start, unlog_scale(stack[start:start + chunk, 0], str(log), log_floor)
+
+
+def window_share_features(stack: np.ndarray, columns: int, log: str | None,
+                          log_floor: float | None) -> np.ndarray:
+    """Each m/z row's share of every x window of ``columns`` columns (from column 0; the last
+    window takes the columns left over): the row's linear intensity summed over the window
+    divided by the sum over all rows of the window; NaN where the window holds nothing.
+    ``(N, n_mass * n_windows)``, m/z-major."""
+    n, _, n_mass, n_x = stack.shape
+    starts = np.arange(0, n_x, int(columns))
+    out = np.empty((n, n_mass * len(starts)))
+    for start, linear in linear_chunks(stack, log, log_floor):
+        sums = np.add.reduceat(linear, starts, axis=2)
+        total = sums.sum(axis=1, keepdims=True)
+        share = np.divide(sums, total, out=np.full_like(sums, np.nan), where=total > 0)
+        out[start:start + len(linear)] = share.reshape(len(linear), -1)
+    return out
+
+
+def ion_totals(stack: np.ndarray, log: str | None, log_floor: float | None) -> np.ndarray:
+    """Each m/z row's linear intensity summed over all columns: ``(N, n_mass)``."""
+    out = np.empty(stack.shape[:1] + stack.shape[2:3])
+    for start, linear in linear_chunks(stack, log, log_floor):
+        out[start:start + len(linear)] = linear.sum(axis=2)
+    return out
+
+
+@dataclass(frozen=True)
+class RenderFeatures:
+    """What a tabular member computes from channel 0 of ``(N, C, n_mass, n_x)`` render
+    images, in this column order: the ``time_bins`` cells
+    (:func:`members.coarse_time_features`), with ``peak_bands`` the :func:`peak_features`,
+    with ``window_columns`` the :func:`window_share_features`; then with ``ion_totals`` the
+    :func:`ion_totals` (not features: :func:`build_features` splits them off). ``log`` and
+    ``log_floor``: the representation's, undone for the shares and totals."""
+
+    time_bins: int
+    peak_bands: int | None = None
+    window_columns: int | None = None
+    ion_totals: bool = False
+    log: str | None = None
+    log_floor: float | None = None
+
+    def names(self, n_mass: int, n_x: int) -> list[str]:
+        """The feature names (without the totals)."""
+        names = image_feature_names(n_mass, self.time_bins)
+        if self.peak_bands is not None:
+            names += peak_feature_names(n_mass, self.peak_bands)
+        if self.window_columns is not None:
+            names += window_share_names(n_mass, -(-n_x // self.window_columns))
+        return names
+
+    def __call__(self, stack: np.ndarray) -> np.ndarray:
+        blocks = [coarse_time_features(stack, self.time_bins)]
+        if self.peak_bands is not None:
+            blocks.append(peak_features(stack, self.peak_bands))
+        if self.window_columns is not None:
+            blocks.append(window_share_features(stack, self.window_columns, self.log,
+                                                self.log_floor))
+        if self.ion_totals:
+            blocks.append(ion_totals(stack, self.log, self.log_floor))
+        return np.hstack(blocks)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """``augment_copies``: ``copies`` per training row, each with its end trimmed by a share
+    drawn uniformly from ``[0, trim_fraction)`` of the run's extent and moved by a whole
+    number of columns drawn uniformly from ``[-max_shift, max_shift]``
+    (:func:`augment_images`); the draws come from ``seed``."""
+
+    copies: int
+    trim_fraction: float
+    max_shift: int
+    seed: int
+
+    def draws(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Trim shares and shifts, ``(copies, n_rows)`` each (copy-major)."""
+        rng = np.random.default_rng(self.seed)
+        trim = rng.uniform(0.0, float(self.trim_fraction), (self.copies, n_rows))
+        shift = rng.integers(-int(self.max_shift), int(self.max_shift) + 1,
+                             (self.copies, n_rows))
+        return trim, shift
+
+
+def augment_images(images: np.ndarray, trim: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Copies of render images ``(B, n_mass, n_x)`` (rendered values; 0 = empty): image
+    ``i``'s end trimmed, i.e. its columns from ``e - floor(trim[i] * e)`` on emptied, where
+    ``e`` = 1 + its last column holding any value > 0 (its extent), then moved by
+    ``shift[i]`` columns along x (positive: to later columns), empty columns filling the gap
+    and columns pushed past an edge dropped."""
+    out = np.zeros_like(images)
+    n_x = images.shape[2]
+    filled = (images > 0).any(axis=1)
+    extent = np.where(filled.any(axis=1), n_x - np.argmax(filled[:, ::-1], axis=1), 0)
+    keep = extent - np.floor(np.asarray(trim) * extent).astype(int)
+    for i, (k, s) in enumerate(zip(keep, np.asarray(shift, dtype=int))):
+        lo, hi = max(0, s), min(n_x, s + k)
+        if hi > lo:
+            out[i, :, lo:hi] = images[i, :, lo - s:hi - s]
+    return out
+
+
+def augmented_copies(stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
+                     sample_ids: Sequence[str], render: RenderFeatures, augment: Augment,
+                     chunk: int = 128) -> np.ndarray:
+    """``render``'s columns of ``augment.copies`` augmented copies of the images of
+    ``sample_ids``: ``(copies, len(sample_ids), columns)``."""
+    opened, which, row = stack_locations(list(map(str, stacks)), list(map(str, stack_ids)),
+                                         sample_ids)
+    trim, shift = augment.draws(len(sample_ids))
+    blocks = []
+    for start in range(0, len(sample_ids), chunk):
+        part = slice(start, start + chunk)
+        images = np.stack([np.asarray(opened[k][i, 0]) for k, i in zip(which[part], row[part])])
+        blocks.append(np.stack([render(augment_images(images, trim[c, part], shift[c, part])
+                                       [:, None]) for c in range(augment.copies)]))
+    return np.concatenate(blocks, axis=1)
+
+
 def build_features(sheet: pd.DataFrame, stacks: Sequence[PathLike], stack_ids: Sequence[PathLike],
-                   time_bins: int, metadata_columns: Sequence[str] = (),
-                   peak_bands: int | None = None,
-                   levels: Mapping[str, Sequence[str]] | None = None) -> Features:
-    """Render features (reused from the benchmark baseline; ``peak_bands`` given: followed
-    by the :func:`peak_features` with that many bands) then metadata, sheet row order; no
-    stacks (``image_features: false``) = metadata only. ``levels``: see
-    :func:`metadata_features`."""
+                   render: RenderFeatures, metadata_columns: Sequence[str] = (),
+                   levels: Mapping[str, Sequence[str]] | None = None,
+                   augment: Augment | None = None) -> Features:
+    """Render features (:class:`RenderFeatures`; the time-bin cells are the benchmark
+    baseline's) then metadata, sheet row order; no stacks (``image_features: false``) =
+    metadata only. ``levels``: see :func:`metadata_features`. ``augment``: the
+    :attr:`Features.copies` of the labelled rows (every row when the sheet has no
+    ``labelled`` column), their metadata copied from their source rows."""
     meta = metadata_features(sheet, metadata_columns, levels)
     if not stacks:
         return meta
-    featurize = None if peak_bands is None else (lambda stack: np.hstack([
-        coarse_time_features(stack, time_bins), peak_features(stack, peak_bands)]))
-    image = load_stack_features(list(map(str, stacks)), list(map(str, stack_ids)), time_bins,
-                                list(sheet["sample_id"]), featurize).astype(np.float64)
-    if peak_bands is None:
-        names = image_feature_names(image.shape[1] // time_bins, time_bins)
-    else:
-        n_mass = image.shape[1] // (time_bins + len(PEAK_KINDS) + peak_bands)
-        names = (image_feature_names(n_mass, time_bins)
-                 + peak_feature_names(n_mass, peak_bands))
-    offset = image.shape[1]
-    return Features(np.hstack([image, meta.values]), names + meta.names,
-                    [offset + k for k in meta.categorical], n_image=offset, levels=meta.levels)
+    ids = list(sheet["sample_id"])
+    image = load_stack_features(list(map(str, stacks)), list(map(str, stack_ids)),
+                                render.time_bins, ids, render).astype(np.float64)
+    names = render.names(*np.load(str(stacks[0]), mmap_mode="r").shape[2:])
+    offset = len(names)
+    copies = None
+    rows = (np.flatnonzero(sheet["labelled"].to_numpy(dtype=bool))
+            if "labelled" in sheet.columns else np.arange(len(sheet)))
+    if augment is not None and augment.copies and len(rows):
+        block = augmented_copies(stacks, stack_ids, [ids[r] for r in rows], render, augment)
+        block = block.reshape(-1, block.shape[2]).astype(np.float64)
+        source = np.tile(rows, augment.copies)
+        copies = Copies(np.hstack([block[:, :offset], meta.values[source]]), source,
+                        block[:, offset:] if render.ion_totals else None)
+    return Features(np.hstack([image[:, :offset], meta.values]), names + meta.names,
+                    [offset + k for k in meta.categorical], n_image=offset, levels=meta.levels,
+                    ion_totals=image[:, offset:] if render.ion_totals else None, copies=copies)
 
 
 def member_features(member: TabularSettings, sheet: pd.DataFrame, renders: Renders,
-                    levels: Mapping[str, Sequence[str]] | None = None) -> Features:
+                    levels: Mapping[str, Sequence[str]] | None = None,
+                    augment: bool = False) -> Features:
     """A tabular member's features over the rows of ``sheet``: :func:`build_features` with
-    the member's time bins, metadata columns and peak bands (``levels``: see
-    :func:`metadata_features`)."""
-    return build_features(sheet, renders.stacks, renders.stack_ids, int(member.time_bins),
-                          member.metadata_columns,
-                          int(member.peak_bands) if member.peak_features else None, levels)
+    the member's render features and metadata columns (``levels``: see
+    :func:`metadata_features`); ``augment``: with its ``augment_copies`` (for fitting)."""
+    render = RenderFeatures(
+        int(member.time_bins), int(member.peak_bands) if member.peak_features else None,
+        member.window_columns if member.window_share_features else None,
+        bool(member.key_ion_ratios), member.render_log, member.render_log_floor)
+    copies = Augment(int(member.augment_copies), float(member.augment_trim_fraction),
+                     int(member.augment_max_shift),
+                     derive_seed(int(member.seed), "augment_copies")) if augment else None
+    return build_features(sheet, renders.stacks, renders.stack_ids, render,
+                          member.metadata_columns, levels, copies)
+
+
+# --- key ions -------------------------------------------------------------------------------
+
+def key_ion_names(labels: Sequence[str], k: int) -> list[str]:
+    """Per label: ``key_{label}_share{r}`` for its key ions r = 1..k (best first), then
+    ``key_{label}_ratio{r}_{q}`` for each pair r < q, in the column order of
+    :func:`key_ion_features` (characters of a label other than letters, digits and _ as
+    _)."""
+    names = []
+    for label in labels:
+        tag = re.sub(r"[^A-Za-z0-9_]", "_", str(label))
+        names += [f"key_{tag}_share{r}" for r in range(1, k + 1)]
+        names += [f"key_{tag}_ratio{r}_{q}" for r, q in combinations(range(1, k + 1), 2)]
+    return names
+
+
+def select_key_ions(totals: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """Each label's key ions, ``(n_labels, k)`` m/z rows, best first: per label (a column
+    of 0/1 ``y``, or a class of one-hot ``y``) the ``k`` rows whose share of the run's
+    total intensity (``totals``: :func:`ion_totals` of the rows ``y`` describes, i.e. the
+    training rows only) best separates the label's positives from its negatives, by the
+    largest ``|AUC - 1/2|`` (the Mann-Whitney AUC of the share, average ranks for ties;
+    either direction), ties to the lower row. A label with one class in ``y`` takes rows
+    ``0 .. k-1``."""
+    from scipy.stats import rankdata
+
+    total = totals.sum(axis=1, keepdims=True)
+    share = np.divide(totals, total, out=np.zeros_like(totals, dtype=np.float64),
+                      where=total > 0)
+    ranks = rankdata(share, axis=0)
+    out = np.empty((y.shape[1], int(k)), dtype=int)
+    for j in range(y.shape[1]):
+        positive = np.asarray(y[:, j]) > 0.5
+        n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+        score = np.zeros(share.shape[1])
+        if n_pos and n_neg:
+            auc = (ranks[positive].sum(axis=0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+            score = np.abs(auc - 0.5)
+        out[j] = np.argsort(-score, kind="stable")[:k]
+    return out
+
+
+def key_ion_features(totals: np.ndarray, ions: np.ndarray) -> np.ndarray:
+    """Per label (a row of ``ions``, :func:`select_key_ions`): each key ion's log10 share of
+    the run's total intensity, then log10(I_r / I_q) for each pair r < q of its key ions
+    (I = the ion's :func:`ion_totals`); NaN where an ion (or the run) holds nothing.
+    ``(rows, n_labels * (k + k (k - 1) / 2))``, in the order of :func:`key_ion_names`."""
+    level = np.full(totals.shape, np.nan)
+    np.log10(totals, out=level, where=totals > 0)
+    total = totals.sum(axis=1, keepdims=True)
+    log_total = np.full(total.shape, np.nan)
+    np.log10(total, out=log_total, where=total > 0)
+    first, second = np.triu_indices(ions.shape[1], 1)
+    blocks = []
+    for chosen in ions:
+        blocks += [level[:, chosen] - log_total,
+                   level[:, chosen[first]] - level[:, chosen[second]]]
+    return np.hstack(blocks)
+
+
+def with_key_ions(values: np.ndarray, totals: np.ndarray | None, rows: np.ndarray,
+                  ions: np.ndarray | None) -> np.ndarray:
+    """``values[rows]``, followed by their :func:`key_ion_features` when ``ions`` is given."""
+    x = values[rows]
+    return x if ions is None else np.hstack([x, key_ion_features(totals[rows], ions)])
+
+
+def feature_names(features: Features, labels: Sequence[str], key_ions: int = 0) -> list[str]:
+    """The names of a member's boosters' features: ``features.names`` then, with
+    ``key_ions``, the :func:`key_ion_names`."""
+    return features.names + (key_ion_names(labels, key_ions) if key_ions else [])
 
 
 # --- fitting -----------------------------------------------------------------------------
@@ -293,18 +605,40 @@ def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(valid))
 
 
+def split_with_copies(y: np.ndarray, source: np.ndarray, fraction: float, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Fit and validation indices into the rows of ``y`` followed by copies of them (copy
+    ``i``, at index ``len(y) + i``, is a copy of row ``source[i]``): the rows split as by
+    :func:`validation_split` (the same rows as without copies), each copy of a fit row
+    joining the fit rows and the copies of validation rows left out, so the copies of one
+    run never stand on both sides and validation sees rows as they are."""
+    fit, valid = validation_split(y, fraction, seed)
+    return np.concatenate([fit, len(y) + np.flatnonzero(np.isin(source, fit))]), valid
+
+
 def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
                 feature_names: Sequence[str] | None = None,
-                categorical: Sequence[int] = (), num_class: int | None = None) -> Any:
+                categorical: Sequence[int] = (), num_class: int | None = None,
+                copies: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
     """One binary LightGBM booster on ``x`` (rows) and 0/1 targets ``y`` (``num_class``
     given: one softmax booster, ``y`` = class indices). With ``early_stopping_rounds`` the
     rows are split by :func:`validation_split` and boosting stops on the validation log
     loss; the booster then predicts (and explains) with its best iteration. With
     ``prior_fallback`` too, None (predict the prior) when that booster's validation log loss
-    is not below the one of the fit rows' prevalence (:func:`beats_prior`)."""
+    is not below the one of the fit rows' prevalence (:func:`beats_prior`). ``copies``:
+    ``(rows, source)``, augmented copies of the rows ``source`` of ``x`` with their targets,
+    fitted beside the rows they copy (:func:`split_with_copies`)."""
     import lightgbm as lgb
 
     names = list(feature_names) if feature_names is not None else "auto"
+    rounds = settings.early_stopping_rounds
+    if copies is None:
+        fit, valid = (None, None) if rounds is None else validation_split(
+            y, settings.validation_fraction, settings.seed)
+    else:
+        fit, valid = (None, None) if rounds is None else split_with_copies(
+            y, copies[1], settings.validation_fraction, settings.seed)
+        x, y = np.vstack([x, copies[0]]), np.concatenate([y, y[copies[1]]])
 
     def dataset(rows: np.ndarray | slice, reference: Any = None) -> Any:
         return lgb.Dataset(x[rows], label=y[rows], feature_name=names,
@@ -312,9 +646,6 @@ def fit_booster(x: np.ndarray, y: np.ndarray, settings: GBMSettings,
                            params={"verbosity": -1, "feature_pre_filter": False},
                            free_raw_data=True, reference=reference)
 
-    rounds = settings.early_stopping_rounds
-    fit, valid = (None, None) if rounds is None else validation_split(
-        y, settings.validation_fraction, settings.seed)
     if valid is None or not len(valid):
         if valid is not None:
             log.warning("early stopping: %d training rows leave no validation row; %d rounds",
@@ -385,53 +716,79 @@ class GBMMember:
 
     def __init__(self, features: Features, settings: GBMSettings,
                  explain_rows: np.ndarray | None = None, shap: ShapAccumulator | None = None,
-                 task: str = "multilabel") -> None:
+                 task: str = "multilabel", key_ions: int = 0,
+                 labels: Sequence[str] = ()) -> None:
         self.features, self.settings, self.task = features, settings, task
         self.explain_rows = (np.zeros(len(features.values), dtype=bool)
                              if explain_rows is None else explain_rows)
         self.shap = shap
+        self.key_ions = int(key_ions)  # > 0: key ions per label, chosen in each fit
+        self.names = feature_names(features, labels, self.key_ions)
 
     def fit(self, train: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """The prevalence and the boosters: ``{label index: booster}`` (multiclass: the
-        softmax booster under key -1, none when the training rows hold one class)."""
-        x = self.features.values[train]
+        softmax booster under key -1, none when the training rows hold one class); with
+        key ions, each label's (``key_ions``, chosen on these training rows alone)."""
+        feats = self.features
+        ions = (select_key_ions(feats.ion_totals[train], y, self.key_ions)
+                if self.key_ions else None)
+        x = with_key_ions(feats.values, feats.ion_totals, train, ions)
+        copies = self._copies(train, ions)
         boosters: dict[int, Any] = {}
         if self.task == "multiclass":
             classes = np.argmax(y, axis=1)
             if np.unique(classes).size >= 2:
-                boosters[-1] = fit_booster(x, classes, self.settings, self.features.names,
-                                           self.features.categorical, num_class=y.shape[1])
+                boosters[-1] = fit_booster(x, classes, self.settings, self.names,
+                                           feats.categorical, num_class=y.shape[1],
+                                           copies=copies)
         else:
             for j in range(y.shape[1]):
                 if np.unique(y[:, j]).size < 2:
                     log.info("label %d has one class in %d training rows: prevalence", j,
                              len(train))
                     continue
-                boosters[j] = fit_booster(x, y[:, j], self.settings, self.features.names,
-                                          self.features.categorical)
+                boosters[j] = fit_booster(x, y[:, j], self.settings, self.names,
+                                          feats.categorical, copies=copies)
         # a booster no better than the prior on its validation rows: the prevalence predicts
-        return {"prior": y.mean(axis=0),
-                "boosters": {j: b for j, b in boosters.items() if b is not None}}
+        state = {"prior": y.mean(axis=0),
+                 "boosters": {j: b for j, b in boosters.items() if b is not None}}
+        if ions is not None:
+            state["key_ions"] = ions
+        return state
+
+    def _copies(self, train: np.ndarray, ions: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The augmented copies of the ``train`` rows as :func:`fit_booster` takes them: their
+        feature rows and, for each, its source's position in ``train``."""
+        copies = self.features.copies
+        if copies is None:
+            return None
+        order = np.argsort(train)
+        at = np.minimum(np.searchsorted(train, copies.source, sorter=order), len(train) - 1)
+        mine = train[order[at]] == copies.source
+        return (with_key_ions(copies.values, copies.ion_totals, mine, ions), order[at[mine]])
 
     def predict(self, state: dict[str, Any], rows: np.ndarray) -> np.ndarray:
-        x_all, shap = self.features.values, self.shap
+        shap = self.shap
+        x = with_key_ions(self.features.values, self.features.ion_totals, rows,
+                          state.get("key_ions"))
         out = np.tile(state["prior"], (len(rows), 1))
-        explain = rows[self.explain_rows[rows]]
+        explain = self.explain_rows[rows]
         for j, booster in state["boosters"].items():
             if j == -1:
-                out = np.asarray(booster.predict(x_all[rows]), dtype=np.float64)
+                out = np.asarray(booster.predict(x), dtype=np.float64)
             else:
-                out[:, j] = booster.predict(x_all[rows])
-            if shap is not None and len(explain):
-                contrib = contributions(booster, x_all[explain])
+                out[:, j] = booster.predict(x)
+            if shap is not None and explain.any():
+                contrib = contributions(booster, x[explain])
                 if j >= 0:
                     shap.abs_sum[j] += np.abs(contrib[:, :-1]).sum(0)
                     continue
-                width = len(self.features.names) + 1
+                width = x.shape[1] + 1
                 for k in range(out.shape[1]):
                     shap.abs_sum[k] += np.abs(contrib[:, k * width:(k + 1) * width - 1]).sum(0)
         if shap is not None:
-            shap.n_rows += len(explain)
+            shap.n_rows += int(explain.sum())
         return out
 
 
@@ -446,12 +803,13 @@ class TabularResult:
 
 
 def importance_table(mean_abs: np.ndarray, names: Sequence[str], labels: Sequence[str],
-                     n_image: int) -> pd.DataFrame:
+                     kinds: Sequence[str]) -> pd.DataFrame:
     """``feature, kind, mean_abs_shap, <label>...``: mean |SHAP| per feature, averaged over
-    labels and per label, most important first (ties by name)."""
+    labels and per label, most important first (ties by name); ``kinds``: image or
+    metadata, per feature."""
     table = pd.DataFrame(mean_abs.T, columns=list(labels))
     table.insert(0, "mean_abs_shap", mean_abs.mean(axis=0))
-    table.insert(0, "kind", ["image"] * n_image + ["metadata"] * (len(names) - n_image))
+    table.insert(0, "kind", list(kinds))
     table.insert(0, "feature", list(names))
     return (table.sort_values(["mean_abs_shap", "feature"], ascending=[False, True],
                               kind="mergesort").reset_index(drop=True))
@@ -460,18 +818,25 @@ def importance_table(mean_abs: np.ndarray, names: Sequence[str], labels: Sequenc
 def fit_tabular(features: Features, sample_ids: Sequence[str], label_table: pd.DataFrame,
                 folds: pd.DataFrame, test_ids: Sequence[str], labels: Sequence[str],
                 settings: GBMSettings, clip: float, task: str = "multilabel",
-                fold_combine: str = "prob_mean") -> TabularResult:
+                fold_combine: str = "prob_mean", key_ions: int = 0) -> TabularResult:
     """Cross-fit the member on the folds; OOF/test logit tables (test: the folds combined by
-    ``fold_combine``) and the SHAP importance."""
+    ``fold_combine``) and the SHAP importance. ``key_ions`` > 0: that many key ions per
+    label chosen in each training fold (:func:`select_key_ions`), their features after the
+    metadata (kind image in the importance table)."""
     held = set(folds.loc[folds["fold"] >= 0, "sample_id"].astype(str))
     explain_rows = np.array([s in held for s in sample_ids])
-    shap = ShapAccumulator(len(labels), len(features.names))
+    names = feature_names(features, labels, key_ions)
+    shap = ShapAccumulator(len(labels), len(names))
     fitted: dict[int, Any] = {}
-    member = TABULAR_MEMBERS.get(TABULAR_KIND)(features, settings, explain_rows, shap, task)
+    member = TABULAR_MEMBERS.get(TABULAR_KIND)(features, settings, explain_rows, shap, task,
+                                               key_ions, labels)
     oof, test = cross_fit(member, sample_ids, label_table, folds, test_ids, labels, clip, task,
                           fitted, fold_combine)
-    return TabularResult(oof, test, importance_table(shap.mean_abs(), features.names, labels,
-                                                     features.n_image), fitted)
+    kinds = (["image"] * features.n_image + ["metadata"] * (len(features.names)
+                                                            - features.n_image)
+             + ["image"] * (len(names) - len(features.names)))
+    return TabularResult(oof, test, importance_table(shap.mean_abs(), names, labels, kinds),
+                         fitted)
 
 
 # --- summary plot --------------------------------------------------------------------------
@@ -524,11 +889,12 @@ def run_tabular(*, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, P
     member = settings_from(TabularSettings, settings, f"tabular/{name}")
     renders = Renders.from_inputs(inputs)
     sheet = sample_sheet(data)
-    features = member_features(member, sheet, renders)
+    features = member_features(member, sheet, renders, augment=True)
     gbm = GBMSettings.from_settings(member, num_threads)
     result = fit_tabular(features, list(sheet["sample_id"]), sheet.attrs["label_table"],
                          read_folds(inputs["folds"]), unlabelled_ids(sheet), labels, gbm, clip,
-                         task, fold_combine)
+                         task, fold_combine,
+                         int(member.key_ions) if member.key_ion_ratios else 0)
     log.info("%s: %d features, %d OOF rows, %d test rows", name, len(features.names),
              len(result.oof), len(result.test))
     write_member_tables(outputs, result.oof, result.test)

@@ -463,6 +463,20 @@ def log_scale(image: np.ndarray, how: str, floor: float) -> np.ndarray:
     return image
 
 
+def unlog_scale(values: np.ndarray, how: str, floor: float) -> np.ndarray:
+    """The inverse of :func:`log_scale`: rendered values back to linear intensity (the image
+    of step 8, i.e. over the run's maximum with ``normalization: none``). ``clipped_log10``:
+    ``floor ** (1 - v)`` for ``v > 0``, and 0 for ``v <= 0``, since such a cell was at or
+    below the floor and its value is unknown (it counts as empty); ``log1p1000``:
+    ``(1001 ** v - 1) / 1000``; ``none``: the values, negatives as 0."""
+    values = np.asarray(values, dtype=np.float64)
+    if how == "log1p1000":
+        return (np.power(1001.0, np.clip(values, 0.0, None)) - 1.0) / 1000.0
+    if how == "clipped_log10":
+        return np.where(values > 0, np.power(float(floor), 1.0 - values), 0.0)
+    return np.clip(values, 0.0, None)
+
+
 def extra_channels(spec: RenderSpec, derivatized: float) -> list[np.ndarray]:
     """Coordinate channels (x, then mass) and the derivatized plane, as the spec asks."""
     planes: list[np.ndarray] = []
