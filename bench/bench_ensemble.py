@@ -12,8 +12,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from spectrovision.ensemble.baselines import coarse_time_features, cross_fit, logistic_fit_predict  # noqa: E402
-from spectrovision.ensemble.combine import fit_label_weights, greedy_select  # noqa: E402
+from spectrovision.ensemble.baselines import BenchmarkLR  # noqa: E402
+from spectrovision.ensemble.members import coarse_time_features, cross_fit  # noqa: E402
+from spectrovision.ensemble.selection import fit_label_weights, greedy_select  # noqa: E402
 
 
 def main(n_members: int = 20, n: int = 1121, n_labels: int = 9, clip: float = 1e-4) -> None:
@@ -33,7 +34,7 @@ def main(n_members: int = 20, n: int = 1121, n_labels: int = 9, clip: float = 1e
     labels = pd.DataFrame(y, index=pd.Index(ids[:n], name="sample_id"),
                           columns=[f"l{j}" for j in range(n_labels)])
     folds = pd.DataFrame({"sample_id": ids[:n], "fold": np.arange(n) % 5})
-    cross_fit(logistic_fit_predict(features, 1.0), ids, labels, folds, ids[n:],
+    cross_fit(BenchmarkLR(features, 1.0), ids, labels, folds, ids[n:],
               list(labels.columns), clip)
     t4 = time.perf_counter()
     print(f"greedy selection, {n_members} members x {n} OOF x {n_labels} labels: "
