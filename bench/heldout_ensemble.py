@@ -8,7 +8,10 @@ combines; baselines and tabular members keep the test tables their rule wrote (t
 config's fold_combine) in every variant, since re-making them means re-fitting.
 
 Usage: .venv/bin/python bench/heldout_ensemble.py RESULTS HELDOUT_LABELS.csv [CONFIG.yaml]
-(CONFIG: the run's config, for its ensemble block; default RESULTS/../config.yaml)
+(CONFIG: the run's config, for its ensemble block; default RESULTS/../config.yaml).
+HELDOUT_LABELS.csv: bench/heldout_split.py's for real Mars-1 runs, or the demo generator's
+(`spectrovision demo-data --heldout-compounds FRACTION` writes the test runs' labels there,
+runs whose compounds no labelled run has; config/mars2-cpu.yaml's measurement).
 """
 
 from __future__ import annotations

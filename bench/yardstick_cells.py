@@ -6,7 +6,8 @@
 CONFIG: the run's config (its ``results`` folder holds the renders and folds.csv). Each
 variant fits ``logistic_l2`` (the config's ``baseline_settings.logistic_l2`` with that
 representation and number of time bins) on the stored stacks and folds through
-``ensemble.baselines.run_baseline``, writes ``/tmp/yardstick_cells/{TAG}_oof.parquet`` and
+``ensemble.baselines.run_baseline`` (the stacks of every split the run rendered: train,
+and val and test where they exist), writes ``/tmp/yardstick_cells/{TAG}_oof.parquet`` and
 ``_test.parquet`` and prints the out-of-fold mean log loss (clip 1e-4). Pin the BLAS
 threads as above: unpinned, one fit ran 5x slower beside other jobs.
 """
@@ -41,12 +42,16 @@ def main() -> None:
     print("| variant | representation | time bins | OOF |")
     for variant in args.variants:
         tag, rep, bins = variant.split(":")
+        # every split's stack the run rendered (Mars-2: val in the folds, test predicted)
+        splits = [s for s in ("train", "val", "test")
+                  if (res / "render" / rep / f"stack_{s}.npy").exists()]
         settings = {**cfg["baseline_settings"]["logistic_l2"], "representation": rep,
                     "time_bins": int(bins)}
         out = {"oof": OUT / f"{tag}_oof.parquet", "test": OUT / f"{tag}_test.parquet"}
         run_baseline(name="logistic_l2",
-                     inputs={"stacks": [res / "render" / rep / "stack_train.npy"],
-                             "stack_ids": [res / "render" / rep / "stack_train.csv"],
+                     inputs={"stacks": [res / "render" / rep / f"stack_{s}.npy" for s in splits],
+                             "stack_ids": [res / "render" / rep / f"stack_{s}.csv"
+                                           for s in splits],
                              "folds": res / "folds.csv"},
                      outputs=out, settings=settings, data=data, labels=labels,
                      seed=cfg["seed"], clip=1e-4, task=cfg["task"])

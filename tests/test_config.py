@@ -53,7 +53,7 @@ def test_every_schema_key_has_description_and_default():
     assert problems == []
 
 
-@pytest.mark.parametrize("name", ["mars1.yaml", "mars1-cpu.yaml", "mars2.yaml"])
+@pytest.mark.parametrize("name", ["mars1.yaml", "mars1-cpu.yaml", "mars2.yaml", "mars2-cpu.yaml"])
 def test_ready_made_configs_validate_and_every_model_resolves(name):
     with open(REPO / "config" / name) as fh:
         cfg = validate_config(yaml.safe_load(fh))

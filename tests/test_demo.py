@@ -172,6 +172,58 @@ def test_labels_are_the_families_of_the_compounds_present():
         assert plan.compounds or plan.gases
 
 
+def test_compound_key_joins_labelled_and_stereo_forms_of_one_compound():
+    assert {demo.compound_key(n) for n in ("Malic acid-[1,2,3,4-13C4]", "DL-Malic acid",
+                                           "D-(+)-Malic acid", "Malic acid")} == {"malic acid"}
+    assert demo.compound_key("(2S)-2-Aminobutanoic acid") == "2-aminobutanoic acid"
+    assert demo.compound_key("D4") == "d4"  # a siloxane, not a stereo prefix
+
+
+def test_plan_run_draws_only_allowed_records():
+    library = load_spectra_library()
+    allowed = demo.heldout_records(library, 0.3, seed=5)
+    assert 0.2 < allowed.mean() < 0.4
+    rng = np.random.default_rng(1)
+    for mask in (allowed, ~allowed):
+        for _ in range(100):
+            plan = demo.plan_run(rng, library, (20, 30), allowed=mask)
+            assert all(mask[c] for c in plan.compounds)
+
+
+def test_heldout_compounds_are_absent_from_every_labelled_run(tmp_path):
+    root = generate_demo_dataset(tmp_path, n_runs=80, seed=2, n_scans=(20, 24),
+                                 heldout_compounds=0.3)
+    compounds = pd.read_csv(root / "run_compounds.csv", keep_default_na=False)
+    runs = {split: set(";".join(group["compounds"]).split(";")) - {""}
+            for split, group in compounds.groupby("split")}
+    assert runs["test"] and runs["train"] | runs["val"]
+    assert not runs["test"] & (runs["train"] | runs["val"])
+    # and by the library: every test compound is a held-out one, every other one is not
+    library = load_spectra_library()
+    held = demo.heldout_records(library, 0.3, seed=2)
+    keys = np.array([demo.compound_key(str(n)) for n in library.name])
+    assert runs["test"] <= set(keys[held]) and not (runs["train"] | runs["val"]) & set(keys[held])
+    # the test runs' labels go to heldout_labels.csv only, never to what a run reads
+    meta = pd.read_csv(root / "metadata.csv")
+    heldout = pd.read_csv(root / "heldout_labels.csv")
+    assert list(heldout.columns) == ["sample_id", *LABELS]
+    assert list(heldout["sample_id"]) == list(meta.loc[meta["split"] == "test", "sample_id"])
+    assert not set(heldout["sample_id"]) & set(read_all_labels(root).index)
+
+
+def test_demo_data_cli_holds_out_compounds(tmp_path, capsys):
+    from spectrovision.cli import main
+
+    assert main(["demo-data", "--out", str(tmp_path / "bad"), "--n-runs", "3",
+                 "--heldout-compounds", "1.5"]) == 2
+    assert main(["demo-data", "--out", str(tmp_path / "d"), "--n-runs", "6",
+                 "--heldout-compounds", "0.3"]) == 0
+    assert (tmp_path / "d" / "heldout_labels.csv").exists()
+    assert "heldout_labels.csv" in capsys.readouterr().out
+    assert main(["demo-data", "--out", str(tmp_path / "d"), "--n-runs", "6", "--force"]) == 0
+    assert not (tmp_path / "d" / "heldout_labels.csv").exists()  # --force removes them
+
+
 # --- the packaged EI spectra table ---
 def packaged_table() -> pd.DataFrame:
     with resources.files("spectrovision").joinpath("synth/ei_spectra.csv.gz").open("rb") as fh:

@@ -28,6 +28,7 @@ class Subcommand:
 
 # --- demo-data ---
 DEMO_OUTPUTS = ("metadata.csv", "train_labels.csv", "val_labels.csv", "submission_format.csv",
+                "heldout_labels.csv", "run_compounds.csv",
                 "train_features", "val_features", "test_features")
 
 
@@ -48,6 +49,12 @@ def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run file format: csv (default; data.layout mars2), or instrument "
                         "files for data.layout instrument: andi (ANDI/AIA netCDF .cdf), mzml, "
                         "jcamp (JCAMP-DX .jdx), mixed (the three in turn); the same runs")
+    parser.add_argument("--heldout-compounds", type=float, default=None, metavar="FRACTION",
+                        help="hold out this share (0-1) of the library's compounds: they "
+                        "appear only in the test runs, the rest only in train and val runs; "
+                        "also writes heldout_labels.csv (the test runs' labels, for scoring "
+                        "afterwards) and run_compounds.csv (default: off, every run draws "
+                        "from every compound)")
     parser.add_argument("--force", action="store_true",
                         help="replace the data set files in a non-empty --out")
 
@@ -63,13 +70,20 @@ def run_demo_data(args: argparse.Namespace) -> int:
         return 2
     ramp = RAMP_RATE if args.ramp_rate is None else tuple(args.ramp_rate)
     end = None if args.end_temp is None else tuple(args.end_temp)
+    if args.heldout_compounds is not None and not 0 < args.heldout_compounds < 1:
+        print(f"error: --heldout-compounds must lie strictly between 0 and 1, got "
+              f"{args.heldout_compounds}", file=sys.stderr)
+        return 2
     generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed, ramp_rate=ramp, end_temp=end,
-                          run_format=args.run_format)
+                          run_format=args.run_format, heldout_compounds=args.heldout_compounds)
     sizes = split_sizes_for(args.n_runs)
     layout = "mars2" if args.run_format == "csv" else "instrument"
     print(f"wrote {args.n_runs} demo GC-MS runs ({sizes['train']} train, {sizes['val']} val, "
           f"{sizes['test']} test) to {out}"
-          + ("" if layout == "mars2" else f" as {args.run_format} files (data.layout: {layout})"))
+          + ("" if layout == "mars2" else f" as {args.run_format} files (data.layout: {layout})")
+          + ("" if args.heldout_compounds is None else
+             f"; test runs hold only the {args.heldout_compounds:g} of compounds held out "
+             "(their labels: heldout_labels.csv)"))
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io as _io
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -57,6 +58,9 @@ DERIVATIZATION_REAGENT: dict[int, float] = {73: 999, 75: 340, 147: 260, 45: 150,
 AIR_BACKGROUND: dict[int, tuple[float, float]] = {18: (400, 1500), 28: (800, 3000),
                                                   32: (200, 800), 40: (40, 150), 44: (150, 600)}
 COMPOUND_COUNT_P = np.array([0.35, 0.30, 0.17, 0.10, 0.08])  # 1..5 compounds per organic run
+HELDOUT_STREAM = 0x48454C44  # seeds the held-out compound draw, apart from every run's stream
+ISOTOPE_LABEL = re.compile(r"-\[[^\]]*13c[^\]]*\]$")  # '-[1,2,3,4-13C4]'
+STEREO_PREFIX = re.compile(r"^(?:dl|d|l|rac|cis|trans|\([+\-±]\)|\([0-9]*[rs](?:,[0-9]*[rs])*\))-")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,18 @@ class SpectraLibrary:
     derivatized: np.ndarray  # (records,) bool
     elution_mass: np.ndarray  # (records,) mass proxy that sets retention
     accession: np.ndarray
+    name: np.ndarray  # the compound's name (a record's derivatized form keeps it)
+
+
+def compound_key(name: str) -> str:
+    """The compound a spectrum record is of, for holding compounds out: its name in lower
+    case without a 13C label suffix ('Malic acid-[1-13C]') or leading stereo descriptors
+    ('D-', 'L-', 'DL-', '(+)-', '(2S)-', 'trans-'), so that labelled, derivatized and
+    stereo forms of one compound (the same spectrum, or nearly) count as one."""
+    key = ISOTOPE_LABEL.sub("", name.strip().lower())
+    while (stripped := STEREO_PREFIX.sub("", key, count=1)) != key:
+        key = stripped
+    return key
 
 
 @lru_cache(maxsize=1)
@@ -88,7 +104,21 @@ def load_spectra_library() -> SpectraLibrary:
     return SpectraLibrary(spectra=spectra,
                           families=table[list(ORGANIC_LABELS)].to_numpy().astype(np.int8),
                           derivatized=derivatized, elution_mass=elution_mass,
-                          accession=table["accession"].to_numpy())
+                          accession=table["accession"].to_numpy(),
+                          name=table["name"].to_numpy())
+
+
+def heldout_records(library: SpectraLibrary, fraction: float, seed: int) -> np.ndarray:
+    """Which records (bool per record) belong to the held-out compounds: ``fraction`` of the
+    library's compounds (:func:`compound_key`; all records of a compound go together), drawn
+    from the seed's own stream, never a run's."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"heldout_compounds must lie strictly between 0 and 1, got {fraction}")
+    keys = np.array([compound_key(str(n)) for n in library.name])
+    unique = np.unique(keys)
+    rng = np.random.default_rng([HELDOUT_STREAM, seed])
+    held = rng.choice(unique, size=max(1, round(fraction * len(unique))), replace=False)
+    return np.isin(keys, held)
 
 
 def split_sizes_for(n_runs: int) -> dict[str, int]:
@@ -116,18 +146,20 @@ def plan_run(rng: np.random.Generator, library: SpectraLibrary, n_scans: tuple[i
              derivatized_fraction: float = 1 / 3, mineral_only_fraction: float = 0.12,
              mineral_extra_fraction: float = 0.12,
              ramp_rate: tuple[float, float] = RAMP_RATE,
-             end_temp: tuple[float, float] | None = None) -> RunPlan:
+             end_temp: tuple[float, float] | None = None,
+             allowed: np.ndarray | None = None) -> RunPlan:
     """Draw a run: derivatization, compounds (family-balanced), mineral gases, ramp.
 
     The ramp rate is uniform in ``ramp_rate`` (deg C / min); ``end_temp`` None keeps the
     oven's end at ``T_END``, a ``(lo, hi)`` draws it uniformly per run (one more draw from
-    ``rng``, after all the others, so None leaves every run as it was)."""
+    ``rng``, after all the others, so None leaves every run as it was). ``allowed`` (bool
+    per library record; None = all) limits the compounds to those records."""
     derivatized = bool(rng.random() < derivatized_fraction)
     mineral_only = bool(rng.random() < mineral_only_fraction)
     compounds: tuple[int, ...] = ()
     if not mineral_only:
         n = int(rng.choice(len(COMPOUND_COUNT_P), p=COMPOUND_COUNT_P)) + 1
-        compounds = tuple(pick_compound(rng, library, derivatized) for _ in range(n))
+        compounds = tuple(pick_compound(rng, library, derivatized, allowed) for _ in range(n))
     gases: tuple[str, ...] = ()
     if mineral_only or rng.random() < mineral_extra_fraction:
         k = int(rng.integers(1, 4))
@@ -140,10 +172,14 @@ def plan_run(rng: np.random.Generator, library: SpectraLibrary, n_scans: tuple[i
                    hold=hold, n_scans=scans, end_temp=end)
 
 
-def pick_compound(rng: np.random.Generator, library: SpectraLibrary, derivatized: bool) -> int:
+def pick_compound(rng: np.random.Generator, library: SpectraLibrary, derivatized: bool,
+                  allowed: np.ndarray | None = None) -> int:
     """A record of a uniformly chosen family (among those with >= 3 records in the run's
-    derivatization pool), so rare families are not drowned by common ones."""
+    derivatization pool, within ``allowed`` records when given), so rare families are not
+    drowned by common ones."""
     pool = library.derivatized == derivatized
+    if allowed is not None:
+        pool &= allowed
     counts = library.families[pool].sum(axis=0)
     family = int(rng.choice(np.flatnonzero(counts >= 3)))
     candidates = np.flatnonzero(pool & (library.families[:, family] == 1))
@@ -325,7 +361,8 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
                           derivatized_fraction: float = 1 / 3,
                           ramp_rate: tuple[float, float] = RAMP_RATE,
                           end_temp: tuple[float, float] | None = None,
-                          run_format: str = "csv") -> Path:
+                          run_format: str = "csv",
+                          heldout_compounds: float | None = None) -> Path:
     """Write a Mars-2-layout data set of ``n_runs`` synthetic GC-MS runs into ``out_dir``.
 
     Files: ``metadata.csv`` (sample_id,split,derivatized,features_path,features_md5_hash),
@@ -345,19 +382,31 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
     ``run_format`` (:data:`RUN_FORMATS`): ``csv`` (the Mars-2 layout), or instrument files
     for data.layout ``instrument``: ``andi`` (``.cdf``), ``mzml`` (``.mzML``), ``jcamp``
     (``.jdx``) or ``mixed`` (the three in turn); the same runs, plans and labels as ``csv``.
+
+    ``heldout_compounds`` (a fraction in (0, 1); None = off, the default): that share of the
+    library's compounds (:func:`heldout_records`) appears only in the test split's runs and
+    the others only in the train and val runs, so the test runs hold compounds that no
+    labelled run has (minerals are shared). Two more files then: ``heldout_labels.csv`` (the
+    test runs' labels, which a run must not read: score its test predictions with them) and
+    ``run_compounds.csv`` (sample_id, split, compounds: the ``compound_key`` names of each
+    run's compounds joined by ``;``).
     """
     if run_format not in RUN_FORMATS:
         raise ValueError(f"run_format {run_format!r} is not one of {RUN_FORMATS}")
     out = Path(out_dir)
     splits = sample_splits(n_runs, split_sizes)
     library = load_spectra_library()
+    held = None if heldout_compounds is None else heldout_records(library, heldout_compounds,
+                                                                   seed)
     meta_rows: list[dict[str, object]] = []
     label_rows: list[dict[str, object]] = []
+    compound_rows: list[dict[str, object]] = []
     for i, split in enumerate(splits):
         rng = np.random.default_rng([seed, i])
         sample_id = f"S{i:04d}"
+        allowed = None if held is None else (held if split == "test" else ~held)
         plan = plan_run(rng, library, n_scans, derivatized_fraction,
-                        ramp_rate=ramp_rate, end_temp=end_temp)
+                        ramp_rate=ramp_rate, end_temp=end_temp, allowed=allowed)
         data, suffix = run_file(run_format, i, plan, library, rng, sample_id)
         rel_path = f"{split}_features/{sample_id}{suffix}"
         md5 = write_run(out / rel_path, data)
@@ -365,7 +414,14 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = 200, seed: int = 0,
                           "derivatized": 1 if plan.derivatized else None,
                           "features_path": rel_path, "features_md5_hash": md5})
         label_rows.append({"sample_id": sample_id, "split": split, **run_labels(plan, library)})
-    write_tables(out, pd.DataFrame(meta_rows), pd.DataFrame(label_rows))
+        compound_rows.append({"sample_id": sample_id, "split": split, "compounds": ";".join(
+            compound_key(str(library.name[c])) for c in plan.compounds)})
+    labels = pd.DataFrame(label_rows)
+    write_tables(out, pd.DataFrame(meta_rows), labels)
+    if held is not None:
+        write_csv(out / "heldout_labels.csv",
+                  labels.loc[labels["split"] == "test", ["sample_id", *LABELS]])
+        write_csv(out / "run_compounds.csv", pd.DataFrame(compound_rows))
     return out
 
 
