@@ -27,6 +27,23 @@ def test_demo_data_writes_the_requested_runs(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+def test_demo_data_without_n_runs_writes_the_embedded_demo_size(tmp_path, monkeypatch, capsys):
+    """make demo runs `demo-data` without --n-runs: it must get DEMO_N_RUNS (300, the size
+    at which the CNNs' margins over the yardstick exceed their seed spread), and say so."""
+    import spectrovision.synth.demo as demo
+
+    asked = {}
+
+    def fake_generate(out, **kwargs):
+        asked.update(kwargs)
+        return out
+
+    monkeypatch.setattr(demo, "generate_demo_dataset", fake_generate)
+    assert main(["demo-data", "--out", str(tmp_path / "demo")]) == 0
+    assert asked["n_runs"] == demo.DEMO_N_RUNS == 300
+    assert "wrote 300 demo GC-MS runs" in capsys.readouterr().out
+
+
 def test_demo_data_refuses_a_non_empty_folder_without_force(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["demo-data", "--out", str(tmp_path), "--n-runs", "3"]) == 2

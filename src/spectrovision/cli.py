@@ -35,8 +35,9 @@ DEMO_OUTPUTS = ("metadata.csv", "train_labels.csv", "val_labels.csv", "submissio
 def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path,
                         help="folder to write the data set into (created; must be empty)")
-    parser.add_argument("--n-runs", type=int, default=200,
-                        help="number of runs (default 200; 1584 = Mars-2 scale)")
+    parser.add_argument("--n-runs", type=int, default=None,
+                        help="number of runs (default 300, the embedded demo; 1584 = Mars-2 "
+                             "scale)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--ramp-rate", type=float, nargs=2, metavar=("LO", "HI"),
                         default=None, help="per-run oven ramp rate drawn uniformly in "
@@ -60,11 +61,12 @@ def add_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
-    from .synth.demo import RAMP_RATE, generate_demo_dataset, split_sizes_for
+    from .synth.demo import DEMO_N_RUNS, RAMP_RATE, generate_demo_dataset, split_sizes_for
 
     out: Path = args.out
-    if args.n_runs < 1:
-        print(f"error: --n-runs must be at least 1, got {args.n_runs}", file=sys.stderr)
+    n_runs = DEMO_N_RUNS if args.n_runs is None else args.n_runs
+    if n_runs < 1:
+        print(f"error: --n-runs must be at least 1, got {n_runs}", file=sys.stderr)
         return 2
     if not clear_outputs(out, args.force, DEMO_OUTPUTS, "demo"):
         return 2
@@ -74,11 +76,11 @@ def run_demo_data(args: argparse.Namespace) -> int:
         print(f"error: --heldout-compounds must lie strictly between 0 and 1, got "
               f"{args.heldout_compounds}", file=sys.stderr)
         return 2
-    generate_demo_dataset(out, n_runs=args.n_runs, seed=args.seed, ramp_rate=ramp, end_temp=end,
+    generate_demo_dataset(out, n_runs=n_runs, seed=args.seed, ramp_rate=ramp, end_temp=end,
                           run_format=args.run_format, heldout_compounds=args.heldout_compounds)
-    sizes = split_sizes_for(args.n_runs)
+    sizes = split_sizes_for(n_runs)
     layout = "mars2" if args.run_format == "csv" else "instrument"
-    print(f"wrote {args.n_runs} demo GC-MS runs ({sizes['train']} train, {sizes['val']} val, "
+    print(f"wrote {n_runs} demo GC-MS runs ({sizes['train']} train, {sizes['val']} val, "
           f"{sizes['test']} test) to {out}"
           + ("" if layout == "mars2" else f" as {args.run_format} files (data.layout: {layout})")
           + ("" if args.heldout_compounds is None else
