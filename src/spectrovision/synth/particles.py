@@ -20,9 +20,9 @@ made to be confused with one of the five above (same texture, a nearby shape):
 =============  ==============  ====================================================
 class          near            look
 =============  ==============  ====================================================
-``ellipsoid``  ``sphere``      the sphere's shading, but elongated (axes 0.55-0.78)
+``ellipsoid``  ``sphere``      the sphere's shading, but elongated (axes 0.45-0.65)
 ``rod``        ``fibre``       short thick needle: half the length, twice the width
-``plate``      ``crystal``     thin faceted polygon: the crystal squashed to 0.35-0.55
+``plate``      ``crystal``     thin faceted polygon: the crystal squashed to 0.25-0.42
 ``chain``      ``aggregate``   the aggregate's discs strung loosely along a line
 ``grain``      ``flake``       the flake's dim noisy body with a rough, jagged edge
 =============  ==============  ====================================================
@@ -145,17 +145,17 @@ def draw_particle(kind: str, rng: np.random.Generator, height: int, width: int
         mask &= ~holes
         texture = rng.uniform(0.25, 0.4) + 0.2 * rng.random((height, width))
     elif kind == "ellipsoid":  # the sphere's shading, elongated
-        squash = rng.uniform(0.55, 0.78)
+        squash = rng.uniform(0.45, 0.65)
         rr = np.hypot(u, v / squash) / rng.uniform(0.7, 1.0)
         mask = rr < 1
         texture = rng.uniform(0.45, 0.6) + 0.35 * np.sqrt(np.clip(1 - rr**2, 0, 1))
     elif kind == "rod":  # a short thick fibre
         bend = rng.uniform(-0.2, 0.2)
         vv = v - bend * u**2
-        mask = (np.abs(u) < rng.uniform(0.5, 0.75)) & (np.abs(vv) < rng.uniform(0.16, 0.26))
+        mask = (np.abs(u) < rng.uniform(0.45, 0.65)) & (np.abs(vv) < rng.uniform(0.2, 0.3))
         texture = rng.uniform(0.45, 0.6) + 0.1 * np.sin(vv * 60)
     elif kind == "plate":  # a crystal squashed thin
-        mask, texture = _faceted_polygon(u, v, rng, int(rng.integers(4, 8)), (0.35, 0.55))
+        mask, texture = _faceted_polygon(u, v, rng, int(rng.integers(4, 8)), (0.25, 0.42))
     elif kind == "chain":  # the aggregate's discs strung loosely along a line
         mask = np.zeros_like(u, dtype=bool)
         n = int(rng.integers(5, 9))
@@ -169,7 +169,7 @@ def draw_particle(kind: str, rng: np.random.Generator, height: int, width: int
         theta = np.arctan2(v, u)
         edge = np.ones_like(theta)
         for k in (2, 7, 11, 13):
-            edge += rng.uniform(0.05, 0.12) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            edge += rng.uniform(0.08, 0.16) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
         mask = np.hypot(u, v / rng.uniform(0.55, 0.8)) < edge * rng.uniform(0.75, 0.95)
         texture = rng.uniform(0.3, 0.42) + 0.06 * rng.standard_normal((height, width))
     elif kind == "flake":
