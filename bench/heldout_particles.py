@@ -21,7 +21,7 @@ Variants (``--variants``; default all, one Snakemake run each, one after another
   seed2       as shipped, every model's seed 2: the spread between it and shipped is noise
 
 Usage: .venv/bin/python bench/heldout_particles.py [--work /tmp/ho_particles]
-       [--n-images 600] [--test-fraction 0.33] [--size 48] [--seed 0] [--cores 2]
+       [--n-images 1200] [--test-fraction 0.33] [--size 32] [--seed 0] [--cores 2]
        [--variants shipped seed2 ...]
 Each variant's table goes to WORK/VARIANT.md too; a variant whose results exist is scored
 again without re-running (Snakemake finds nothing to do). Run it under
@@ -122,9 +122,9 @@ def run_variant(name: str, work: Path, data: Path, size: int, cores: int) -> str
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/ho_particles"))
-    parser.add_argument("--n-images", type=int, default=600)
+    parser.add_argument("--n-images", type=int, default=1200)
     parser.add_argument("--test-fraction", type=float, default=0.33)
-    parser.add_argument("--size", type=int, default=48)
+    parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0, help="the data set's seed")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
