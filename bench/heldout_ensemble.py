@@ -7,6 +7,9 @@ Models' test tables are re-gathered from `predictions/{model}/fold*/` under both
 combines; baselines and tabular members keep the test tables their rule wrote (the
 config's fold_combine) in every variant, since re-making them means re-fitting.
 
+Task multiclass adds accuracy columns (out-of-fold, held-out). bench/heldout_particles.py
+imports :func:`heldout_scores` for its particle variants.
+
 Usage: .venv/bin/python bench/heldout_ensemble.py RESULTS HELDOUT_LABELS.csv [CONFIG.yaml]
 (CONFIG: the run's config, for its ensemble block; default RESULTS/../config.yaml).
 HELDOUT_LABELS.csv: bench/heldout_split.py's for real Mars-1 runs, or the demo generator's
@@ -31,7 +34,7 @@ from spectrovision.data.folds import read_folds  # noqa: E402
 from spectrovision.ensemble.build import build_ensemble  # noqa: E402
 from spectrovision.ensemble.gather import FOLD_COMBINES, gather_member  # noqa: E402
 from spectrovision.ensemble.tables import label_matrix, read_logit_table  # noqa: E402
-from spectrovision.metrics import clipped_probs, task_log_loss  # noqa: E402
+from spectrovision.metrics import accuracy, clipped_probs, task_log_loss  # noqa: E402
 
 
 def fold_tables(folder: Path, name: str, labels: list[str]) -> dict[int, pd.DataFrame]:
@@ -40,7 +43,10 @@ def fold_tables(folder: Path, name: str, labels: list[str]) -> dict[int, pd.Data
             for p in sorted(folder.glob(f"fold*/{name}"))}
 
 
-def main(results: Path, heldout: Path, config: Path) -> None:
+def heldout_scores(results: Path, heldout: Path, config: Path) -> tuple[pd.DataFrame, str]:
+    """``(rows, summary line)``: one row per member (per fold combine where re-gathered) and
+    per ensemble variant, columns ``row, fold_combine, shrink, oof, nested oof, held-out``
+    (log loss) and, for task multiclass, ``oof acc, held-out acc``."""
     cfg = validate_config(yaml.safe_load(config.read_text()))
     ens, task = cfg["ensemble"], cfg["task"]
     truth = pd.read_csv(heldout, dtype={"sample_id": str}).set_index("sample_id")
@@ -69,24 +75,40 @@ def main(results: Path, heldout: Path, config: Path) -> None:
                 test[m] = read_logit_table(results / "members" / m / "test_logits.parquet", labels)
         tables[how] = (oof, test)
 
-    def heldout_loss(table: pd.DataFrame) -> float:
-        ids = [s for s in table["sample_id"] if s in truth.index]
+    multiclass = task == "multiclass"
+
+    def scored(y: np.ndarray, table: pd.DataFrame, ids: list[str]) -> dict[str, float]:
+        """log loss (and accuracy, multiclass) of ``table``'s rows ``ids`` against ``y``."""
         x = table.set_index("sample_id").loc[ids, labels].to_numpy(np.float64)
-        return task_log_loss(truth.loc[ids, labels].to_numpy(np.float64),
-                             clipped_probs(x, ens["clip"], task), ens["clip"], task)
+        probs = clipped_probs(x, ens["clip"], task)
+        out = {"loss": task_log_loss(y, probs, ens["clip"], task)}
+        if multiclass:
+            out["acc"] = accuracy(y, probs)
+        return out
+
+    def heldout_score(table: pd.DataFrame) -> dict[str, float]:
+        ids = [s for s in table["sample_id"] if s in truth.index]
+        return scored(truth.loc[ids, labels].to_numpy(np.float64), table, ids)
+
+    def row(name: str, how: str, shrink: str, oof: dict[str, float], nested: float,
+            held: dict[str, float]) -> dict[str, object]:
+        out: dict[str, object] = {"row": name, "fold_combine": how, "shrink": shrink,
+                                  "oof": oof["loss"], "nested oof": nested,
+                                  "held-out": held["loss"]}
+        if multiclass:
+            out.update({"oof acc": oof["acc"], "held-out acc": held["acc"]})
+        return out
 
     rows = []
     for m in members:
-        oof_loss = None
+        oof_score = None
         for how in FOLD_COMBINES:
             oof, test = tables[how]
-            if oof_loss is None:
-                y = label_matrix(label_table, list(oof[m]["sample_id"]), labels)
-                x = oof[m][labels].to_numpy(np.float64)
-                oof_loss = task_log_loss(y, clipped_probs(x, ens["clip"], task), ens["clip"], task)
-            rows.append({"row": m, "fold_combine": how if m in regathered else "(as written)",
-                         "shrink": "", "oof": oof_loss, "nested oof": np.nan,
-                         "held-out": heldout_loss(test[m])})
+            if oof_score is None:
+                ids = list(oof[m]["sample_id"])
+                oof_score = scored(label_matrix(label_table, ids, labels), oof[m], ids)
+            rows.append(row(m, how if m in regathered else "(as written)", "", oof_score,
+                            np.nan, heldout_score(test[m])))
             if m not in regathered:
                 break
     for how in FOLD_COMBINES:
@@ -95,21 +117,45 @@ def main(results: Path, heldout: Path, config: Path) -> None:
             result = build_ensemble(oof, test, label_table, labels, candidates,
                                     ens["selection"], ens["members"], ens["per_label_weights"],
                                     ens["clip"], task, shrink)
-            mean = result.scores.query("label == 'mean'").set_index("member")["log_loss"]
-            rows.append({"row": "ensemble (" + "+".join(result.selection["members"]) + ")",
-                         "fold_combine": how, "shrink": str(shrink).lower(),
-                         "oof": mean["ensemble"], "nested oof": mean["ensemble_nested"],
-                         "held-out": heldout_loss(result.test)})
-    frame = pd.DataFrame(rows)
+            mean = result.scores.query("label == 'mean'").set_index("member")
+            oof_score = {"loss": mean.loc["ensemble", "log_loss"]}
+            if multiclass:
+                oof_score["acc"] = mean.loc["ensemble", "accuracy"]
+            rows.append(row("ensemble (" + "+".join(result.selection["members"]) + ")", how,
+                            str(shrink).lower(), oof_score,
+                            mean.loc["ensemble_nested", "log_loss"], heldout_score(result.test)))
     n_test = len(set(tables[FOLD_COMBINES[0]][1][members[0]]["sample_id"]) & set(truth.index))
-    print(f"{len(folds[folds['fold'] >= 0])} out-of-fold runs, {n_test} held-out runs; "
-          f"selection {ens['selection']}, per_label_weights {ens['per_label_weights']}\n")
-    print("| row | fold_combine | shrink | OOF | nested OOF | held-out |")
-    print("|---|---|---|---|---|---|")
-    for r in frame.itertuples():
-        nested = "" if np.isnan(r[5]) else f"{r[5]:.4f}"
-        print(f"| {r.row} | {r.fold_combine} | {r.shrink} | {r.oof:.4f} | {nested} | "
-              f"{r[6]:.4f} |")
+    return pd.DataFrame(rows), (
+        f"{len(folds[folds['fold'] >= 0])} out-of-fold runs, {n_test} held-out runs; "
+        f"selection {ens['selection']}, per_label_weights {ens['per_label_weights']}")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` (:func:`heldout_scores`' rows) as a Markdown table, numbers to 4 places
+    (accuracy as a percentage to 2), an empty cell for NaN."""
+    names = {"row": "row", "fold_combine": "fold_combine", "shrink": "shrink", "oof": "OOF",
+             "nested oof": "nested OOF", "held-out": "held-out", "oof acc": "OOF acc",
+             "held-out acc": "held-out acc"}
+    columns = [c for c in frame.columns if c in names]
+
+    def cell(column: str, value: object) -> str:
+        if isinstance(value, float):
+            if np.isnan(value):
+                return ""
+            return f"{100 * value:.2f}%" if column.endswith("acc") else f"{value:.4f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(names[c] for c in columns) + " |",
+             "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(c, r[c]) for c in columns) + " |"
+              for r in frame.to_dict("records")]
+    return "\n".join(lines)
+
+
+def main(results: Path, heldout: Path, config: Path) -> None:
+    frame, summary = heldout_scores(results, heldout, config)
+    print(summary + "\n")
+    print(markdown_table(frame))
 
 
 if __name__ == "__main__":

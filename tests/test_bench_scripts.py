@@ -79,3 +79,49 @@ def test_every_bench_script_imports_against_the_library():
     proc = subprocess.run([sys.executable, "-c", code, *scripts], cwd=ROOT / "bench",
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_heldout_scores_give_each_member_and_ensemble_log_loss_and_accuracy(tmp_path):
+    """bench/heldout_ensemble.py's scoring (which bench/heldout_particles.py prints) on a
+    made-up multiclass results folder: member ``sure`` puts logit 3 on the true class of
+    every sample, ``zero`` always says class ``a``; held-out rows score against the labels
+    file, out-of-fold rows against labelled.parquet."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from heldout_ensemble import heldout_scores, markdown_table
+    from support import derived_config
+
+    labels = ["a", "b", "c"]
+    results = tmp_path / "results"
+    oof_ids, test_ids = [f"L{i:02d}" for i in range(30)], [f"T{i:02d}" for i in range(12)]
+    truth = {s: i % 3 for i, s in enumerate(oof_ids + test_ids)}
+    onehot = lambda ids: pd.DataFrame(  # noqa: E731
+        [[s, *np.eye(3)[truth[s]]] for s in ids], columns=["sample_id", *labels])
+    (results / "sheet").mkdir(parents=True)
+    onehot(oof_ids).to_parquet(results / "sheet" / "labelled.parquet")
+    onehot(test_ids).to_csv(tmp_path / "heldout_labels.csv", index=False)
+    pd.DataFrame({"sample_id": oof_ids, "fold": np.arange(30) % 3}).to_csv(
+        results / "folds.csv", index=False)
+    for name, logits in (("sure", lambda s: 3.0 * np.eye(3)[truth[s]]),
+                         ("zero", lambda s: np.array([1.0, 0.0, 0.0]))):
+        folder = results / "members" / name
+        folder.mkdir(parents=True)
+        for part, ids in (("oof", oof_ids), ("test", test_ids)):
+            table = pd.DataFrame([logits(s) for s in ids], columns=labels)
+            table.insert(0, "sample_id", ids)
+            if part == "oof":
+                table.insert(1, "fold", np.arange(30) % 3)
+            table.to_parquet(folder / f"{part}_logits.parquet")
+    config = write_config(tmp_path / "config.yaml", derived_config(
+        {"data": {"dir": str(tmp_path)}}, base=ROOT / "config" / "particles.yaml"))
+    frame, summary = heldout_scores(results, tmp_path / "heldout_labels.csv", config)
+    rows = frame.set_index("row")
+    sure_loss = -np.log(np.exp(3) / (np.exp(3) + 2))
+    assert rows.loc["sure", "held-out"] == pytest.approx(sure_loss, rel=1e-3)
+    assert rows.loc["sure", "oof"] == pytest.approx(sure_loss, rel=1e-3)
+    assert rows.loc["sure", ["oof acc", "held-out acc"]].tolist() == [1.0, 1.0]
+    assert rows.loc["zero", ["oof acc", "held-out acc"]].tolist() == [1 / 3, 1 / 3]
+    ensembles = frame[frame["row"].str.startswith("ensemble (")]
+    assert len(ensembles) == 4 and (ensembles["held-out acc"] == 1.0).all()
+    assert summary.startswith("30 out-of-fold runs, 12 held-out runs")
+    table = markdown_table(frame)
+    assert "| OOF acc | held-out acc |" in table and "| 100.00% | 100.00% |" in table

@@ -6,6 +6,7 @@ model (metadata-only LightGBM, image-only CNN, CNN fused with metadata)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ from spectrovision.data.layouts import IMAGE_ONLY_KEYS, representation_settings
 from spectrovision.render.images import ImageSpec, render_image, render_image_shard
 from spectrovision.data.metadata import Standardizer, check_model_metadata, metadata_values
 from spectrovision.metrics import softmax
-from spectrovision.synth.particles import CLASSES, METADATA_COLUMNS, generate_particle_dataset
+from spectrovision.cli import main as cli_main
+from spectrovision.synth.particles import (CLASSES, CONFUSABLE_CLASSES, METADATA_COLUMNS,
+                                           draw_particle, generate_particle_dataset)
 from spectrovision.learn.predict import run_predict
 from spectrovision.ensemble.submission import probabilities
 from spectrovision.ensemble.tabular import GBMSettings, fit_tabular, metadata_features
@@ -90,6 +93,146 @@ def test_generator_is_deterministic(tmp_path):
     c = generate_particle_dataset(tmp_path / "c", n_images=12, seed=6, size=24)
     assert (a / "metadata.csv").read_bytes() == (b / "metadata.csv").read_bytes()
     assert (a / "metadata.csv").read_bytes() != (c / "metadata.csv").read_bytes()
+
+
+# md5 of every file of `spectrovision particles-data --n-images 20 --seed 3 --size 16`, as
+# written by main's code (commit cf30cec) before --classes, --test-fraction and
+# --heldout-labels came: the default 5-class set must stay byte-identical (the image bytes
+# come from the locked Pillow's PNG/TIFF encoders)
+DEFAULT_SET_MD5 = {
+    "images/P0000.png": "0a2c590a923957f1f375750107f1d28d",
+    "images/P0001.png": "c29d87ba73ea647983e7c8b418a0d09c",
+    "images/P0002.png": "10230d922fee8a82527c5e4a4f938a29",
+    "images/P0003.tif": "8d5d5a0fd4e1b3ad7c3643d15e5eef52",
+    "images/P0004.png": "ba7cccf340fa8f8b8441daadca90cf0a",
+    "images/P0005.png": "72623e00f478e0014acad9801efe8ad7",
+    "images/P0006.png": "25519e453cb320373910d754539ce827",
+    "images/P0007.tif": "054c3f0d5653cb7dd9e0285df93d8cf1",
+    "images/P0008.png": "94aea43d939f4fd50d74c02e0d8b6338",
+    "images/P0009.png": "991a25796babc68e595ad9c1015d294f",
+    "images/P0010.png": "e1821b58cc7b765f742c517a4d7ee84f",
+    "images/P0011.png": "ef581cfc605e8d586a73bc31577deff8",
+    "images/P0012.png": "edbbc684008510a5361e81373852db19",
+    "images/P0013.tif": "8ec27460b4bf411f7c8b2ac4f9f58539",
+    "images/P0014.png": "60e321163286cf9dd98e3519028b0b7d",
+    "images/P0015.png": "105dfe3409c12f07824c3b6e86c6a8c3",
+    "images/P0016.png": "7e73269ec2768264ac1b20ba454660a2",
+    "images/P0017.tif": "e601510f43590182b6bed85fc64b15ee",
+    "images/P0018.png": "cd2a39afcd5147ac4b604a41b29abc77",
+    "images/P0019.png": "234695d846ff5bf15465b43144799896",
+    "metadata.csv": "5f75d5014f246dff876c784dfe5fa3df",
+    "submission_format.csv": "4f195ee1b76cd5ad7d8b9f256328cbff",
+    "train_labels.csv": "22952a8ce9be0091cc9070784eea84a3",
+}
+
+
+def file_md5s(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_default_five_class_set_is_byte_identical_to_before_the_ten_class_option(
+        tmp_path):
+    args = ["particles-data", "--n-images", "20", "--seed", "3", "--size", "16"]
+    assert cli_main([*args, "--out", str(tmp_path / "cli")]) == 0
+    assert file_md5s(tmp_path / "cli") == DEFAULT_SET_MD5
+    # the defaults spelled out give the same bytes; --heldout-labels only adds its file
+    assert cli_main([*args, "--out", str(tmp_path / "explicit"), "--classes", "5",
+                     "--test-fraction", "0.2", "--heldout-labels"]) == 0
+    explicit = file_md5s(tmp_path / "explicit")
+    assert explicit.pop("heldout_labels.csv") and explicit == DEFAULT_SET_MD5
+    api = generate_particle_dataset(tmp_path / "api", n_images=20, seed=3, size=16)
+    assert file_md5s(api) == DEFAULT_SET_MD5
+
+
+@pytest.fixture(scope="module")
+def particles10(tmp_path_factory) -> Path:
+    return generate_particle_dataset(tmp_path_factory.mktemp("particles10"), n_images=100,
+                                     seed=2, size=24, n_classes=10, test_fraction=0.3,
+                                     heldout_labels=True)
+
+
+def test_ten_classes_are_balanced_and_heldout_labels_match_the_test_split(particles10):
+    names = [*CLASSES, *CONFUSABLE_CLASSES]
+    assert len(set(names)) == 10
+    meta = pd.read_csv(particles10 / "metadata.csv", dtype={"sample_id": str})
+    train = pd.read_csv(particles10 / "train_labels.csv", dtype={"sample_id": str})
+    held = pd.read_csv(particles10 / "heldout_labels.csv", dtype={"sample_id": str})
+    template = pd.read_csv(particles10 / "submission_format.csv", dtype={"sample_id": str})
+    assert list(train.columns) == list(held.columns) == list(template.columns) == \
+        ["sample_id", *names]
+    assert np.allclose(template[names], 0.1)
+    # 10 per class, 3 of each (0.3) held out: the test split is exactly the held-out rows
+    assert set(train[names].sum()) == {7} and set(held[names].sum()) == {3}
+    assert (held[names].sum(axis=1) == 1).all()
+    test_ids = list(meta.loc[meta["split"] == "test", "sample_id"])
+    assert list(held["sample_id"]) == list(template["sample_id"]) == test_ids
+    assert not set(held["sample_id"]) & set(train["sample_id"])
+    # the hidden class is the one drawn: a sphere is round, a fibre long, in the metadata
+    # of the labelled images too (aspect_ratio is measured from the drawn mask)
+    aspect = meta.set_index("sample_id")["aspect_ratio"]
+    cls = held.set_index("sample_id")[names].idxmax(axis=1)
+    assert aspect[cls.index[cls == "fibre"]].min() > aspect[cls.index[cls == "sphere"]].max()
+
+
+def test_each_confusable_class_draws_near_its_partner_but_distinct():
+    for new, near in zip(CONFUSABLE_CLASSES, CLASSES):
+        same = [draw_particle(new, np.random.default_rng([4, k]), 48, 48) for k in range(6)]
+        other = [draw_particle(near, np.random.default_rng([4, k]), 48, 48) for k in range(6)]
+        assert all(m.sum() > 30 for m, _ in same), f"{new} draws a visible particle"
+        assert not all(np.array_equal(a[0], b[0]) for a, b in zip(same, other)), new
+        # same texture family: the mean brightness inside the particle stays near the partner's
+        inside = np.mean([t[m].mean() for m, t in same])
+        assert abs(inside - np.mean([t[m].mean() for m, t in other])) < 0.12, new
+    with pytest.raises(ValueError, match="unknown particle class 'blob'.*grain"):
+        draw_particle("blob", np.random.default_rng(0), 32, 32)
+
+
+def metadata_only_accuracy(root: Path, names: list[str]) -> float:
+    """4-fold accuracy of a logistic regression on the four class-dependent columns."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    table = sheet_of(root)
+    table = table[table["split"] == "train"]
+    x = np.column_stack([np.log(table["area_um2"]), np.log(table["aspect_ratio"]),
+                         table["circularity"], table["mean_grey"]])
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    return float(cross_val_score(LogisticRegression(max_iter=1000), x,
+                                 table[names].to_numpy().argmax(axis=1), cv=4).mean())
+
+
+def test_ten_class_metadata_is_weak(tmp_path):
+    """The 10-class set's columns overlap heavily: metadata alone classifies its particles
+    about half the time (chance 0.1), the 5-class set's nearly always."""
+    five = generate_particle_dataset(tmp_path / "5", n_images=300, seed=0, size=24)
+    ten = generate_particle_dataset(tmp_path / "10", n_images=300, seed=0, size=24,
+                                    n_classes=10)
+    assert metadata_only_accuracy(five, list(CLASSES)) > 0.85
+    assert 0.25 < metadata_only_accuracy(ten, [*CLASSES, *CONFUSABLE_CLASSES]) < 0.6
+
+
+def test_bad_classes_and_test_fraction_are_refused_naming_the_choices(tmp_path, capsys):
+    assert cli_main(["particles-data", "--out", str(tmp_path / "a"), "--classes", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "--classes must be 5 or 10, got 7" in err
+    assert not (tmp_path / "a").exists(), "nothing written"
+    assert cli_main(["particles-data", "--out", str(tmp_path / "b"),
+                     "--test-fraction", "1.5"]) == 2
+    assert "--test-fraction must lie strictly between 0 and 1, got 1.5" in \
+        capsys.readouterr().err
+    with pytest.raises(ValueError, match="n_classes must be 5 or 10, got 3.*adds ellipsoid"):
+        generate_particle_dataset(tmp_path / "c", n_images=10, n_classes=3)
+
+
+def test_force_removes_a_previous_heldout_labels_file(tmp_path):
+    out = tmp_path / "set"
+    assert cli_main(["particles-data", "--out", str(out), "--n-images", "10", "--size", "16",
+                     "--heldout-labels"]) == 0
+    assert (out / "heldout_labels.csv").exists()
+    assert cli_main(["particles-data", "--out", str(out), "--n-images", "10", "--size", "16",
+                     "--force"]) == 0
+    assert not (out / "heldout_labels.csv").exists(), "no stale labels of another set"
 
 
 # --- ingest and render -------------------------------------------------------------------------

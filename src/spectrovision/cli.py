@@ -90,7 +90,8 @@ def run_demo_data(args: argparse.Namespace) -> int:
 
 
 # --- particles-data ---
-PARTICLE_OUTPUTS = ("metadata.csv", "train_labels.csv", "submission_format.csv", "images")
+PARTICLE_OUTPUTS = ("metadata.csv", "train_labels.csv", "submission_format.csv",
+                    "heldout_labels.csv", "images")
 
 
 def add_particles_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,23 +103,46 @@ def add_particles_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="typical image side in pixels; sides vary from 3/4 to 3/2 of it "
                              "(default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--classes", type=int, default=5, metavar="5|10",
+                        help="number of classes (default 5: sphere, fibre, crystal, aggregate, "
+                        "flake); 10 adds ellipsoid, rod, plate, chain and grain, each made to be "
+                        "confused with one of the five, and makes the metadata weak")
+    parser.add_argument("--test-fraction", type=float, default=None, metavar="F",
+                        help="share (0-1) of each class in the unlabelled test split "
+                        "(default 0.2)")
+    parser.add_argument("--heldout-labels", action="store_true",
+                        help="also write heldout_labels.csv (the test images' classes, one-hot, "
+                        "for scoring a run's test predictions afterwards)")
     parser.add_argument("--force", action="store_true",
                         help="replace the data set files in a non-empty --out")
 
 
 def run_particles_data(args: argparse.Namespace) -> int:
-    from .synth.particles import CLASSES, generate_particle_dataset
+    from .synth.particles import N_CLASSES, TEST_FRACTION, classes_for, generate_particle_dataset
 
     out: Path = args.out
     if args.n_images < 1 or args.size < 16:
         print(f"error: --n-images must be at least 1 and --size at least 16, got "
               f"{args.n_images} and {args.size}", file=sys.stderr)
         return 2
+    if args.classes not in N_CLASSES:
+        print(f"error: --classes must be 5 or 10, got {args.classes}: 5 is the default set, "
+              "10 adds five confusable classes", file=sys.stderr)
+        return 2
+    fraction = TEST_FRACTION if args.test_fraction is None else args.test_fraction
+    if not 0 < fraction < 1:
+        print(f"error: --test-fraction must lie strictly between 0 and 1, got {fraction}",
+              file=sys.stderr)
+        return 2
     if not clear_outputs(out, args.force, PARTICLE_OUTPUTS, "particle"):
         return 2
-    generate_particle_dataset(out, n_images=args.n_images, seed=args.seed, size=args.size)
-    print(f"wrote {args.n_images} particle images ({len(CLASSES)} classes: "
-          f"{', '.join(CLASSES)}) with metadata to {out}")
+    generate_particle_dataset(out, n_images=args.n_images, seed=args.seed, size=args.size,
+                              test_fraction=fraction, n_classes=args.classes,
+                              heldout_labels=args.heldout_labels)
+    names = classes_for(args.classes)
+    print(f"wrote {args.n_images} particle images ({len(names)} classes: "
+          f"{', '.join(names)}) with metadata to {out}"
+          + ("; the test images' classes: heldout_labels.csv" if args.heldout_labels else ""))
     return 0
 
 
@@ -187,7 +211,7 @@ SUBCOMMANDS: list[Subcommand] = [
                "files with --format)",
                add_demo_data_arguments, run_demo_data),
     Subcommand("particles-data", "generate the demo particle image data set (layout images, "
-               "5 classes, numeric metadata)", add_particles_data_arguments, run_particles_data),
+               "5 or 10 classes, numeric metadata)", add_particles_data_arguments, run_particles_data),
     Subcommand("config-doc", "write config/README.md (every key) from the config schema",
                add_config_doc_arguments, run_config_doc),
     Subcommand("lineage", "show what an artefact was made from (its provenance, back to "
