@@ -9,7 +9,8 @@ Sections (each one timed, its failure recorded without stopping the others):
 - ``fold``: one train + predict fold of ``resnet34`` with the ``time_avg`` head at 256 x 192
   on 800 generated renders (planted peaks, 9 labels; 640 train / 160 validation) for 20
   epochs: training seconds, samples/s, the GPU's busy percentage sampled every 0.1 s
-  (NVML) during training, peak GPU memory, validation log loss, TTA prediction seconds;
+  (NVML) during training, peak GPU memory, validation log loss, TTA prediction seconds
+  (bf16 autocast and channels_last on the GPU; the smoke trains this fold in fp32);
 - ``precision``: samples/s of fp32 / bf16 x contiguous / channels_last on the same data
   (3 epochs each, the last two timed) and the bf16 speed-up;
 - ``lease``: two processes asking for the one GPU at once; the second must wait for the
@@ -50,10 +51,15 @@ from spectrovision.learn.predict import predict_logits  # noqa: E402
 from spectrovision.learn.settings import ModelSettings  # noqa: E402
 from spectrovision.metrics import mean_log_loss  # noqa: E402
 
+# fold_amp: bf16 autocast in the fold section. Off in the smoke: on the CPU (forced with
+# SPECTROVISION_ACCELERATE=1) this torch build's bf16 autocast training is not reproducible
+# from one process to the next (the same toy fold scored validation log loss 0.657, 6.56,
+# 12.5 or NaN), which made the suite's sanity check flaky; the precision section still
+# trains under bf16 autocast on the CPU, where only speed is recorded.
 FULL = {"n": 800, "shape": (1, 256, 192), "backbone": "resnet34", "epochs": 20,
-        "batch_size": 32, "timing_epochs": 3, "det_n": 192, "det_epochs": 2, "hold_s": 3.0}
+        "fold_amp": True, "batch_size": 32, "timing_epochs": 3, "det_n": 192, "det_epochs": 2, "hold_s": 3.0}
 SMOKE = {"n": 40, "shape": (1, 32, 24), "backbone": "resnet10t", "epochs": 2,
-         "batch_size": 16, "timing_epochs": 2, "det_n": 32, "det_epochs": 1, "hold_s": 1.0}
+         "fold_amp": False, "batch_size": 16, "timing_epochs": 2, "det_n": 32, "det_epochs": 1, "hold_s": 1.0}
 TARGETS = {"fold_train_s_max": 120.0, "gpu_busy_pct_min": 80.0, "bf16_speedup_min": 1.5}
 N_LABELS = 9
 
@@ -160,7 +166,7 @@ def section_versions(device: str) -> dict[str, Any]:
 def section_fold(size: dict[str, Any], device: str) -> dict[str, Any]:
     x, y = planted_renders(size["n"], size["shape"])
     n_train = int(0.8 * size["n"])
-    settings = model_settings(size)
+    settings = model_settings(size, amp=size["fold_amp"])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     with BusySampler() as busy:
@@ -185,6 +191,7 @@ def section_fold(size: dict[str, Any], device: str) -> dict[str, Any]:
     rates = [h["samples_per_s"] for h in result.history]
     return {"backbone": settings.backbone, "head": settings.head, "image": list(size["shape"]),
             "n_train": n_train, "n_val": size["n"] - n_train, "epochs": settings.epochs,
+            "amp": path.amp, "channels_last": path.channels_last,
             "batch_size": settings.batch_size, "train_s": train_s,
             "samples_per_s_median": float(np.median(rates[1:] or rates)),
             "val_log_loss": float(mean_log_loss(y[n_train:].numpy(), probs)),
