@@ -44,6 +44,8 @@ Entry point: :func:`generate_particle_dataset`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -97,11 +99,14 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -
     return top * (1 - fy) + bottom * fy
 
 
-def _faceted_polygon(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, n: int,
+def _faceted_polygon(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, height: int,
+                     width: int, n_corners: tuple[int, int],
                      squash: tuple[float, float] | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """A convex polygon of ``n`` jittered corners with flat facets of different brightness:
-    ``(mask, texture)``; ``squash``: its width across scaled by a factor drawn from it."""
+    """A convex polygon of n jittered corners (n drawn from ``[lo, hi)`` of ``n_corners``) with
+    flat facets of different brightness: ``(mask, texture)``; ``squash``: its width across
+    scaled by a factor drawn from it."""
+    n = int(rng.integers(*n_corners))
     step = 2 * np.pi / n  # corners in counter-clockwise order, jittered
     corners = rng.uniform(0, 2 * np.pi) + (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * step
     radius = rng.uniform(0.75, 1.0, n)
@@ -117,71 +122,93 @@ def _faceted_polygon(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, n: 
     return mask, rng.uniform(0.6, 0.95, n)[facet]
 
 
+def _shaded_ellipse(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, height: int,
+                    width: int, squash: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Round or elongated (width across scaled by a factor drawn from ``squash``), smooth,
+    brighter towards the centre (spherical shading)."""
+    rr = np.hypot(u, v / rng.uniform(*squash)) / rng.uniform(0.7, 1.0)
+    texture = rng.uniform(0.45, 0.6) + 0.35 * np.sqrt(np.clip(1 - rr**2, 0, 1))
+    return rr < 1, texture
+
+
+def _striped_rod(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, height: int,
+                 width: int, bend: float, length: tuple[float, float],
+                 thickness: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A rod bent by up to ``bend``, half-length and half-thickness drawn from the ranges,
+    faint stripes along its length."""
+    vv = v - rng.uniform(-bend, bend) * u**2
+    mask = (np.abs(u) < rng.uniform(*length)) & (np.abs(vv) < rng.uniform(*thickness))
+    return mask, rng.uniform(0.45, 0.6) + 0.1 * np.sin(vv * 60)
+
+
+def _holed_and_grainy(mask: np.ndarray, rng: np.random.Generator, height: int, width: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``mask`` with smooth-noise holes punched in it, and a dark grainy texture."""
+    holes = _smooth_noise(rng, (height, width), max(2, height // 12)) > 0.7
+    return mask & ~holes, rng.uniform(0.25, 0.4) + 0.2 * rng.random((height, width))
+
+
+def _aggregate(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, height: int,
+               width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A cluster of small discs around the centre, holed and grainy."""
+    mask = np.zeros_like(u, dtype=bool)
+    for _ in range(int(rng.integers(6, 12))):
+        cu, cv = rng.normal(0, 0.45, 2)
+        mask |= np.hypot(u - cu, v - cv) < rng.uniform(0.2, 0.4)
+    return _holed_and_grainy(mask, rng, height, width)
+
+
+def _chain(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, height: int,
+           width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aggregate's discs strung loosely along a line, holed and grainy."""
+    mask = np.zeros_like(u, dtype=bool)
+    n = int(rng.integers(5, 9))
+    drift = np.cumsum(rng.normal(0, 0.1, n))
+    for k, cu in enumerate(np.linspace(-0.95, 0.95, n) + rng.normal(0, 0.06, n)):
+        mask |= np.hypot(u - cu, v - (drift[k] - drift.mean())) < rng.uniform(0.15, 0.27)
+    return _holed_and_grainy(mask, rng, height, width)
+
+
+def _wavy_body(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, height: int,
+               width: int, harmonics: tuple[int, ...], amplitude: tuple[float, float]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A flat, dim, finely noisy body whose outline waves with ``harmonics`` (each of an
+    amplitude drawn from ``amplitude``): low ones a wavy edge, high ones a jagged one."""
+    theta = np.arctan2(v, u)
+    edge = np.ones_like(theta)
+    for k in harmonics:
+        edge += rng.uniform(*amplitude) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    mask = np.hypot(u, v / rng.uniform(0.55, 0.8)) < edge * rng.uniform(0.75, 0.95)
+    return mask, rng.uniform(0.3, 0.42) + 0.06 * rng.standard_normal((height, width))
+
+
+# class -> its shape: f(u, v, rng, height, width) -> (mask, texture); each of
+# CONFUSABLE_CLASSES is its partner's shape with other parameters (or discs placed otherwise)
+SHAPES: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "sphere": partial(_shaded_ellipse, squash=(0.85, 1.0)),
+    "fibre": partial(_striped_rod, bend=0.4, length=(0.95, 1.2), thickness=(0.08, 0.16)),
+    "crystal": partial(_faceted_polygon, n_corners=(3, 7)),
+    "aggregate": _aggregate,
+    "flake": partial(_wavy_body, harmonics=(2, 3, 5), amplitude=(0.05, 0.15)),
+    "ellipsoid": partial(_shaded_ellipse, squash=(0.45, 0.65)),
+    "rod": partial(_striped_rod, bend=0.2, length=(0.45, 0.65), thickness=(0.2, 0.3)),
+    "plate": partial(_faceted_polygon, n_corners=(4, 8), squash=(0.25, 0.42)),
+    "chain": _chain,
+    "grain": partial(_wavy_body, harmonics=(2, 7, 11, 13), amplitude=(0.08, 0.16)),
+}
+
+
 def draw_particle(kind: str, rng: np.random.Generator, height: int, width: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """One particle of class ``kind``: ``(mask bool, texture in [0, 1])`` of ``(height, width)``."""
+    if kind not in SHAPES:
+        raise ValueError(f"unknown particle class '{kind}'; choose one of "
+                         f"{CLASSES + CONFUSABLE_CLASSES}")
     scale = min(height, width) * rng.uniform(0.3, 0.42)
     centre = (height / 2 + rng.uniform(-0.1, 0.1) * height,
               width / 2 + rng.uniform(-0.1, 0.1) * width)
     u, v = _grid(height, width, rng.uniform(0, np.pi), centre, scale)
-    if kind == "sphere":
-        squash = rng.uniform(0.85, 1.0)
-        rr = np.hypot(u, v / squash) / rng.uniform(0.7, 1.0)
-        mask = rr < 1
-        texture = rng.uniform(0.45, 0.6) + 0.35 * np.sqrt(np.clip(1 - rr**2, 0, 1))
-    elif kind == "fibre":
-        bend = rng.uniform(-0.4, 0.4)
-        vv = v - bend * u**2
-        mask = (np.abs(u) < rng.uniform(0.95, 1.2)) & (np.abs(vv) < rng.uniform(0.08, 0.16))
-        texture = rng.uniform(0.45, 0.6) + 0.1 * np.sin(vv * 60)
-    elif kind == "crystal":
-        mask, texture = _faceted_polygon(u, v, rng, int(rng.integers(3, 7)))
-    elif kind == "aggregate":
-        mask = np.zeros_like(u, dtype=bool)
-        for _ in range(int(rng.integers(6, 12))):
-            cu, cv = rng.normal(0, 0.45, 2)
-            mask |= np.hypot(u - cu, v - cv) < rng.uniform(0.2, 0.4)
-        holes = _smooth_noise(rng, (height, width), max(2, height // 12)) > 0.7
-        mask &= ~holes
-        texture = rng.uniform(0.25, 0.4) + 0.2 * rng.random((height, width))
-    elif kind == "ellipsoid":  # the sphere's shading, elongated
-        squash = rng.uniform(0.45, 0.65)
-        rr = np.hypot(u, v / squash) / rng.uniform(0.7, 1.0)
-        mask = rr < 1
-        texture = rng.uniform(0.45, 0.6) + 0.35 * np.sqrt(np.clip(1 - rr**2, 0, 1))
-    elif kind == "rod":  # a short thick fibre
-        bend = rng.uniform(-0.2, 0.2)
-        vv = v - bend * u**2
-        mask = (np.abs(u) < rng.uniform(0.45, 0.65)) & (np.abs(vv) < rng.uniform(0.2, 0.3))
-        texture = rng.uniform(0.45, 0.6) + 0.1 * np.sin(vv * 60)
-    elif kind == "plate":  # a crystal squashed thin
-        mask, texture = _faceted_polygon(u, v, rng, int(rng.integers(4, 8)), (0.25, 0.42))
-    elif kind == "chain":  # the aggregate's discs strung loosely along a line
-        mask = np.zeros_like(u, dtype=bool)
-        n = int(rng.integers(5, 9))
-        drift = np.cumsum(rng.normal(0, 0.1, n))
-        for k, cu in enumerate(np.linspace(-0.95, 0.95, n) + rng.normal(0, 0.06, n)):
-            mask |= np.hypot(u - cu, v - (drift[k] - drift.mean())) < rng.uniform(0.15, 0.27)
-        holes = _smooth_noise(rng, (height, width), max(2, height // 12)) > 0.7
-        mask &= ~holes
-        texture = rng.uniform(0.25, 0.4) + 0.2 * rng.random((height, width))
-    elif kind == "grain":  # the flake's body with a rough, jagged edge
-        theta = np.arctan2(v, u)
-        edge = np.ones_like(theta)
-        for k in (2, 7, 11, 13):
-            edge += rng.uniform(0.08, 0.16) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-        mask = np.hypot(u, v / rng.uniform(0.55, 0.8)) < edge * rng.uniform(0.75, 0.95)
-        texture = rng.uniform(0.3, 0.42) + 0.06 * rng.standard_normal((height, width))
-    elif kind == "flake":
-        theta = np.arctan2(v, u)
-        edge = np.ones_like(theta)
-        for k in (2, 3, 5):
-            edge += rng.uniform(0.05, 0.15) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-        mask = np.hypot(u, v / rng.uniform(0.55, 0.8)) < edge * rng.uniform(0.75, 0.95)
-        texture = rng.uniform(0.3, 0.42) + 0.06 * rng.standard_normal((height, width))
-    else:
-        raise ValueError(f"unknown particle class '{kind}'; choose one of "
-                         f"{CLASSES + CONFUSABLE_CLASSES}")
+    mask, texture = SHAPES[kind](u, v, rng, height, width)
     return mask, np.clip(texture, 0, 1)
 
 
