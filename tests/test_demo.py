@@ -222,6 +222,10 @@ def test_demo_data_cli_holds_out_compounds(tmp_path, capsys):
     assert "heldout_labels.csv" in capsys.readouterr().out
     assert main(["demo-data", "--out", str(tmp_path / "d"), "--n-runs", "6", "--force"]) == 0
     assert not (tmp_path / "d" / "heldout_labels.csv").exists()  # --force removes them
+    # a bad fraction is refused before --force clears anything: the set stays whole
+    assert main(["demo-data", "--out", str(tmp_path / "d"), "--n-runs", "6", "--force",
+                 "--heldout-compounds", "0"]) == 2
+    assert (tmp_path / "d" / "metadata.csv").exists()
 
 
 # --- the packaged EI spectra table ---

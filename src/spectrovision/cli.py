@@ -68,14 +68,14 @@ def run_demo_data(args: argparse.Namespace) -> int:
     if n_runs < 1:
         print(f"error: --n-runs must be at least 1, got {n_runs}", file=sys.stderr)
         return 2
-    if not clear_outputs(out, args.force, DEMO_OUTPUTS, "demo"):
-        return 2
-    ramp = RAMP_RATE if args.ramp_rate is None else tuple(args.ramp_rate)
-    end = None if args.end_temp is None else tuple(args.end_temp)
     if args.heldout_compounds is not None and not 0 < args.heldout_compounds < 1:
         print(f"error: --heldout-compounds must lie strictly between 0 and 1, got "
               f"{args.heldout_compounds}", file=sys.stderr)
         return 2
+    if not clear_outputs(out, args.force, DEMO_OUTPUTS, "demo"):
+        return 2
+    ramp = RAMP_RATE if args.ramp_rate is None else tuple(args.ramp_rate)
+    end = None if args.end_temp is None else tuple(args.end_temp)
     generate_demo_dataset(out, n_runs=n_runs, seed=args.seed, ramp_rate=ramp, end_temp=end,
                           run_format=args.run_format, heldout_compounds=args.heldout_compounds)
     sizes = split_sizes_for(n_runs)

@@ -418,8 +418,9 @@ def generate_demo_dataset(out_dir: str | Path, n_runs: int = DEMO_N_RUNS, seed: 
                           "derivatized": 1 if plan.derivatized else None,
                           "features_path": rel_path, "features_md5_hash": md5})
         label_rows.append({"sample_id": sample_id, "split": split, **run_labels(plan, library)})
-        compound_rows.append({"sample_id": sample_id, "split": split, "compounds": ";".join(
-            compound_key(str(library.name[c])) for c in plan.compounds)})
+        if held is not None:
+            compound_rows.append({"sample_id": sample_id, "split": split, "compounds": ";".join(
+                compound_key(str(library.name[c])) for c in plan.compounds)})
     labels = pd.DataFrame(label_rows)
     write_tables(out, pd.DataFrame(meta_rows), labels)
     if held is not None:
