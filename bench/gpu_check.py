@@ -57,9 +57,11 @@ from spectrovision.metrics import mean_log_loss  # noqa: E402
 # 12.5 or NaN), which made the suite's sanity check flaky; the precision section still
 # trains under bf16 autocast on the CPU, where only speed is recorded.
 FULL = {"n": 800, "shape": (1, 256, 192), "backbone": "resnet34", "epochs": 20,
-        "fold_amp": True, "batch_size": 32, "timing_epochs": 3, "det_n": 192, "det_epochs": 2, "hold_s": 3.0}
+        "fold_amp": True, "batch_size": 32, "timing_epochs": 3, "det_n": 192, "det_epochs": 2,
+        "hold_s": 3.0}
 SMOKE = {"n": 40, "shape": (1, 32, 24), "backbone": "resnet10t", "epochs": 2,
-         "fold_amp": False, "batch_size": 16, "timing_epochs": 2, "det_n": 32, "det_epochs": 1, "hold_s": 1.0}
+         "fold_amp": False, "batch_size": 16, "timing_epochs": 2, "det_n": 32, "det_epochs": 1,
+         "hold_s": 1.0}
 TARGETS = {"fold_train_s_max": 120.0, "gpu_busy_pct_min": 80.0, "bf16_speedup_min": 1.5}
 N_LABELS = 9
 
