@@ -45,7 +45,8 @@ def main(config: Path, variants: list[str], replace: str | None = None) -> None:
         result = build_ensemble({m: tables[m][0] for m in candidates},
                                 {m: tables[m][1] for m in candidates}, label_table, labels,
                                 candidates, ens["selection"], ens["members"],
-                                ens["per_label_weights"], ens["clip"], task, ens["shrink"])
+                                ens["per_label_weights"], ens["clip"], task, ens["shrink"],
+                                bags=ens["bags"], bag_seed=ens["bag_seed"])
         mean = result.scores[result.scores["label"] == "mean"].set_index("member")["log_loss"]
         own = "" if variant is None else f"{mean[variant]:.5f}"
         rows = " | ".join(f"{mean[r]:.5f}" for r in ENSEMBLE_ROWS)

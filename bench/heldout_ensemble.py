@@ -116,7 +116,8 @@ def heldout_scores(results: Path, heldout: Path, config: Path) -> tuple[pd.DataF
             oof, test = tables[how]
             result = build_ensemble(oof, test, label_table, labels, candidates,
                                     ens["selection"], ens["members"], ens["per_label_weights"],
-                                    ens["clip"], task, shrink)
+                                    ens["clip"], task, shrink, bags=ens["bags"],
+                                    bag_seed=ens["bag_seed"])
             mean = result.scores.query("label == 'mean'").set_index("member")
             oof_score = {"loss": mean.loc["ensemble", "log_loss"]}
             if multiclass:

@@ -109,6 +109,14 @@ def test_multiclass_refuses_per_label_weights():
     check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
 
 
+def test_bagged_selection_refuses_per_label_weights_with_the_fix():
+    cfg = _config(ensemble={"selection": "bagged", "per_label_weights": True})
+    with pytest.raises(ConfigError, match="'ensemble/per_label_weights'.*selection greedy"):
+        check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
+    cfg = _config(ensemble={"selection": "bagged", "shrink": True})
+    check_config(cfg, _models(cfg), reserved=ENSEMBLE_ROWS)
+
+
 def test_common_smk_raises_nothing_itself():
     text = (REPO / "workflow" / "rules" / "common.smk").read_text()
     assert "raise " not in text

@@ -9,7 +9,8 @@ import pytest
 from spectrovision.ensemble.build import build_ensemble
 from spectrovision.ensemble.combine import combine_logits
 from spectrovision.ensemble.gather import gather_member
-from spectrovision.ensemble.selection import ensemble_loss, fit_label_weights, greedy_select
+from spectrovision.ensemble.selection import (bagged_select, ensemble_loss, fit_label_weights,
+                                              greedy_select)
 from spectrovision.errors import InputError
 from spectrovision.metrics import clipped_logits, log_loss_per_label, sigmoid
 from support import derived_config, dry_run_jobs, run_snakemake, write_config
@@ -387,6 +388,74 @@ def test_shrink_of_a_calibrated_member_stays_near_one():
     result = build_ensemble(oof, oof, pd.DataFrame(y, columns=LABELS, index=ids), LABELS,
                             ["m"], "all", clip=CLIP, shrink=True)
     assert all(w > 0.9 for w in result.selection["weights"]["m"].values())
+
+
+def _lucky_row_members(seed):
+    """Two good members and one worse one ('lucky') that alone gets one row right which
+    the good ones get confidently wrong: one greedy pass takes it in for that row."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0.0, 2.0, (400, 1))
+    y = (rng.random(truth.shape) < sigmoid(truth)).astype(float)
+    x = {"good1": truth + rng.normal(0, 1.0, truth.shape),
+         "good2": truth + rng.normal(0, 1.0, truth.shape),
+         "lucky": truth + rng.normal(0, 1.5, truth.shape)}
+    y[0] = 1.0
+    x["good1"][0] = x["good2"][0] = -4.0
+    x["lucky"][0] = 4.0
+    return x, y
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bagged_selection_weighs_a_member_that_wins_on_one_row_less_than_greedy(seed):
+    x, y = _lucky_row_members(seed)
+    chosen, _ = greedy_select(x, y, CLIP)
+    assert "lucky" in chosen  # one pass gives it a full share
+    members, bags, weights = bagged_select(x, y, CLIP, bags=25, seed=0)
+    assert weights["lucky"] < 0.8 / len(chosen)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert members == sorted(weights, key=lambda m: (-weights[m], m)) and len(bags) == 25
+
+
+def test_bagged_weights_are_the_mean_share_over_seeded_bootstrap_bags():
+    x, y = _lucky_row_members(0)
+    _, bags, weights = bagged_select(x, y, CLIP, bags=7, seed=3)
+    rng = np.random.default_rng(3)
+    expected: dict[str, float] = {}
+    for bag in bags:
+        rows = rng.integers(0, len(y), len(y))
+        chosen, _ = greedy_select({m: v[rows] for m, v in x.items()}, y[rows], CLIP)
+        assert bag["members"] == chosen
+        for m in chosen:
+            expected[m] = expected.get(m, 0.0) + 1.0 / (len(chosen) * 7)
+    assert weights == pytest.approx(expected)
+    assert bagged_select(x, y, CLIP, bags=7, seed=3)[2] == weights  # same seed, same weights
+    assert bagged_select(x, y, CLIP, bags=7, seed=4)[1] != bags
+
+
+def test_build_ensemble_bagged_combines_with_the_bag_weights_and_is_nested():
+    x, y = _lucky_row_members(1)
+    labels = ["a"]
+    ids = [f"s{i}" for i in range(len(y))]
+    oof = {m: pd.DataFrame({"sample_id": ids, "a": v[:, 0], "fold": np.arange(len(y)) % 5})
+           for m, v in x.items()}
+    label_table = pd.DataFrame(y, columns=labels, index=ids)
+    result = build_ensemble(oof, oof, label_table, labels, list(x), "bagged", clip=CLIP,
+                            bags=9, bag_seed=2)
+    info = result.selection
+    w = np.array([[info["weights"][m]["a"]] for m in info["members"]])
+    expected = combine_logits([x[m] for m in info["members"]], CLIP, w)
+    np.testing.assert_allclose(result.oof[labels].to_numpy(), expected)
+    np.testing.assert_allclose(result.test[labels].to_numpy(), expected)
+    assert len(info["bags"]) == 9 and info["bag_seed"] == 2 and info["greedy_path"] == []
+    mean = result.scores.query("label == 'mean'").set_index("member")["log_loss"]
+    assert mean["ensemble_nested"] > mean["ensemble"]  # re-chosen without each fold
+    shrunk = build_ensemble(oof, oof, label_table, labels, list(x), "bagged", clip=CLIP,
+                            shrink=True, bags=9, bag_seed=2)
+    ratio = [shrunk.selection["weights"][m]["a"] / info["weights"][m]["a"]
+             for m in info["members"]]
+    assert ratio == pytest.approx([ratio[0]] * len(ratio))  # one shrink factor on bag weights
+    with pytest.raises(ValueError, match="per-label weights"):
+        build_ensemble(oof, oof, label_table, labels, list(x), "bagged", (), True, CLIP)
 
 
 def test_ensemble_stage_runs_through_snakemake(tmp_path):

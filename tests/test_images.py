@@ -473,7 +473,7 @@ def test_prior_and_metadata_only_gbm_are_multiclass_members():
                       GBMSettings(n_estimators=30, learning_rate=0.05, num_leaves=15,
                                   min_child_samples=5, feature_fraction=0.8, seed=1,
                                   early_stopping_rounds=None, validation_fraction=0.2,
-                                  prior_fallback=True,
+                                  prior_fallback=True, n_seeds=1,
                                   num_threads=1), CLIP,
                       "multiclass")
     scores = score_members({"prior": oof[labels].to_numpy(),

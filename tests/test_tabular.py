@@ -25,7 +25,7 @@ LABELS = ["a", "b", "c"]
 CLIP = 1e-4
 FAST = GBMSettings(n_estimators=40, learning_rate=0.1, num_leaves=7, min_child_samples=5,
                    feature_fraction=0.8, seed=3, early_stopping_rounds=None,
-                   validation_fraction=0.2, prior_fallback=True, num_threads=1)
+                   validation_fraction=0.2, prior_fallback=True, n_seeds=1, num_threads=1)
 
 
 def _data(n=300, n_labelled=240, seed=0):
@@ -764,4 +764,46 @@ def test_run_tabular_with_every_option_and_apply_predicts_the_same(tiny_mars2, t
     record = read_fitted(outputs["fitted"], "gbm", labels)
     assert all(state["key_ions"].shape == (len(labels), 2)
                for state in record["states"].values())
+    _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result)
+
+
+@pytest.mark.parametrize("task", ["multilabel", "multiclass"])
+def test_n_seeds_predicts_the_mean_of_the_seeds_logits(task):
+    """n_seeds: 3 is one member whose table is the mean of the logits (multiclass: the
+    renormalised mean of the log-probabilities) of the fits at seeds s, s + 1 and s + 2,
+    each with its own early-stopping split; the mean's log loss is below the seeds' mean."""
+    from spectrovision.ensemble.combine import combine_logits
+
+    ids, features, labels, folds = _planted(task, signal=True)
+    noisy = {**FAST.__dict__, "feature_fraction": 0.3, "early_stopping_rounds": 10}
+    # test tables: the folds' logit mean, which commutes with the seeds' (prob_mean does not)
+    single = [fit_tabular(features, ids, labels, folds, ids[:50], LABELS,
+                          GBMSettings(**{**noisy, "seed": 7 + k}), CLIP, task, "logit_mean")
+              for k in range(3)]
+    three = fit_tabular(features, ids, labels, folds, ids[:50], LABELS,
+                        GBMSettings(**{**noisy, "seed": 7, "n_seeds": 3}), CLIP, task,
+                        "logit_mean")
+    for kind in ("oof", "test"):
+        tables = [getattr(r, kind)[LABELS].to_numpy() for r in single]
+        got = getattr(three, kind)[LABELS].to_numpy()
+        assert not np.allclose(tables[0], tables[1])  # the seeds differ
+        inside = np.all([np.abs(t) < np.log((1 - CLIP) / CLIP) - 1e-6 for t in tables],
+                        axis=0).all(axis=1)  # rows that no table clipped
+        if task == "multiclass":
+            inside = np.all([t > np.log(CLIP) + 1e-6 for t in tables], axis=0).all(axis=1)
+        assert inside.sum() > len(got) // 2
+        expected = combine_logits(tables, 1e-7, task=task)
+        np.testing.assert_allclose(got[inside], expected[inside], rtol=1e-7, atol=1e-9)
+    losses = [_member_loss(r.oof, labels, task) for r in single]
+    assert _member_loss(three.oof, labels, task) < np.mean(losses)
+
+
+def test_n_seeds_fitted_record_applies_like_the_test_table(tiny_mars2, tmp_path):
+    from spectrovision.ensemble.fitted import read_fitted
+
+    settings = {"time_bins": 4, "n_estimators": 10, "min_child_samples": 2, "seed": 1,
+                "early_stopping_rounds": None, "n_seeds": 2}
+    data_cfg, _, labels, inputs, outputs, result = _tiny_member(tiny_mars2, tmp_path, settings)
+    record = read_fitted(outputs["fitted"], "gbm", labels)
+    assert all(len(state["more_seeds"]) == 1 for state in record["states"].values())
     _assert_apply_predicts_the_test_table(tmp_path, data_cfg, labels, inputs, outputs, result)

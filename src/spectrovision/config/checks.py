@@ -94,11 +94,16 @@ def check_head_metadata(name: str, head: str, n_metadata: int) -> None:
 
 
 def check_task(cfg: Mapping[str, Any]) -> None:
-    """Settings that do not apply to the configured task."""
+    """Ensemble settings that do not apply to the configured task, or to each other."""
     if cfg["task"] == "multiclass" and cfg["ensemble"]["per_label_weights"]:
         raise ConfigError("config key 'ensemble/per_label_weights': it fits one weight per "
                           "label and member, which does not apply to task multiclass (one "
                           "softmax over the classes). Fix: set it to false.")
+    if cfg["ensemble"]["selection"] == "bagged" and cfg["ensemble"]["per_label_weights"]:
+        raise ConfigError("config key 'ensemble/per_label_weights': selection bagged weighs "
+                          "each member by its share of the bootstrap bags, and per-label "
+                          "weights would replace those weights. Fix: set per_label_weights "
+                          "to false, or use selection greedy.")
 
 
 LOG_SPACE_AUGMENTS = ("mass_scale_sigma", "global_scale_sigma", "background_mix_quantiles")

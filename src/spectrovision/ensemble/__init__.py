@@ -7,7 +7,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "tables": ["read_logit_table", "label_matrix"],
     "gather": ["gather_member", "run_gather"],
     "combine": ["combine_logits"],
-    "selection": ["score_members", "greedy_select", "fit_label_weights"],
+    "selection": ["score_members", "greedy_select", "bagged_select", "fit_label_weights"],
     "build": ["EnsembleSettings", "EnsembleResult", "build_ensemble", "run_ensemble"],
     "members": ["Member", "Renders", "cross_fit", "predict_fitted", "load_stack_features"],
     "baselines": ["Baseline", "BASELINES", "register_baseline", "baseline_class", "baseline_settings",

@@ -22,8 +22,8 @@ from ..errors import InputError
 PathLike = str | os.PathLike[str]
 ENSEMBLE_MEMBER, NESTED_MEMBER = ENSEMBLE_ROWS  # its rows in scores.csv
 OPTIMISM_NOTE = ("The ensemble's out-of-fold score is optimistically biased when members "
-                 "or weights are chosen on the same out-of-fold predictions (greedy "
-                 "selection, per-label weights, shrink). The 'ensemble_nested' row is the "
+                 "or weights are chosen on the same out-of-fold predictions (greedy or "
+                 "bagged selection, per-label weights, shrink). The 'ensemble_nested' row is the "
                  "honest estimate: members, weights and shrink re-chosen without each fold, "
                  "scored on it.")
 
@@ -39,6 +39,8 @@ class EnsembleSettings:
     clip: float
     fold_combine: str  # used where member test tables are made (gather, cross_fit)
     shrink: bool
+    bags: int
+    bag_seed: int
 
 
 @dataclass
@@ -84,33 +86,42 @@ class Weighing:
 
 
 def weigh(oof: Sequence[np.ndarray], y: np.ndarray, per_label_weights: bool, shrink: bool,
-          clip: float, task: str) -> Weighing:
-    """The weights of the chosen members' OOF logits ``oof`` on labels ``y``: equal or
-    per-label (:func:`fit_label_weights`); with ``shrink`` their sum per label may fall below
-    one, the rest going to the prior of ``y`` (:func:`fit_shrink` for equal weights)."""
+          clip: float, task: str, base: Sequence[float] | None = None) -> Weighing:
+    """The weights of the chosen members' OOF logits ``oof`` on labels ``y``: ``base`` (one
+    weight per member, the same for every label; ``None`` = equal) or per-label
+    (:func:`fit_label_weights`); with ``shrink`` their sum per label may fall below one, the
+    rest going to the prior of ``y`` (:func:`fit_shrink` on the base weights)."""
     n_labels = y.shape[1]
+    if per_label_weights and base is not None:
+        raise ValueError("per-label weights replace the selection's weights: use one or the other")
+    start = (np.full((len(oof), n_labels), 1.0 / len(oof)) if base is None
+             else np.repeat(np.asarray(base, dtype=np.float64)[:, None], n_labels, axis=1)
+             / float(np.sum(base)))
     if not shrink:
-        return Weighing(fit_label_weights(oof, y, clip) if per_label_weights
-                        else np.full((len(oof), n_labels), 1.0 / len(oof)))
+        return Weighing(fit_label_weights(oof, y, clip) if per_label_weights else start)
     prior = prior_scores(y, clip, task)
     return Weighing(fit_label_weights(oof, y, clip, prior) if per_label_weights
-                    else fit_shrink(oof, y, clip, prior, task), prior)
+                    else fit_shrink(oof, y, clip, prior, task, start), prior)
 
 
 def choose_and_weigh(oof: Mapping[str, np.ndarray], y: np.ndarray, candidates: Sequence[str],
                      selection: str, listed: Sequence[str], per_label_weights: bool,
-                     clip: float, task: str,
-                     shrink: bool = False) -> tuple[list[str], list[dict[str, Any]], Weighing]:
-    """The chosen members, the greedy path and their :class:`Weighing`."""
-    chosen, path = choose_members(selection, candidates, listed, oof, y, clip, task)
+                     clip: float, task: str, shrink: bool = False, bags: int = 25,
+                     bag_seed: int = 0) -> tuple[list[str], list[dict[str, Any]], Weighing]:
+    """The chosen members, the selection's path (greedy steps, or each bag's members) and
+    their :class:`Weighing`."""
+    chosen, path, weights = choose_members(selection, candidates, listed, oof, y, clip, task,
+                                           bags, bag_seed)
+    base = None if weights is None else [weights[m] for m in chosen]
     return chosen, path, weigh([oof[m] for m in chosen], y, per_label_weights, shrink, clip,
-                               task)
+                               task, base)
 
 
 def nested_ensemble_oof(oof: Mapping[str, np.ndarray], y: np.ndarray, folds: np.ndarray,
                         candidates: Sequence[str], selection: str, listed: Sequence[str],
                         per_label_weights: bool, clip: float, task: str,
-                        shrink: bool = False) -> tuple[np.ndarray, dict[str, list[str]]]:
+                        shrink: bool = False, bags: int = 25,
+                        bag_seed: int = 0) -> tuple[np.ndarray, dict[str, list[str]]]:
     """The ensemble's logits on each fold's rows when members, weights and shrink (its prior
     included) are chosen on the other folds' rows only: an estimate of the selection's
     score that has not seen the rows it scores. With ``selection: all`` or ``list``, equal
@@ -122,7 +133,8 @@ def nested_ensemble_oof(oof: Mapping[str, np.ndarray], y: np.ndarray, folds: np.
         held = folds == fold
         seen = {m: x[~held] for m, x in oof.items()}
         chosen, _, weighing = choose_and_weigh(seen, y[~held], candidates, selection, listed,
-                                               per_label_weights, clip, task, shrink)
+                                               per_label_weights, clip, task, shrink, bags,
+                                               bag_seed)
         out[held] = weighing.combine([oof[m][held] for m in chosen], clip, task)
         chosen_by_fold[str(fold)] = chosen
     return out, chosen_by_fold
@@ -133,20 +145,22 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
                    labels: Sequence[str], candidates: Sequence[str], selection: str,
                    listed: Sequence[str] = (), per_label_weights: bool = False,
                    clip: float = 1e-4, task: str = "multilabel",
-                   shrink: bool = False) -> EnsembleResult:
-    """Select members among ``candidates``, combine them (``shrink``: see :func:`weigh`), and
-    score every member of ``oof_tables`` (models and baselines) and the ensemble on the same
-    OOF samples."""
+                   shrink: bool = False, *, bags: int = 25,
+                   bag_seed: int = 0) -> EnsembleResult:
+    """Select members among ``candidates`` (``bags`` and ``bag_seed``: selection
+    ``bagged``), combine them (``shrink``: see :func:`weigh`), and score every member of
+    ``oof_tables`` (models and baselines) and the ensemble on the same OOF samples."""
     ref, oof = aligned_oof(oof_tables, labels)
     y = label_matrix(label_table, list(ref["sample_id"]), labels)
     if per_label_weights and task == "multiclass":
         raise ValueError("per-label weights do not apply to task multiclass")
     chosen, path, weighing = choose_and_weigh(oof, y, candidates, selection, listed,
-                                              per_label_weights, clip, task, shrink)
+                                              per_label_weights, clip, task, shrink, bags,
+                                              bag_seed)
     ens_oof = weighing.combine([oof[m] for m in chosen], clip, task)
     nested_oof, nested_members = nested_ensemble_oof(
         oof, y, ref["fold"].to_numpy(), candidates, selection, listed, per_label_weights,
-        clip, task, shrink)
+        clip, task, shrink, bags, bag_seed)
     test_ids = test_tables[chosen[0]]["sample_id"]
     for m in chosen:
         if set(test_tables[m]["sample_id"]) != set(test_ids):
@@ -173,7 +187,9 @@ def build_ensemble(oof_tables: Mapping[str, pd.DataFrame],
         # with shrink: the prior's scores, which take 1 - sum of the weights of each label
         "prior": (None if weighing.prior is None
                   else dict(zip(labels, map(float, weighing.prior)))),
-        "greedy_path": path,
+        "greedy_path": path if selection == "greedy" else [],
+        # selection bagged: each bootstrap bag's greedy choice (the weights are the shares)
+        **({"bags": path, "bag_seed": bag_seed} if selection == "bagged" else {}),
         "clip": clip,
         "n_oof_samples": int(len(ref)),
         "oof_mean_log_loss": {m: float(v) for m, v in mean.items()},
@@ -203,7 +219,8 @@ def run_ensemble(*, inputs: Mapping[str, Sequence[PathLike]], outputs: Mapping[s
     tests = {m: read_logit_table(p, labels) for m, p in zip(members, inputs["test"])}
     label_table = sample_sheet(data).attrs["label_table"]
     result = build_ensemble(oofs, tests, label_table, labels, candidates, cfg.selection,
-                            cfg.members, cfg.per_label_weights, cfg.clip, task, cfg.shrink)
+                            cfg.members, cfg.per_label_weights, cfg.clip, task, cfg.shrink,
+                            bags=cfg.bags, bag_seed=cfg.bag_seed)
     result.selection["fold_combine"] = cfg.fold_combine
     write_csv(outputs["scores"], result.scores)
     write_json(outputs["selection"], result.selection)

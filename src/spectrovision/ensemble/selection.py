@@ -1,6 +1,7 @@
 """Choosing members: scores per member and label, greedy forward/backward selection on the
-out-of-fold log loss, per-label weights and the shrink toward the prior; every step
-deterministic (ties by member name)."""
+out-of-fold log loss (once, or on bootstrap resamples of the rows: bagged), per-label weights
+and the shrink toward the prior; every step deterministic (ties by member name, bags by
+their seed)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..metrics import (accuracy, clip_class_probs, clip_probs, clipped_logits, c
                        clipped_scores, log_loss_per_class, log_loss_per_label, logit,
                        recall_per_class, sigmoid, task_log_loss, to_probs)
 
-SELECTIONS = ("all", "greedy", "list")
+SELECTIONS = ("all", "greedy", "bagged", "list")
 
 
 def ensemble_loss(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float,
@@ -145,16 +146,19 @@ def prior_scores(y: np.ndarray, clip: float, task: str = "multilabel") -> np.nda
 
 
 def fit_shrink(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float,
-               prior: np.ndarray, task: str = "multilabel") -> np.ndarray:
-    """Equal member weights times a shrink ``s`` in [0, 1] fitted on OOF log loss (per label;
+               prior: np.ndarray, task: str = "multilabel",
+               base: np.ndarray | None = None) -> np.ndarray:
+    """Member weights ``base`` (n_members, n_labels) summing to one per label (``None`` =
+    equal weights) times a shrink ``s`` in [0, 1] fitted on OOF log loss (per label;
     multiclass: one ``s`` for every class), the rest on ``prior``: weights (n_members,
     n_labels) summing to ``s`` per label. ``s = 1`` (no shrink) is kept unless the fit beats it."""
     stacked = np.stack([clipped_scores(x, clip, task) for x in member_logits])
     n_members, _, n_labels = stacked.shape
-    equal = np.full((n_members, n_labels), 1.0 / n_members)
+    start = (np.full((n_members, n_labels), 1.0 / n_members) if base is None
+             else normalise_weights(np.asarray(base, dtype=np.float64)))
 
     def loss(s: float, cols: slice) -> float:
-        x = shrunk_mean(stacked[:, :, cols], s * equal[:, cols], prior[cols], task)
+        x = shrunk_mean(stacked[:, :, cols], s * start[:, cols], prior[cols], task)
         return task_log_loss(y[:, cols], to_probs(x, task), clip, task)
 
     groups = [slice(None)] if task == "multiclass" else [slice(j, j + 1) for j in range(n_labels)]
@@ -164,13 +168,47 @@ def fit_shrink(member_logits: Sequence[np.ndarray], y: np.ndarray, clip: float,
                               method="bounded", options={"xatol": 1e-4})
         if fit.fun < loss(1.0, cols):
             shrink[cols] = float(fit.x)
-    return equal * shrink
+    return start * shrink
+
+
+def bagged_select(member_logits: Mapping[str, np.ndarray], y: np.ndarray, clip: float,
+                  task: str = "multilabel", bags: int = 25,
+                  seed: int = 0) -> tuple[list[str], list[dict[str, Any]], dict[str, float]]:
+    """Greedy selection (:func:`greedy_select`) on ``bags`` bootstrap resamples of the OOF
+    rows (drawn with replacement from ``numpy.random.default_rng(seed)``, one after the
+    other); a member's weight is its mean share over the bags (1 / the bag's number of
+    members where a bag chose it, else 0), so the weights sum to one.
+
+    A member that wins on a few rows only is chosen in few bags and weighs little, where
+    one greedy pass would give it a full share (Caruana et al., 2004: bagged ensemble
+    selection). Returns the members with a weight (heaviest first, ties by name), each
+    bag's choice, and the weights."""
+    if not member_logits:
+        raise ValueError("bagged selection needs at least one candidate")
+    if bags < 1:
+        raise ValueError(f"bags must be at least 1, got {bags}")
+    rng = np.random.default_rng(seed)
+    n_rows = len(y)
+    share: dict[str, float] = {}
+    path: list[dict[str, Any]] = []
+    for bag in range(bags):
+        rows = rng.integers(0, n_rows, n_rows)
+        chosen, _ = greedy_select({m: x[rows] for m, x in member_logits.items()}, y[rows],
+                                  clip, task)
+        for m in chosen:
+            share[m] = share.get(m, 0.0) + 1.0 / (len(chosen) * bags)
+        path.append({"bag": bag + 1, "members": chosen})
+    members = sorted(share, key=lambda m: (-share[m], m))
+    return members, path, {m: share[m] for m in members}
 
 
 def choose_members(selection: str, candidates: Sequence[str], listed: Sequence[str],
-                   oof: Mapping[str, np.ndarray], y: np.ndarray,
-                   clip: float, task: str = "multilabel") -> tuple[list[str], list[dict[str, Any]]]:
-    """Members by ``all`` (every candidate), ``list`` (``listed``) or ``greedy``."""
+                   oof: Mapping[str, np.ndarray], y: np.ndarray, clip: float,
+                   task: str = "multilabel", bags: int = 25, bag_seed: int = 0,
+                   ) -> tuple[list[str], list[dict[str, Any]], dict[str, float] | None]:
+    """Members by ``all`` (every candidate), ``list`` (``listed``), ``greedy`` or ``bagged``
+    (:func:`bagged_select` with ``bags`` and ``bag_seed``), the selection's path, and the
+    members' weights where the selection sets them (bagged; else ``None``: equal)."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got '{selection}'")
     if selection == "list":
@@ -179,10 +217,14 @@ def choose_members(selection: str, candidates: Sequence[str], listed: Sequence[s
             raise InputError("config", f"ensemble.members names unknown members {unknown} "
                              f"or is empty (known: {sorted(oof)})",
                              "list model or baseline names under ensemble.members")
-        return list(dict.fromkeys(listed)), []
+        return list(dict.fromkeys(listed)), [], None
     if not candidates:
         raise InputError("config", "no ensemble candidates", "define models, or set "
                          "ensemble.include_baselines: true")
     if selection == "all":
-        return list(candidates), []
-    return greedy_select({m: oof[m] for m in candidates}, y, clip, task)
+        return list(candidates), [], None
+    pool = {m: oof[m] for m in candidates}
+    if selection == "bagged":
+        return bagged_select(pool, y, clip, task, bags, bag_seed)
+    chosen, path = greedy_select(pool, y, clip, task)
+    return chosen, path, None

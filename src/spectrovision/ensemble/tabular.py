@@ -46,13 +46,14 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .combine import combine_logits
 from .members import (Renders, coarse_time_features, column_band_edges,
                       cross_fit, load_stack_features, stack_locations, unlabelled_ids)
 from .fitted import fitted_record, write_fitted
@@ -61,13 +62,15 @@ from ..config.checks import chosen_representation
 from ..config.schema import derive_seed
 from ..config.typed import settings_from
 from ..errors import ConfigError, InputError
-from ..metrics import mean_log_loss, multiclass_log_loss
+from ..metrics import (clip_class_probs, clip_probs, mean_log_loss, multiclass_log_loss,
+                       scores_of_probs, to_probs)
 from ..registry import Registry
 from ..render.runs import unlog_scale
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 TOP_FEATURES = 20  # features drawn in the summary plot
+SEED_MEAN_CLIP = 1e-7  # n_seeds: probabilities clipped before their logits are averaged
 PEAK_KINDS = ("height", "pos", "area", "width")  # per mass row, then the band maxima
 SHEET_INTERNAL = ("split", "features_path", "md5", "labelled", "shard")
 #: tabular member kind -> its member class. One kind today, so no config key chooses it
@@ -92,6 +95,7 @@ class BoosterSettings:
     early_stopping_rounds: int | None
     validation_fraction: float
     prior_fallback: bool
+    n_seeds: int
 
 
 @dataclass(frozen=True)
@@ -728,33 +732,44 @@ class GBMMember:
     def fit(self, train: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """The prevalence and the boosters: ``{label index: booster}`` (multiclass: the
         softmax booster under key -1, none when the training rows hold one class); with
-        key ions, each label's (``key_ions``, chosen on these training rows alone)."""
+        ``n_seeds`` > 1 the boosters of the further seeds under ``more_seeds`` (one such
+        dict per seed); with key ions, each label's (``key_ions``, chosen on these training
+        rows alone)."""
         feats = self.features
         ions = (select_key_ions(feats.ion_totals[train], y, self.key_ions)
                 if self.key_ions else None)
         x = with_key_ions(feats.values, feats.ion_totals, train, ions)
         copies = self._copies(train, ions)
+        seeds = [replace(self.settings, seed=int(self.settings.seed) + k)
+                 for k in range(int(self.settings.n_seeds))]
+        fits = [self._boosters(x, y, settings, copies) for settings in seeds]
+        state = {"prior": y.mean(axis=0), "boosters": fits[0]}
+        if len(fits) > 1:
+            state["more_seeds"] = fits[1:]
+        if ions is not None:
+            state["key_ions"] = ions
+        return state
+
+    def _boosters(self, x: np.ndarray, y: np.ndarray, settings: GBMSettings,
+                  copies: tuple[np.ndarray, np.ndarray] | None) -> dict[int, Any]:
+        """One seed's boosters on the training rows ``x`` (see :meth:`fit`)."""
         boosters: dict[int, Any] = {}
         if self.task == "multiclass":
             classes = np.argmax(y, axis=1)
             if np.unique(classes).size >= 2:
-                boosters[-1] = fit_booster(x, classes, self.settings, self.names,
-                                           feats.categorical, num_class=y.shape[1],
+                boosters[-1] = fit_booster(x, classes, settings, self.names,
+                                           self.features.categorical, num_class=y.shape[1],
                                            copies=copies)
         else:
             for j in range(y.shape[1]):
                 if np.unique(y[:, j]).size < 2:
                     log.info("label %d has one class in %d training rows: prevalence", j,
-                             len(train))
+                             len(x))
                     continue
-                boosters[j] = fit_booster(x, y[:, j], self.settings, self.names,
-                                          feats.categorical, copies=copies)
+                boosters[j] = fit_booster(x, y[:, j], settings, self.names,
+                                          self.features.categorical, copies=copies)
         # a booster no better than the prior on its validation rows: the prevalence predicts
-        state = {"prior": y.mean(axis=0),
-                 "boosters": {j: b for j, b in boosters.items() if b is not None}}
-        if ions is not None:
-            state["key_ions"] = ions
-        return state
+        return {j: b for j, b in boosters.items() if b is not None}
 
     def _copies(self, train: np.ndarray, ions: np.ndarray | None
                 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -769,26 +784,41 @@ class GBMMember:
         return (with_key_ions(copies.values, copies.ion_totals, mine, ions), order[at[mine]])
 
     def predict(self, state: dict[str, Any], rows: np.ndarray) -> np.ndarray:
-        shap = self.shap
+        """Probabilities of ``rows``; with several seeds' boosters (``more_seeds``), the
+        probabilities of the mean of their logits (multiclass: of their log-probabilities)."""
         x = with_key_ions(self.features.values, self.features.ion_totals, rows,
                           state.get("key_ions"))
-        out = np.tile(state["prior"], (len(rows), 1))
+        fits = [state["boosters"], *state.get("more_seeds", [])]
         explain = self.explain_rows[rows]
-        for j, booster in state["boosters"].items():
+        probs = [self._predict_one(boosters, state["prior"], x, explain, 1.0 / len(fits))
+                 for boosters in fits]
+        if self.shap is not None:
+            self.shap.n_rows += int(explain.sum())
+        if len(probs) == 1:
+            return probs[0]
+        clipped = clip_class_probs if self.task == "multiclass" else clip_probs
+        scores = [scores_of_probs(clipped(p, SEED_MEAN_CLIP), self.task) for p in probs]
+        return to_probs(combine_logits(scores, SEED_MEAN_CLIP, task=self.task), self.task)
+
+    def _predict_one(self, boosters: Mapping[int, Any], prior: np.ndarray, x: np.ndarray,
+                     explain: np.ndarray, shap_weight: float) -> np.ndarray:
+        """One seed's probabilities of the rows ``x``; their |SHAP| (the ``explain`` rows)
+        added to the accumulator times ``shap_weight``."""
+        shap = self.shap
+        out = np.tile(prior, (len(x), 1))
+        for j, booster in boosters.items():
             if j == -1:
                 out = np.asarray(booster.predict(x), dtype=np.float64)
             else:
                 out[:, j] = booster.predict(x)
             if shap is not None and explain.any():
-                contrib = contributions(booster, x[explain])
+                contrib = np.abs(contributions(booster, x[explain])) * shap_weight
                 if j >= 0:
-                    shap.abs_sum[j] += np.abs(contrib[:, :-1]).sum(0)
+                    shap.abs_sum[j] += contrib[:, :-1].sum(0)
                     continue
                 width = x.shape[1] + 1
                 for k in range(out.shape[1]):
-                    shap.abs_sum[k] += np.abs(contrib[:, k * width:(k + 1) * width - 1]).sum(0)
-        if shap is not None:
-            shap.n_rows += int(explain.sum())
+                    shap.abs_sum[k] += contrib[:, k * width:(k + 1) * width - 1].sum(0)
         return out
 
 
