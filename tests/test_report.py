@@ -157,6 +157,15 @@ def test_selection_plot_follows_the_greedy_path():
     assert [t.get_text() for t in ax.texts] == ["+a", "+b", "-a"]
 
 
+def test_selection_plot_of_a_bagged_selection_shows_the_weights():
+    selection = {"selection": "bagged", "members": ["b", "a"], "greedy_path": [],
+                 "bags": [{"bag": 1, "members": ["b"]}, {"bag": 2, "members": ["a", "b"]}],
+                 "weights": {"b": {"x": 0.75, "y": 0.75}, "a": {"x": 0.25, "y": 0.25}}}
+    ax = report.selection_path_plot(selection).axes[0]
+    assert [bar.get_height() for bar in ax.patches] == [0.75, 0.25]
+    assert "2 bags" in ax.get_ylabel()
+
+
 def test_score_report_writes_table_page_and_figures(tmp_path):
     scores = tmp_path / "scores.csv"
     _scores().to_csv(scores, index=False)

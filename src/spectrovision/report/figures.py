@@ -211,11 +211,18 @@ def correlation_heatmap(corr: pd.DataFrame) -> Figure:
 
 # --- ensemble selection ---------------------------------------------------------------------
 def selection_path_plot(selection: Mapping[str, Any]) -> Figure:
-    """Greedy selection: OOF loss after each add/remove step; for ``all``/``list``
-    selections (no path) the chosen members' own mean losses."""
+    """Greedy selection: OOF loss after each add/remove step; bagged selection: each member's
+    weight (its share of the bags, the mean over labels); for ``all``/``list`` selections
+    (no path) the chosen members' own mean losses."""
     fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
     path = selection.get("greedy_path") or []
-    if path:
+    if selection.get("selection") == "bagged":
+        chosen = list(selection.get("members", []))
+        weights = selection.get("weights", {})
+        ax.bar(chosen, [float(np.mean(list(weights[m].values()))) for m in chosen])
+        ax.set_ylabel(f"weight (share of {len(selection.get('bags', []))} bags)")
+        ax.tick_params(axis="x", rotation=45)
+    elif path:
         steps = [p["step"] for p in path]
         ax.plot(steps, [p["loss"] for p in path], marker="o")
         for p in path:
