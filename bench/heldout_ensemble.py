@@ -12,6 +12,9 @@ imports :func:`heldout_scores` for its particle variants.
 
 Usage: .venv/bin/python bench/heldout_ensemble.py RESULTS HELDOUT_LABELS.csv [CONFIG.yaml]
 (CONFIG: the run's config, for its ensemble block; default RESULTS/../config.yaml).
+`--config-members` (after the arguments): only the members that CONFIG's models, tabular
+members and baselines name are scored and are candidates, so one results folder that holds
+the members of several configs compares them.
 HELDOUT_LABELS.csv: bench/heldout_split.py's for real Mars-1 runs, or the demo generator's
 (`spectrovision demo-data --heldout-compounds FRACTION` writes the test runs' labels there,
 runs whose compounds no labelled run has; config/mars2-cpu.yaml's measurement).
@@ -43,10 +46,12 @@ def fold_tables(folder: Path, name: str, labels: list[str]) -> dict[int, pd.Data
             for p in sorted(folder.glob(f"fold*/{name}"))}
 
 
-def heldout_scores(results: Path, heldout: Path, config: Path) -> tuple[pd.DataFrame, str]:
+def heldout_scores(results: Path, heldout: Path, config: Path,
+                   config_members: bool = False) -> tuple[pd.DataFrame, str]:
     """``(rows, summary line)``: one row per member (per fold combine where re-gathered) and
     per ensemble variant, columns ``row, fold_combine, shrink, oof, nested oof, held-out``
-    (log loss) and, for task multiclass, ``oof acc, held-out acc``."""
+    (log loss) and, for task multiclass, ``oof acc, held-out acc``. ``config_members``: only
+    the members that the config names (models, tabular, baselines)."""
     cfg = validate_config(yaml.safe_load(config.read_text()))
     ens, task = cfg["ensemble"], cfg["task"]
     truth = pd.read_csv(heldout, dtype={"sample_id": str}).set_index("sample_id")
@@ -54,11 +59,13 @@ def heldout_scores(results: Path, heldout: Path, config: Path) -> tuple[pd.DataF
     labelled = pd.read_parquet(results / "sheet" / "labelled.parquet")
     label_table = labelled.astype({"sample_id": str}).set_index("sample_id")[labels]
     folds = read_folds(results / "folds.csv")
+    named = {*cfg["models"], *cfg["tabular"], *cfg["baselines"]}
     members = sorted(p.name for p in (results / "members").iterdir()
-                     if (p / "oof_logits.parquet").exists())
+                     if (p / "oof_logits.parquet").exists()
+                     and (not config_members or p.name in named))
     selection = results / "ensemble" / "selection.json"
-    candidates = (json.loads(selection.read_text())["candidates"] if selection.exists()
-                  else members)
+    candidates = [m for m in (json.loads(selection.read_text())["candidates"]
+                              if selection.exists() else members) if m in members]
     tables: dict[str, tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]] = {}
     regathered = []
     for how in FOLD_COMBINES:
@@ -153,13 +160,15 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main(results: Path, heldout: Path, config: Path) -> None:
-    frame, summary = heldout_scores(results, heldout, config)
+def main(results: Path, heldout: Path, config: Path, config_members: bool = False) -> None:
+    frame, summary = heldout_scores(results, heldout, config, config_members)
     print(summary + "\n")
     print(markdown_table(frame))
 
 
 if __name__ == "__main__":
-    root = Path(sys.argv[1])
-    main(root, Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3
-         else root.parent / "config.yaml")
+    flag = "--config-members" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--config-members"]
+    root = Path(args[0])
+    main(root, Path(args[1]), Path(args[2]) if len(args) > 2 else root.parent / "config.yaml",
+         flag)

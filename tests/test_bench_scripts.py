@@ -125,3 +125,9 @@ def test_heldout_scores_give_each_member_and_ensemble_log_loss_and_accuracy(tmp_
     assert summary.startswith("30 out-of-fold runs, 12 held-out runs")
     table = markdown_table(frame)
     assert "| OOF acc | held-out acc |" in table and "| 100.00% | 100.00% |" in table
+    # --config-members: a config that names only 'sure' compares that member alone
+    named = write_config(tmp_path / "sure.yaml", derived_config(
+        {"data": {"dir": str(tmp_path)}, "models": {"sure": {"representation": "grey64"}},
+         "baselines": []}, base=ROOT / "config" / "particles.yaml"))
+    alone, _ = heldout_scores(results, tmp_path / "heldout_labels.csv", named, True)
+    assert set(alone["row"]) == {"sure", "ensemble (sure)"}
