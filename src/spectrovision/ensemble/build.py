@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .combine import combine_logits
+from .combine import combine_logits, normalise_weights
 from .rows import ENSEMBLE_ROWS
 from .selection import (choose_members, fit_label_weights, fit_shrink, prior_scores,
                         score_members)
@@ -95,8 +95,8 @@ def weigh(oof: Sequence[np.ndarray], y: np.ndarray, per_label_weights: bool, shr
     if per_label_weights and base is not None:
         raise ValueError("per-label weights replace the selection's weights: use one or the other")
     start = (np.full((len(oof), n_labels), 1.0 / len(oof)) if base is None
-             else np.repeat(np.asarray(base, dtype=np.float64)[:, None], n_labels, axis=1)
-             / float(np.sum(base)))
+             else normalise_weights(np.repeat(np.asarray(base, dtype=np.float64)[:, None],
+                                              n_labels, axis=1)))
     if not shrink:
         return Weighing(fit_label_weights(oof, y, clip) if per_label_weights else start)
     prior = prior_scores(y, clip, task)
