@@ -122,6 +122,19 @@ def test_target_layer_is_the_last_stage_of_feature_map_size(backbone):
     assert maps.shape == (2, 64, 40)
 
 
+def test_massconv1d_grad_cam_maps_vary_along_mz_only():
+    """massconv1d's feature map has one vector per m/z row: its Grad-CAM maps are constant
+    along time and vary along m/z (a time-axis 1-D net's are the other way round)."""
+    torch.manual_seed(0)
+    settings = ModelSettings.with_defaults({"name": "m", "representation": "r",
+                                            "backbone": "massconv1d", "head": "pool"})
+    model = create_model(settings, (1, 16, 24), 2).eval()
+    maps = gradcam_maps(model, torch.rand(2, 1, 16, 24), [0, 1], 24)
+    assert maps.shape == (2, 16, 24)
+    np.testing.assert_allclose(maps, maps[:, :, :1].repeat(24, axis=2), atol=1e-6)
+    assert (maps.std(axis=1) > 0.01).all()
+
+
 def test_examples_are_held_out_positives_per_label():
     table = pd.DataFrame({"a": [1, 0, 1, 1], "b": [0, 1, 0, 0]},
                          index=["s3", "s1", "s2", "s0"])

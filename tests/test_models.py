@@ -107,11 +107,20 @@ def test_metadata_branch_joins_the_pooled_features():
 @pytest.mark.parametrize("backbone", sorted(NETS1D))
 def test_each_1d_backbone_runs_at_two_time_widths(backbone, head):
     torch.manual_seed(0)
+    if backbone == "massconv1d" and head == "sed":
+        with pytest.raises(ConfigError, match="models/m/head.*one feature vector per m/z.*"
+                                              "Fix: use head 'pool'"):
+            create_model({**BASE, "backbone": backbone, "head": head}, (2, 16, 32), 5)
+        return
     model = create_model({**BASE, "backbone": backbone, "head": head}, (2, 16, 32), 5).eval()
     assert isinstance(model.adapter, torch.nn.Identity)  # channels x mass = input channels
     for width in (24, 40):
         x = torch.randn(3, 2, 16, width)
         fmap = model.feature_map(x)
+        if backbone == "massconv1d":  # a vector per m/z row, whatever the width
+            assert fmap.shape == (3, model.backbone.n_features, 16, 1)
+            assert model(x).shape == (3, 5)
+            continue
         # a vector per column (per 4 columns for mzconv1d's two strided convolutions)
         n_cols = -(-width // model.backbone.time_stride)
         assert fmap.shape == (3, model.backbone.n_features, 1, n_cols)
@@ -160,6 +169,23 @@ def test_mzconv1d_shares_its_trace_weights_across_mz_and_then_mixes_the_rows():
     big = create_model({**BASE, "backbone": "mzconv1d", "net_width": 16}, (2, 96, 40), 3)
     conv = sum(p.numel() for n, p in big.backbone.named_parameters() if "mix" not in n)
     assert conv == sum(p.numel() for n, p in net.named_parameters() if "mix" not in n)
+
+
+def test_massconv1d_reads_the_columns_as_channels_and_resamples_other_widths():
+    """The temperature columns are massconv1d's input channels: an image of another width
+    is resampled to the rendered one, so its prediction equals that of the image resampled
+    by hand, and differs from the image cropped to the rendered width."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = create_model({**BASE, "backbone": "massconv1d", "net_width": 16}, (1, 24, 20),
+                         3).eval()
+    x = torch.rand(2, 1, 24, 30)
+    by_hand = F.interpolate(x, size=(24, 20), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(by_hand))
+        assert not torch.allclose(model(x), model(x[..., :20]))
+    assert model.backbone.stem[0].in_channels == 20 + 1  # columns + the m/z coordinate
 
 
 def test_net_width_sizes_the_1d_backbones_only():

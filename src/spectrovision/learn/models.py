@@ -5,10 +5,11 @@ Images are ``(batch, channels, mass, time)``: height is the mass axis, width the
 ``pretrained=False`` always, and a model may name a local weights file instead.
 
 ``backbone`` may also name a 1-D net of :data:`~spectrovision.learn.nets1d.NETS1D`
-(``conv1d``, ``gru1d``, ``transformer1d``, ``mzconv1d``): built from that registry instead
-of timm, it reads channels x mass rows as input channels (``mzconv1d``: every m/z trace on
-its own, then a map across m/z) and gives one feature vector per time column (per 4
-columns for ``mzconv1d``).
+(``conv1d``, ``gru1d``, ``transformer1d``, ``mzconv1d``, ``massconv1d``): built from that
+registry instead of timm, it reads channels x mass rows as input channels (``mzconv1d``:
+every m/z trace on its own, then a map across m/z) and gives one feature vector per time
+column (per 4 columns for ``mzconv1d``); ``massconv1d`` convolves along m/z instead, the
+columns its input channels, and gives one feature vector per m/z row.
 
 Heads (the registry :data:`HEADS`, chosen by name like timm's ``create_model``):
 

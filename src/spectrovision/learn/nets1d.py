@@ -3,8 +3,9 @@
 An image ``(batch, channels, mass, time)`` becomes a sequence of ``time`` columns with
 ``channels x mass`` input channels (m/z rows as channels, the Mars-1 2nd-place recipe),
 plus one normalised column-coordinate channel (-1 at the first column, +1 at the last:
-absolute temperature matters and global pooling would otherwise discard it). Every net
-returns a feature map ``(batch, features, 1, time)`` with one feature vector per column,
+absolute temperature matters and global pooling would otherwise discard it). Every net but
+``massconv1d`` returns a feature map ``(batch, features, 1, time)`` with one feature vector
+per column,
 so the heads of :mod:`~spectrovision.learn.models` apply unchanged: ``pool`` (with each
 net's :attr:`Net1d.pooling`) and ``sed`` (per-column logits); ``time_avg`` keeps a mass
 axis these nets do not have, so :func:`create_net1d` refuses it. Any width along time
@@ -31,10 +32,17 @@ The registry :data:`NETS1D` (``models.<name>.backbone``):
   (:attr:`Net1d.time_stride` = 4), not one per input column. Group norm's statistics run
   over the m/z rows and columns of one sample, so relative intensities across m/z survive
   and permuting the m/z rows permutes the features before the m/z map.
+- ``massconv1d`` (:class:`MassConv1d`): ``conv1d``'s blocks turned to run along the m/z
+  axis instead: every channel x temperature (or time) column is an input channel, plus a
+  normalised m/z coordinate, so a pattern across neighbouring m/z (an isotope pair, a
+  fragment series) is learned once for every m/z; max + mean pooling over m/z. Its
+  feature map ``(batch, features, mass, 1)`` has one vector per m/z row (Grad-CAM maps
+  vary along m/z, constant along time), so it takes head ``pool`` only; an image of
+  another width is resampled linearly to the rendered width, since columns are channels.
 
-``net_width`` (null = 64, for mzconv1d 32) is the conv channels, the GRU hidden size (per
-direction), the transformer's d_model or mzconv1d's channels per m/z trace. They are
-trained from scratch: no weights file, no ``in_chans`` adapter.
+``net_width`` (null = 64, for mzconv1d 32) is the conv channels (conv1d, massconv1d), the
+GRU hidden size (per direction), the transformer's d_model or mzconv1d's channels per m/z
+trace. They are trained from scratch: no weights file, no ``in_chans`` adapter.
 """
 
 from __future__ import annotations
@@ -223,11 +231,39 @@ class MzConv1d(Net1d):
         return self.to_map(mixed.permute(0, 1, 3, 2).flatten(1, 2))
 
 
+class MassConv1d(DilatedConv1d):
+    """``conv1d``'s blocks turned to run along the m/z axis: every channel x temperature
+    (or time) column is an input channel, plus a normalised m/z coordinate; the feature
+    map ``(batch, features, mass, 1)`` has one vector per m/z row (the module docstring).
+    An image of another width along time is resampled (linearly) to the rendered width
+    first, since the columns are its input channels."""
+
+    @classmethod
+    def for_image(cls, image_shape: tuple[int, int, int], width: int) -> Net1d:
+        channels, height, n_columns = image_shape
+        return cls(channels * n_columns + 1, width, n_columns, height)
+
+    def __init__(self, in_channels: int, width: int, n_columns: int, n_mass: int) -> None:
+        super().__init__(in_channels, width, n_columns)
+        self.n_columns = n_columns
+        self.to_map = nn.Unflatten(2, (n_mass, 1))  # (batch, features, mass) -> 4-d
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, n_mass, n_cols = x.shape
+        if n_cols != self.n_columns:
+            x = F.interpolate(x, size=(n_mass, self.n_columns), mode="bilinear",
+                              align_corners=False)
+        rows = x.transpose(2, 3).flatten(1, 2)  # (batch, channels * columns, mass)
+        coord = torch.linspace(-1.0, 1.0, n_mass, device=x.device, dtype=x.dtype)
+        rows = torch.cat([rows, coord.expand(batch, 1, n_mass)], dim=1)
+        return self.to_map(self.columns(rows))
+
+
 BACKBONE_KEY = "models/<name>/backbone"
 #: 1-D net name (``models.<name>.backbone``, named in the schema's description) -> its class
 NETS1D: Registry[type[Net1d]] = Registry("1-D backbone", BACKBONE_KEY, {
     "conv1d": DilatedConv1d, "gru1d": Gru1d, "transformer1d": Transformer1d,
-    "mzconv1d": MzConv1d,
+    "mzconv1d": MzConv1d, "massconv1d": MassConv1d,
 })
 
 
@@ -251,6 +287,10 @@ def create_net1d(settings: ModelSettings, image_shape: tuple[int, int, int]) -> 
         raise ConfigError(f"config key '{key}/head': the 1-D backbone '{name}' folds the "
                           "mass axis into its input channels, so head 'time_avg' has no mass "
                           "axis to keep. Fix: use head 'pool' or 'sed'.")
+    if name == "massconv1d" and settings.head == "sed":
+        raise ConfigError(f"config key '{key}/head': the 1-D backbone 'massconv1d' gives one "
+                          "feature vector per m/z row, not per time column, so head 'sed' "
+                          "has no time axis to attend over. Fix: use head 'pool'.")
     net = NETS1D.get(name, f"{key}/backbone")
     width = net.default_width if settings.net_width is None else int(settings.net_width)
     if name == "transformer1d" and width % Transformer1d.n_heads:
