@@ -1,7 +1,7 @@
 """Training throughput of the 1-D backbones against a timm 2-D CNN, on the CPU, in one run.
 
 One training step (forward + backward + AdamW, head ``pool``, 10 labels, batch-wise random
-time resize as train.py does) of each of ``conv1d``, ``mzconv1d``, ``gru1d``,
+time resize as train.py does) of each of ``conv1d``, ``massconv1d``, ``mzconv1d``, ``gru1d``,
 ``transformer1d`` and ``resnet10t`` at a Mars-1-like image shape (1 x 100 mass rows x 110 temperature columns),
 on the same batches, 1 thread; samples/s are medians over the timed batches, ratios are to
 resnet10t.
@@ -26,7 +26,7 @@ from spectrovision.learn.losses import bce_loss  # noqa: E402
 from spectrovision.learn.models import create_model, model_summary  # noqa: E402
 from spectrovision.learn.settings import ModelSettings  # noqa: E402
 
-BACKBONES = ("conv1d", "mzconv1d", "gru1d", "transformer1d", "resnet10t")
+BACKBONES = ("conv1d", "massconv1d", "mzconv1d", "gru1d", "transformer1d", "resnet10t")
 
 
 def samples_per_s(backbone: str, images: torch.Tensor, labels: torch.Tensor, batch: int,
