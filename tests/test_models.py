@@ -108,9 +108,10 @@ def test_metadata_branch_joins_the_pooled_features():
 def test_each_1d_backbone_runs_at_two_time_widths(backbone, head):
     torch.manual_seed(0)
     if backbone == "massconv1d" and head == "sed":
-        with pytest.raises(ConfigError, match="models/m/head.*one feature vector per m/z.*"
-                                              "Fix: use head 'pool'"):
-            create_model({**BASE, "backbone": backbone, "head": head}, (2, 16, 32), 5)
+        for other in ("sed", "time_avg"):
+            with pytest.raises(ConfigError, match="models/m/head.*one feature vector per "
+                                                  "m/z.*Fix: use head 'pool'"):
+                create_model({**BASE, "backbone": backbone, "head": other}, (2, 16, 32), 5)
         return
     model = create_model({**BASE, "backbone": backbone, "head": head}, (2, 16, 32), 5).eval()
     assert isinstance(model.adapter, torch.nn.Identity)  # channels x mass = input channels

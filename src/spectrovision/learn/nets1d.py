@@ -283,14 +283,15 @@ def create_net1d(settings: ModelSettings, image_shape: tuple[int, int, int]) -> 
         raise ConfigError(f"config key '{key}/in_chans': the 1-D backbone '{name}' reads "
                           "every channel x mass row as an input channel, without a 1x1 "
                           "adapter. Fix: set in_chans: null.")
+    if name == "massconv1d" and settings.head != "pool":
+        raise ConfigError(f"config key '{key}/head': the 1-D backbone 'massconv1d' gives one "
+                          "feature vector per m/z row, with the time axis folded into its "
+                          f"input channels, so head '{settings.head}' has no time axis to "
+                          "read. Fix: use head 'pool'.")
     if settings.head == "time_avg":
         raise ConfigError(f"config key '{key}/head': the 1-D backbone '{name}' folds the "
                           "mass axis into its input channels, so head 'time_avg' has no mass "
                           "axis to keep. Fix: use head 'pool' or 'sed'.")
-    if name == "massconv1d" and settings.head == "sed":
-        raise ConfigError(f"config key '{key}/head': the 1-D backbone 'massconv1d' gives one "
-                          "feature vector per m/z row, not per time column, so head 'sed' "
-                          "has no time axis to attend over. Fix: use head 'pool'.")
     net = NETS1D.get(name, f"{key}/backbone")
     width = net.default_width if settings.net_width is None else int(settings.net_width)
     if name == "transformer1d" and width % Transformer1d.n_heads:
