@@ -56,17 +56,23 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import Registry
+from .augment import resize_time
 from .settings import ModelSettings
 
 DEFAULT_WIDTH = 64
 INNER_DROP = 0.1  # dropout inside the nets; the head's dropout is the model's drop_rate
 
 
+def axis_coordinate(n: int, like: torch.Tensor) -> torch.Tensor:
+    """``n`` positions along an axis, normalised to [-1, 1], on ``like``'s device and dtype."""
+    return torch.linspace(-1.0, 1.0, n, device=like.device, dtype=like.dtype)
+
+
 def as_columns(x: torch.Tensor) -> torch.Tensor:
     """``(batch, channels, mass, time)`` -> ``(batch, channels * mass + 1, time)``: the
     input channels of a 1-D net, the last one the column coordinate in [-1, 1]."""
     batch, _, _, n_cols = x.shape
-    coord = torch.linspace(-1.0, 1.0, n_cols, device=x.device, dtype=x.dtype)
+    coord = axis_coordinate(n_cols, x)
     return torch.cat([x.flatten(1, 2), coord.expand(batch, 1, n_cols)], dim=1)
 
 
@@ -74,6 +80,10 @@ class Net1d(nn.Module):
     """Base of the 1-D backbones: ``forward_features`` gives ``(batch, features, 1, time)``."""
 
     pooling: tuple[str, ...] = ("mean",)
+    heads: tuple[str, ...] = ("pool", "sed")  # the heads of models.py it can feed
+    # why another head cannot read its feature map ({head}: the refused head)
+    head_note = ("folds the mass axis into its input channels, so head '{head}' has no mass "
+                 "axis to keep")
     time_stride = 1  # the feature map has ceil(time / time_stride) columns
     default_width = DEFAULT_WIDTH  # net_width: null
 
@@ -220,7 +230,7 @@ class MzConv1d(Net1d):
         """``(batch, channels, mass, time)`` -> per-trace features ``(batch, width, mass,
         ceil(time / 4))``, before the map across m/z."""
         batch, _, n_mass, n_cols = x.shape
-        coord = torch.linspace(-1.0, 1.0, n_cols, device=x.device, dtype=x.dtype)
+        coord = axis_coordinate(n_cols, x)
         h = torch.cat([x, coord.expand(batch, 1, n_mass, n_cols)], dim=1)
         h = F.gelu(self.norm1(torch.cat([conv(h) for conv in self.branches], dim=1)))
         return F.gelu(self.norm2(self.conv2(h)))
@@ -238,6 +248,10 @@ class MassConv1d(DilatedConv1d):
     An image of another width along time is resampled (linearly) to the rendered width
     first, since the columns are its input channels."""
 
+    heads = ("pool",)
+    head_note = ("gives one feature vector per m/z row, with the time axis folded into its "
+                 "input channels, so head '{head}' has no time axis to read")
+
     @classmethod
     def for_image(cls, image_shape: tuple[int, int, int], width: int) -> Net1d:
         channels, height, n_columns = image_shape
@@ -249,12 +263,10 @@ class MassConv1d(DilatedConv1d):
         self.to_map = nn.Unflatten(2, (n_mass, 1))  # (batch, features, mass) -> 4-d
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, n_mass, n_cols = x.shape
-        if n_cols != self.n_columns:
-            x = F.interpolate(x, size=(n_mass, self.n_columns), mode="bilinear",
-                              align_corners=False)
+        x = resize_time(x, self.n_columns)
+        batch, _, n_mass, _ = x.shape
         rows = x.transpose(2, 3).flatten(1, 2)  # (batch, channels * columns, mass)
-        coord = torch.linspace(-1.0, 1.0, n_mass, device=x.device, dtype=x.dtype)
+        coord = axis_coordinate(n_mass, x)
         rows = torch.cat([rows, coord.expand(batch, 1, n_mass)], dim=1)
         return self.to_map(self.columns(rows))
 
@@ -283,16 +295,12 @@ def create_net1d(settings: ModelSettings, image_shape: tuple[int, int, int]) -> 
         raise ConfigError(f"config key '{key}/in_chans': the 1-D backbone '{name}' reads "
                           "every channel x mass row as an input channel, without a 1x1 "
                           "adapter. Fix: set in_chans: null.")
-    if name == "massconv1d" and settings.head != "pool":
-        raise ConfigError(f"config key '{key}/head': the 1-D backbone 'massconv1d' gives one "
-                          "feature vector per m/z row, with the time axis folded into its "
-                          f"input channels, so head '{settings.head}' has no time axis to "
-                          "read. Fix: use head 'pool'.")
-    if settings.head == "time_avg":
-        raise ConfigError(f"config key '{key}/head': the 1-D backbone '{name}' folds the "
-                          "mass axis into its input channels, so head 'time_avg' has no mass "
-                          "axis to keep. Fix: use head 'pool' or 'sed'.")
     net = NETS1D.get(name, f"{key}/backbone")
+    if settings.head not in net.heads:
+        usable = " or ".join(f"'{head}'" for head in net.heads)
+        raise ConfigError(f"config key '{key}/head': the 1-D backbone '{name}' "
+                          f"{net.head_note.format(head=settings.head)}. Fix: use head "
+                          f"{usable}.")
     width = net.default_width if settings.net_width is None else int(settings.net_width)
     if name == "transformer1d" and width % Transformer1d.n_heads:
         raise ConfigError(f"config key '{key}/net_width': {width} is not a multiple of the "
