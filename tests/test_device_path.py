@@ -40,8 +40,10 @@ def settings(**changes) -> ModelSettings:
 
 def test_the_switch_turns_every_branch_on_only_when_forced(monkeypatch):
     monkeypatch.delenv(ACCELERATE_ENV, raising=False)
-    off = device_path(True, True, "cpu")
+    off = device_path(True, False, "cpu")
     assert (off.amp, off.channels_last, off.resident) == (False, False, False)
+    # channels_last is not an accelerator branch: the CPU keeps it when the settings ask
+    assert device_path(True, True, "cpu").channels_last is True
     monkeypatch.setenv(ACCELERATE_ENV, "1")
     on = device_path(True, True, "cpu")
     assert (on.amp, on.channels_last, on.resident) == (True, True, True)
@@ -51,6 +53,30 @@ def test_the_switch_turns_every_branch_on_only_when_forced(monkeypatch):
     x = torch.zeros(2, 3, 4, 5)
     assert on.memory_format(x).is_contiguous(memory_format=torch.channels_last)
     assert not off.memory_format(x).is_contiguous(memory_format=torch.channels_last)
+
+
+def conv_weights(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    return [v for k, v in state.items() if v.dim() == 4 and k.endswith("weight")]
+
+
+def test_channels_last_on_the_cpu_keeps_the_numbers_of_a_contiguous_training(monkeypatch):
+    monkeypatch.delenv(ACCELERATE_ENV, raising=False)
+    x, y = toy_batch(32)
+    runs = {cl: train_model(x[:24], y[:24], x[24:], y[24:], settings(channels_last=cl),
+                            "multilabel") for cl in (False, True)}
+    # the 2-D net really trained in channels_last, and only its last float bits moved
+    kept = conv_weights(runs[True].state_dict)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in kept)
+    assert sum(not w.is_contiguous() for w in kept) >= 10  # every 3x3 kernel
+    assert all(w.is_contiguous() for w in conv_weights(runs[False].state_dict))
+    losses = {cl: [h["val_loss"] for h in r.history] for cl, r in runs.items()}
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
+    # a 1-D net has no 2-D convolution: the same bits either way
+    one_d = {cl: train_model(x[:24], y[:24], x[24:], y[24:],
+                             settings(channels_last=cl, backbone="conv1d", head="pool",
+                                      net_width=8), "multilabel") for cl in (False, True)}
+    for key, value in one_d[False].state_dict.items():
+        assert torch.equal(value, one_d[True].state_dict[key]), key
 
 
 def test_bf16_predictions_stay_within_the_stated_tolerance_of_fp32():
