@@ -4,6 +4,9 @@ The pipeline is what train.py does per batch before the model sees it: index the
 in-memory float16 images, convert to float32, random batch-wise time resize (and time
 warp, mixup when on). The step is forward + backward + AdamW on an already prepared batch.
 Both are timed in the same process on the same batches. Target: pipeline <= 5% of a step.
+Then the step again, on the same prepared batches, with the model and its batches in the
+contiguous and the channels_last memory format (two copies of the model, steps
+interleaved): the ratio is what the CPU gains from ``channels_last`` (default on).
 
 Usage: .venv/bin/python bench/bench_train.py [backbone] [n_mass] [n_x] [batch] [n_batches]
 (defaults: resnet18 256 192 32 6). Numbers go to docs/benchmarks.md.
@@ -11,6 +14,7 @@ Usage: .venv/bin/python bench/bench_train.py [backbone] [n_mass] [n_x] [batch] [
 
 from __future__ import annotations
 
+import copy
 import statistics
 import sys
 import time
@@ -73,6 +77,31 @@ def main() -> None:
     print(f"input pipeline {p * 1e3:.1f} ms/batch, step {s * 1e3:.0f} ms/batch, "
           f"pipeline/step = {100 * p / s:.2f}% (target <= 5%)")
     print(f"training throughput {batch / (p + s):.1f} samples/s")
+    print(memory_format_line(model, [pipeline(i) for i in range(n_batches)], loss_fn))
+
+
+def memory_format_line(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                       loss_fn: torch.nn.Module) -> str:
+    """Median step time of two copies of ``model``, contiguous and channels_last, stepping
+    in turn on the same batches (each after one warm-up step)."""
+    last = torch.channels_last
+    copies = {"contiguous": (copy.deepcopy(model), torch.contiguous_format),
+              "channels_last": (copy.deepcopy(model).to(memory_format=last), last)}
+    optimisers = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, (m, _) in copies.items()}
+    times: dict[str, list[float]] = {k: [] for k in copies}
+    for i, (xb, yb) in enumerate([batches[0]] + batches):
+        for key, (net, fmt) in copies.items():
+            x = xb.contiguous(memory_format=fmt)
+            t0 = time.perf_counter()
+            loss = loss_fn(net.forward_heads(x)["logits"], yb)
+            optimisers[key].zero_grad(set_to_none=True)
+            loss.backward()
+            optimisers[key].step()
+            if i:  # the first batch warms both copies up
+                times[key].append(time.perf_counter() - t0)
+    plain, cl = (statistics.median(times[k]) for k in ("contiguous", "channels_last"))
+    return (f"step contiguous {plain * 1e3:.0f} ms/batch, channels_last {cl * 1e3:.0f} "
+            f"ms/batch: channels_last {plain / cl:.2f}x")
 
 
 if __name__ == "__main__":

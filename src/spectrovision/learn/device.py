@@ -1,9 +1,9 @@
 """What a training or prediction job does differently by device, behind one switch.
 
 On every device a job keeps the model and its batches in the channels_last memory format
-when the model's settings ask (``channels_last``, the default): oneDNN's CPU convolutions run
-faster in it too (the demo's 2-D CNN trains 1.2x faster, docs/benchmarks.md), and a net
-without 2-D convolutions sees the same numbers either way.
+when the model's settings ask (``channels_last``, the default): PyTorch's CPU convolutions
+run faster in it too (the demo's 2-D CNN: 1.13x a training step, 1.16x a train job;
+docs/benchmarks.md), and a net without 2-D convolutions computes the same numbers either way.
 
 On CUDA (or anywhere with ``SPECTROVISION_ACCELERATE=1``, which tests and benchmarks use to
 run these branches on the CPU) a job also:
