@@ -281,3 +281,28 @@ def test_packaged_table_is_reproduced_from_the_shared_source():
     packaged = packaged_table()
     assert list(rebuilt["accession"]) == list(packaged["accession"])
     assert list(rebuilt["peaks"]) == list(packaged["peaks"])
+
+
+def test_run_csv_bytes_are_the_bytes_np_savetxt_writes():
+    """The run files' fast writer keeps the demo data byte for byte: the formats of
+    np.savetxt (time %.4f, mass %.2f, intensity %d of a float: truncated), rounding ties,
+    large and negative values, and a run without points (the header alone)."""
+    rng = np.random.default_rng(3)
+    n = 500
+    run = pd.DataFrame({
+        "time": np.r_[rng.random(n - 4) * 40, 0.00005, 1.23445, 2.5e-5, 12.0],
+        "mass": np.r_[rng.integers(2, 500, n - 4) + rng.normal(0, 0.01, n - 4),
+                      0.125, 57.005, -0.004, 1e6],
+        "intensity": np.r_[rng.integers(0, 2**40, n - 4).astype(float), 3.99, -2.5, 0.0, 7],
+    })
+
+    def savetxt(frame: pd.DataFrame) -> bytes:
+        import io
+        buf = io.StringIO()
+        buf.write("time,mass,intensity\n")
+        np.savetxt(buf, np.column_stack([frame["time"], frame["mass"], frame["intensity"]]),
+                   fmt=["%.4f", "%.2f", "%d"], delimiter=",")
+        return buf.getvalue().encode()
+
+    assert demo.run_csv_bytes(run) == savetxt(run)
+    assert demo.run_csv_bytes(run.iloc[:0]) == savetxt(run.iloc[:0]) == b"time,mass,intensity\n"
