@@ -28,7 +28,6 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -241,6 +240,7 @@ def create_model(settings: ModelSettings, image_shape: tuple[int, int, int],
                           f"backbones only, not the timm backbone '{name}'. Fix: set "
                           "net_width: null.")
     k = backbone_channels(settings, channels)
+    import timm  # here, not at the top: a job with 1-D nets only skips its ~2 s import
     try:
         backbone = timm.create_model(name, pretrained=False, num_classes=0, in_chans=k,
                                      drop_rate=float(settings.drop_rate))
