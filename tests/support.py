@@ -34,6 +34,7 @@ SNAKEFILE = REPO / "Snakefile"
 SHIPPED_CONFIG = REPO / "config" / "config.yaml"
 BIN = Path(sys.executable).parent  # the venv running the tests: snakemake and python
 SNAKEMAKE = BIN / "snakemake"
+STUB_BIN = Path(__file__).resolve().parent / "bin"  # stand-ins for tools a test must not wait on
 TAIL_CHARS = 5000  # of stdout, of stderr and of each log file in a failure message
 
 # --- test configs --------------------------------------------------------------------------
@@ -148,11 +149,16 @@ def snakemake_command(workdir: Path, *targets: str, config: Path | str = "config
     return cmd
 
 
-def snakemake_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+def snakemake_env(env: Mapping[str, str] | None = None, *, slurm: bool = False
+                  ) -> dict[str, str]:
     """This process's environment (PYTHONPATH included) with the venv's bin first on PATH,
-    so that jobs run the same python, plus ``env``."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            **(env or {})}
+    so that jobs run the same python, plus ``env``. Unless ``slurm``, :data:`STUB_BIN` goes
+    first: its ``scontrol`` answers at once where the real one would wait ~9 s for a SLURM
+    controller at every Snakemake start (tests/bin/scontrol says why)."""
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    if not slurm:
+        path = f"{STUB_BIN}{os.pathsep}{path}"
+    return {**os.environ, "PATH": path, **(env or {})}
 
 
 ERROR_BLOCK = re.compile(r"^Error in rule \w+:\n((?:[ \t]+.*\n?)*)", re.M)
@@ -184,17 +190,19 @@ def failure_report(proc: subprocess.CompletedProcess[str], workdir: Path) -> str
 def run_snakemake(workdir: Path, *targets: str, config: Path | str = "config.yaml",
                   cores: int | None = 2, extra: Sequence[str] = (),
                   env: Mapping[str, str] | None = None, check: bool = True,
-                  timeout: float | None = None, snakefile: Path = SNAKEFILE
-                  ) -> subprocess.CompletedProcess[str]:
+                  timeout: float | None = None, snakefile: Path = SNAKEFILE,
+                  slurm: bool = False) -> subprocess.CompletedProcess[str]:
     """Run Snakemake in ``workdir`` (see :func:`snakemake_command`) and return the finished
     process. ``check``: a non-zero exit raises AssertionError with :func:`failure_report`.
-    ``timeout`` (seconds) raises subprocess.TimeoutExpired. Snakemake runs in its own
+    ``timeout`` (seconds) raises subprocess.TimeoutExpired. ``slurm``: the real SLURM tools
+    on PATH (:func:`snakemake_env`). Snakemake runs in its own
     process group, killed with its jobs when the wait ends early (a timeout, pytest-timeout,
     Ctrl-C)."""
     cmd = snakemake_command(workdir, *targets, config=config, cores=cores, extra=extra,
                             snakefile=snakefile)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          cwd=workdir, env=snakemake_env(env), start_new_session=True
+                          cwd=workdir, env=snakemake_env(env, slurm=slurm),
+                          start_new_session=True
                           ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)

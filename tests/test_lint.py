@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from support import snakemake_env
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -30,7 +32,7 @@ def test_snakemake_lint_is_clean(tiny_config, tmp_path):
     proc = subprocess.run(
         [_tool("snakemake"), "-s", str(REPO / "Snakefile"), "--configfile", str(cfg_path),
          "--directory", str(tmp_path), "--lint"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env=snakemake_env(),
     )
     out = proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in out, out

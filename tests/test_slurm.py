@@ -64,7 +64,7 @@ def snakemake(workdir: Path, config: Path, *args: str, timeout: float = RUN_TIME
     """Snakemake with ``args`` as given (cores from them or the profile); the caller checks
     the exit status."""
     return run_snakemake(workdir, config=config, cores=None, extra=args, check=False,
-                         timeout=timeout)
+                         timeout=timeout, slurm=True)
 
 
 def target(workdir: Path) -> str:

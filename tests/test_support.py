@@ -3,12 +3,15 @@ failing Snakemake run that reports its output and the failed job's log."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 import yaml
 
 from spectrovision.config.schema import validate_config
-from support import (SHIPPED_CONFIG, derived_config, dry_run_jobs, parse_dry_run,
-                     run_snakemake, tiny_workflow_config)
+from support import (SHIPPED_CONFIG, STUB_BIN, derived_config, dry_run_jobs, parse_dry_run,
+                     run_snakemake, snakemake_env, tiny_workflow_config)
 
 
 def test_derived_config_merges_mappings_and_replaces_collections():
@@ -66,3 +69,16 @@ def test_a_failing_run_reports_the_log_of_the_failed_job(tmp_path):
     assert "logs/fail.log (tail)" in message and "the reason it failed" in message
     proc = run_snakemake(tmp_path, snakefile=tmp_path / "Snakefile", cores=1, check=False)
     assert proc.returncode != 0
+
+
+
+def test_snakemake_runs_find_the_scontrol_stand_in_unless_they_use_slurm():
+    """Snakemake's SLURM plugin asks scontrol at every start; a run that does not use SLURM
+    gets the stand-in, which answers at once and fails (as on a machine without SLURM)."""
+    plain = shutil.which("scontrol", path=snakemake_env()["PATH"])
+    assert plain == str(STUB_BIN / "scontrol")
+    proc = subprocess.run(["scontrol", "show", "config"], env=snakemake_env(),
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "stand-in" in proc.stderr
+    real = shutil.which("scontrol", path=snakemake_env(slurm=True)["PATH"])
+    assert real != plain  # the SLURM test's runs see the real tool (or none)
