@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from spectrovision.errors import ConfigError, InputError
+from spectrovision.learn import cost
 from spectrovision.learn.models import HEADS, backbone_channels
 from spectrovision.learn.models import create_model as create_typed
 from spectrovision.learn.nets1d import NETS1D
@@ -218,3 +219,16 @@ def test_1d_backbone_takes_a_metadata_branch_with_the_pool_head(backbone):
     x, meta = torch.randn(2, 1, 8, 20), torch.randn(2, 4)
     assert model(x, meta).shape == (2, 3)
     assert not torch.allclose(model(x, meta), model(x, meta + 1.0))
+
+
+def test_train_priority_ranks_a_2d_cnn_above_longer_1d_nets():
+    """learn.cost names the registry's 1-D nets; a timm 2-D member outranks 1-D members with
+    more epochs or seeds (the demo: 384 against 40), and more epochs or seeds rank higher."""
+    assert cost.NET1D_BACKBONES == set(NETS1D)
+    two_d = {"backbone": "resnet10t", "epochs": 24, "n_seeds": 2}
+    assert cost.train_priority(two_d) == 24 * 2 * cost.TIMM_EPOCH_FACTOR
+    assert cost.train_priority({"backbone": "conv1d", "epochs": 40, "n_seeds": 1}) == 40
+    for net in NETS1D:
+        longer = {"backbone": net, "epochs": 60, "n_seeds": 2}
+        assert cost.train_priority(longer) < cost.train_priority(two_d)
+        assert cost.train_priority(longer) > cost.train_priority({**longer, "n_seeds": 1})

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from spectrovision.data.sheet import sample_shards
+from spectrovision.learn.cost import TIMM_EPOCH_FACTOR
 from spectrovision.provenance.lineage import build_lineage
 from support import (TINY_REPRESENTATION, dry_run, parse_dry_run, run_snakemake,
                      tiny_workflow_config)
@@ -371,3 +372,25 @@ def test_snakemake_report_holds_every_stage(completed_run):
                  "member_correlation.png", "ensemble_selection.png", "baseline_comparison.png",
                  "oof_loss_per_label.png", "curve.png"):
         assert plot in html, plot
+
+
+
+def test_train_jobs_carry_their_models_cost_as_priority(completed_run):
+    """With a 1-D member beside the 2-D ones, every train job's priority is its model's
+    learn.cost.train_priority: Snakemake starts the 2-D folds first."""
+    config = base_config(completed_run)
+    config["models"]["tiny_conv1d"] = {"representation": "tiny", "backbone": "conv1d",
+                                       "head": "pool", "epochs": 3}
+    path = completed_run / "edited.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(completed_run, config=path, snakefile=completed_run / "Snakefile",
+                         env=copy_env(completed_run),
+                         extra=("--dry-run", "--forcerun", "train"))
+    priorities: dict[str, set[int]] = {}
+    for block in re.findall(r"rule train:\n((?:[ \t]+.*\n)+)", proc.stdout):
+        model = re.search(r"wildcards: model=(\w+), fold=\d+", block).group(1)
+        priorities.setdefault(model, set()).add(
+            int(re.search(r"priority: (\d+)", block).group(1)))
+    epochs = config["model_defaults"]["epochs"]
+    assert priorities == {"tiny_pool": {TIMM_EPOCH_FACTOR * epochs},
+                          "tiny_timeavg": {TIMM_EPOCH_FACTOR * epochs}, "tiny_conv1d": {3}}

@@ -15,6 +15,7 @@ from spectrovision.apply.manifest import (
 from spectrovision.config.schema import validate_config
 from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.sheet import load_sample_sheet
+from spectrovision.learn.cost import train_priority
 from spectrovision.parse_checks import check_run
 from spectrovision.provenance.code import script_code_version
 
@@ -132,6 +133,11 @@ def render_view(rep):
 def model_settings(model):
     """A model's resolved settings (schema defaults < model_defaults < its own keys)."""
     return MODELS[model]
+
+
+def get_train_priority(wildcards):
+    """Priority of a train job: the model's relative cost (longest first)."""
+    return train_priority(MODELS[wildcards.model])
 
 
 def get_model_stacks(ext, splits=None):

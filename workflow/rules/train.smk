@@ -26,6 +26,8 @@ rule train:
         res("benchmarks", "train", "{model}", "fold{fold}.tsv")
     wildcard_constraints:
         model=MODEL_PATTERN,
+    # the longest train jobs start first (learn.cost): no long fold left to run alone at the end
+    priority: get_train_priority
     conda:
         "../../envs/torch.yaml"
     threads: CFG["workflow"]["train_threads"]
