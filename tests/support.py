@@ -195,15 +195,13 @@ def run_snakemake(workdir: Path, *targets: str, config: Path | str = "config.yam
     """Run Snakemake in ``workdir`` (see :func:`snakemake_command`) and return the finished
     process. ``check``: a non-zero exit raises AssertionError with :func:`failure_report`.
     ``timeout`` (seconds) raises subprocess.TimeoutExpired. ``slurm``: the real SLURM tools
-    on PATH (:func:`snakemake_env`). Snakemake runs in its own
-    process group, killed with its jobs when the wait ends early (a timeout, pytest-timeout,
-    Ctrl-C)."""
+    on PATH (:func:`snakemake_env`). Snakemake runs in its own process group, killed with its
+    jobs when the wait ends early (a timeout, pytest-timeout, Ctrl-C)."""
     cmd = snakemake_command(workdir, *targets, config=config, cores=cores, extra=extra,
                             snakefile=snakefile)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           cwd=workdir, env=snakemake_env(env, slurm=slurm),
-                          start_new_session=True
-                          ) as process:
+                          start_new_session=True) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except BaseException:

@@ -374,7 +374,6 @@ def test_snakemake_report_holds_every_stage(completed_run):
         assert plot in html, plot
 
 
-
 def test_train_jobs_carry_their_models_cost_as_priority(completed_run):
     """With a 1-D member beside the 2-D ones, every train job's priority is its model's
     learn.cost.train_priority: Snakemake starts the 2-D folds first."""

@@ -71,7 +71,6 @@ def test_a_failing_run_reports_the_log_of_the_failed_job(tmp_path):
     assert proc.returncode != 0
 
 
-
 def test_snakemake_runs_find_the_scontrol_stand_in_unless_they_use_slurm():
     """Snakemake's SLURM plugin asks scontrol at every start; a run that does not use SLURM
     gets the stand-in, which answers at once and fails (as on a machine without SLURM)."""
