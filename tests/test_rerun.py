@@ -374,22 +374,31 @@ def test_snakemake_report_holds_every_stage(completed_run):
         assert plot in html, plot
 
 
-def test_train_jobs_carry_their_models_cost_as_priority(completed_run):
-    """With a 1-D member beside the 2-D ones, every train job's priority is its model's
-    learn.cost.train_priority: Snakemake starts the 2-D folds first."""
+def test_jobs_carry_their_models_cost_as_priority(completed_run):
+    """With a 1-D member on its own representation beside the 2-D ones, every train and
+    predict job's priority is its model's learn.cost.train_priority, each representation's
+    render and stack jobs rank one above the costliest train job reading them, and ingest,
+    the labelled sheet and folds one above every train job: Snakemake renders the 2-D
+    members' images first and starts their folds first."""
     config = base_config(completed_run)
-    config["models"]["tiny_conv1d"] = {"representation": "tiny", "backbone": "conv1d",
+    config["models"]["tiny_conv1d"] = {"representation": "tiny_b", "backbone": "conv1d",
                                        "head": "pool", "epochs": 3}
     path = completed_run / "edited.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = run_snakemake(completed_run, config=path, snakefile=completed_run / "Snakefile",
-                         env=copy_env(completed_run),
-                         extra=("--dry-run", "--forcerun", "train"))
-    priorities: dict[str, set[int]] = {}
-    for block in re.findall(r"rule train:\n((?:[ \t]+.*\n)+)", proc.stdout):
-        model = re.search(r"wildcards: model=(\w+), fold=\d+", block).group(1)
-        priorities.setdefault(model, set()).add(
-            int(re.search(r"priority: (\d+)", block).group(1)))
-    epochs = config["model_defaults"]["epochs"]
-    assert priorities == {"tiny_pool": {TIMM_EPOCH_FACTOR * epochs},
-                          "tiny_timeavg": {TIMM_EPOCH_FACTOR * epochs}, "tiny_conv1d": {3}}
+                         env=copy_env(completed_run), extra=("--dry-run", "--forceall"))
+    priorities: dict[tuple[str, str], set[int]] = {}
+    for rule, block in re.findall(r"(?:local)?rule (\w+):\n((?:[ \t]+.*\n)+)", proc.stdout):
+        wildcards = re.search(r"wildcards: (?:model|rep)=(\w+)", block)
+        priority = re.search(r"priority: (\d+)", block)
+        key = (rule, wildcards.group(1) if wildcards else "")
+        priorities.setdefault(key, set()).add(int(priority.group(1)) if priority else 0)
+    two_d = TIMM_EPOCH_FACTOR * config["model_defaults"]["epochs"]
+    for rule in ("train", "predict"):
+        for model, cost in (("tiny_pool", two_d), ("tiny_timeavg", two_d), ("tiny_conv1d", 3)):
+            assert priorities[(rule, model)] == {cost}, (rule, model)
+    for rule in ("render_shard", "stack_render"):
+        assert priorities[(rule, "tiny")] == {two_d + 1}, rule
+        assert priorities[(rule, "tiny_b")] == {3 + 1}, rule
+    for rule in ("ingest_shard", "labelled_sheet", "folds"):
+        assert priorities[(rule, "")] == {two_d + 1}, rule

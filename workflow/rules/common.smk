@@ -15,7 +15,7 @@ from spectrovision.apply.manifest import (
 from spectrovision.config.schema import validate_config
 from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.sheet import load_sample_sheet
-from spectrovision.learn.cost import train_priority
+from spectrovision.learn.cost import prep_priority, render_priority, train_priority
 from spectrovision.parse_checks import check_run
 from spectrovision.provenance.code import script_code_version
 
@@ -136,8 +136,18 @@ def model_settings(model):
 
 
 def get_train_priority(wildcards):
-    """Priority of a train job: the model's relative cost (longest first)."""
+    """Priority of a model's train and predict jobs: its relative cost (longest first)."""
     return train_priority(MODELS[wildcards.model])
+
+
+def get_render_priority(wildcards):
+    """Priority of a representation's render and stack jobs: above the costliest train
+    job that reads them (Snakemake's priorities do not reach upstream jobs)."""
+    return render_priority(MODELS, wildcards.rep)
+
+
+# ingest, the labelled sheet and folds: above every train job
+PREP_PRIORITY = prep_priority(MODELS)
 
 
 def get_model_stacks(ext, splits=None):

@@ -16,6 +16,7 @@ rule labelled_sheet:
         sheet=res("sheet", "labelled.parquet"),
     log:
         res("logs", "sheet", "labelled.log"),
+    priority: PREP_PRIORITY
     conda:
         "../../envs/core.yaml"
     params:
@@ -32,6 +33,7 @@ rule folds:
         folds=res("folds.csv"),
     log:
         res("logs", "folds.log"),
+    priority: PREP_PRIORITY
     conda:
         "../../envs/core.yaml"
     params:

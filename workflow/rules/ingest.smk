@@ -17,6 +17,8 @@ rule ingest_shard:
         res("logs", "ingest", "shard{shard}.log"),
     benchmark:
         res("benchmarks", "ingest", "shard{shard}.tsv")
+    # before any train job (learn.cost)
+    priority: PREP_PRIORITY
     conda:
         "../../envs/core.yaml"
     params:

@@ -25,6 +25,8 @@ rule predict:
         res("benchmarks", "predict", "{model}", "fold{fold}.tsv")
     wildcard_constraints:
         model=MODEL_PATTERN,
+    # a long member's last fold is the end of the run: its predictions first (learn.cost)
+    priority: get_train_priority
     conda:
         "../../envs/torch.yaml"
     threads: CFG["workflow"]["train_threads"]

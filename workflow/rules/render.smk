@@ -17,6 +17,8 @@ rule render_shard:
         res("logs", "render", "{rep}", "shard{shard}.log"),
     benchmark:
         res("benchmarks", "render", "{rep}", "shard{shard}.tsv")
+    # before the train jobs that wait for them (learn.cost)
+    priority: get_render_priority
     conda:
         "../../envs/core.yaml"
     params:
@@ -38,6 +40,7 @@ rule stack_render:
         res("logs", "render", "{rep}", "stack_{split}.log"),
     benchmark:
         res("benchmarks", "render", "{rep}", "stack_{split}.tsv")
+    priority: get_render_priority
     conda:
         "../../envs/core.yaml"
     params:

@@ -6,7 +6,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "settings": ['ModelSettings', 'PredictSettings'],
     "models": ['HEADS', 'SpectroNet', 'create_model'],
     "nets1d": ['NETS1D'],
-    "cost": ['train_priority'],
+    "cost": ['prep_priority', 'render_priority', 'train_priority'],
     "augment": ['CachedAugment', 'resize_time', 'training_width', 'tta_time_sizes'],
     "losses": ['make_loss', 'eval_loss'],
     "imageset": ['ImageSet', 'StackIndex', 'load_image_set', 'label_tensor', 'open_stacks'],

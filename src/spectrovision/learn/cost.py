@@ -3,6 +3,11 @@
 Torch-free: the Snakefile reads it while it builds the job graph. On two slots with three
 2-D folds and three short 1-D folds, starting a short job first can leave the last long
 fold running alone at the end (docs/benchmarks.md, "Demo end to end").
+
+Snakemake's rule priorities do not reach upstream jobs, so the jobs that a train job waits
+for carry priorities of their own: a representation's renders one above the costliest train
+job that reads them, ingest and folds one above every train job. Otherwise the renders of a
+long member can wait behind a short member's train jobs, which then start first.
 """
 
 from __future__ import annotations
@@ -22,3 +27,18 @@ def train_priority(model: Mapping[str, Any]) -> int:
     seeds (``n_seeds``), times :data:`TIMM_EPOCH_FACTOR` for a timm backbone."""
     epochs = int(model.get("epochs", 1)) * int(model.get("n_seeds", 1))
     return epochs * (1 if model.get("backbone") in NET1D_BACKBONES else TIMM_EPOCH_FACTOR)
+
+
+def render_priority(models: Mapping[str, Mapping[str, Any]], representation: str) -> int:
+    """Snakemake priority of a representation's render and stack jobs: one above the
+    costliest train job of the ``models`` (name -> resolved settings) that read it, 0 when
+    none does (e.g. a representation that only baselines or tabular members read)."""
+    costs = [train_priority(m) for m in models.values()
+             if m.get("representation") == representation]
+    return 1 + max(costs) if costs else 0
+
+
+def prep_priority(models: Mapping[str, Mapping[str, Any]]) -> int:
+    """Snakemake priority of the jobs every train job waits for (ingest, the labelled
+    sheet, folds): one above the costliest train job of the ``models``."""
+    return 1 + max((train_priority(m) for m in models.values()), default=0)
