@@ -184,6 +184,29 @@ def test_sigkilled_training_resumes_to_identical_weights(toy, trained, tmp_path)
     np.testing.assert_allclose(again["val_loss"], uninterrupted["val_loss"], rtol=0, atol=0)
 
 
+def test_checkpoint_interval_spaces_the_saves_and_never_changes_the_result(tmp_path):
+    """checkpoint_interval_s 0 saves after every epoch (the checkpoint holds the last one);
+    an interval longer than the run saves none, while the progress record that status
+    reads is written every epoch either way, and the kept weights and the history's
+    losses are the same bits."""
+    torch.manual_seed(0)
+    x, y = torch.rand(20, 2, 16, 24), (torch.rand(20, 3) > 0.5).float()
+    settings = ModelSettings.with_defaults({**SETTINGS, "amp": False})
+    runs = {}
+    for name, interval in (("every", 0.0), ("never", 1e9)):
+        ckpt = tmp_path / name / "last.pt"
+        runs[name] = train_model(x[:14], y[:14], x[14:], y[14:], settings, "multilabel",
+                                 checkpoint=ckpt, checkpoint_interval_s=interval)
+        progress = json.loads((ckpt.parent / "progress.json").read_text())
+        assert (progress["epoch"], progress["epochs"]) == (3, 3)
+    assert torch.load(tmp_path / "every" / "last.pt", weights_only=False)["epoch"] == 2
+    assert not (tmp_path / "never" / "last.pt").exists()
+    every, never = runs["every"], runs["never"]
+    assert all(torch.equal(every.state_dict[k], never.state_dict[k])
+               for k in every.state_dict)
+    assert [r["val_loss"] for r in every.history] == [r["val_loss"] for r in never.history]
+
+
 def test_checkpoint_of_other_settings_is_not_resumed(toy, tmp_path, caplog):
     root = tmp_path / "a"
     torch.save({"fingerprint": "stale", "epoch": 1}, _mk(root / "ckpt" / "last.pt"))

@@ -35,7 +35,8 @@ def noisy_order_data(n: int, seed: int, flip: float) -> tuple[torch.Tensor, torc
 
 
 def recorded_epochs(monkeypatch) -> list[dict[str, torch.Tensor]]:
-    """The live weights the loop checkpoints after every epoch, in order."""
+    """The live weights the loop checkpoints after every epoch (checkpoint_interval_s=0), in
+    order."""
     seen: list[dict[str, torch.Tensor]] = []
     real = loop_mod.save_torch
 
@@ -64,7 +65,7 @@ def test_average_last_epochs_keeps_the_mean_of_the_last_k_epochs_weights(monkeyp
     seen = recorded_epochs(monkeypatch)
     settings = ModelSettings(**{**BASE, "backbone": "mzconv1d", "average_last_epochs": 3})
     result = train_model(x[:32], y[:32], x[32:], y[32:], settings, "multilabel",
-                         checkpoint=tmp_path / "last.pt")
+                         checkpoint=tmp_path / "last.pt", checkpoint_interval_s=0)
     assert len(seen) == 4 and result.kept_epoch == 4
     # mzconv1d has no batch norm: every tensor is the mean of epochs 2, 3 and 4's
     for key, value in result.state_dict.items():
@@ -84,7 +85,7 @@ def test_averaged_weights_get_batch_norm_statistics_of_their_own(monkeypatch, tm
     seen = recorded_epochs(monkeypatch)
     settings = ModelSettings(**{**BASE, "backbone": "conv1d", "average_last_epochs": 2})
     result = train_model(x[:32], y[:32], x[32:], y[32:], settings, "multilabel",
-                         checkpoint=tmp_path / "last.pt")
+                         checkpoint=tmp_path / "last.pt", checkpoint_interval_s=0)
     stats = [k for k in result.state_dict if k.endswith(("running_mean", "running_var"))]
     assert stats
     expected = create_model(settings, (1, 6, 32), 1)
