@@ -35,7 +35,7 @@ SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "ne
             "sample_mix_p": 0.0, "sample_mix_mode": "mean",
             "amp": True, "channels_last": True, "drop_rate": 0.0, "keep_weights": "last",
             "ema_decay": None, "average_last_epochs": 0, "n_seeds": 1,
-            "precise_bn": False,
+            "precise_bn": False, "validate_every": 1,
             "metadata_columns": [], "seed": 3}
 
 
@@ -509,6 +509,35 @@ def test_keep_weights_keeps_the_last_epoch_or_the_best_validation_epoch():
         loss = evaluate(model, x[40:], y[40:], 32, 64, "multilabel", torch.device("cpu"),
                         False, False)
         assert loss == pytest.approx(val[epoch - 1], rel=1e-5)
+
+
+def test_validate_every_skips_validations_but_never_changes_training():
+    """validate_every: 3 over 8 epochs validates epochs 3, 6 and 8 (the others' val_loss is
+    NaN) with the every-epoch run's losses; keep_weights: last keeps the same bits, best_val
+    the best validated epoch; the curve draws the validated epochs only."""
+    from spectrovision.learn.train import curve_figure
+
+    x, _ = order_data(120, seed=1)
+    y = torch.from_numpy((np.random.default_rng(1).random((120, 1)) < 0.5).astype(np.float32))
+    base = {**SETTINGS, "backbone": "conv1d", "net_width": 16, "epochs": 8, "batch_size": 8,
+            "lr": 3e-2, "time_resize": None}
+    runs = {(every, keep): train_model(x[:40], y[:40], x[40:], y[40:], ModelSettings(
+                **{**base, "validate_every": every, "keep_weights": keep}), "multilabel")
+            for every in (1, 3) for keep in ("last", "best_val")}
+    full = [row["val_loss"] for row in runs[(1, "last")].history]
+    sparse = [row["val_loss"] for row in runs[(3, "last")].history]
+    validated = [3, 6, 8]
+    assert [e for e, v in enumerate(sparse, 1) if not math.isnan(v)] == validated
+    assert [sparse[e - 1] for e in validated] == [full[e - 1] for e in validated]
+    last, every_epoch = runs[(3, "last")].state_dict, runs[(1, "last")].state_dict
+    assert all(torch.equal(last[k], every_epoch[k]) for k in last)
+    best = min(validated, key=lambda e: full[e - 1])
+    assert runs[(3, "best_val")].kept_epoch == runs[(3, "best_val")].best_epoch == best
+    assert runs[(1, "best_val")].best_epoch not in validated  # the option mattered here
+    history = pd.DataFrame(runs[(3, "last")].history)
+    fig = curve_figure(history, "toy")
+    val_line = [line for line in fig.axes[0].lines if line.get_label() == "validation log loss"]
+    assert list(val_line[0].get_xdata()) == validated
 
 
 def test_lr_cycles_restart_the_learning_rate_inside_training():

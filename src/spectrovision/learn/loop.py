@@ -241,6 +241,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
     scored = model if ema is None else ema.model
     loss_fn = make_loss(settings, task)
     epochs = int(settings.epochs)
+    validate_every = int(settings.validate_every)
     batch_size = int(settings.batch_size)
     steps_per_epoch = len(_batches(batch_size, torch.arange(len(train_x))))
     total_steps = epochs * steps_per_epoch
@@ -316,8 +317,10 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
         if settings.precise_bn:
             recalibrate_batch_norm(scored, train_x, width, 2 * batch_size, dev, channels_last,
                                    train_meta, augment, train_bg)
-        val_loss = evaluate(scored, val_x, val_y, width, 2 * batch_size, task, dev, amp,
-                            channels_last, val_meta, augment, val_bg)
+        # validate_every: every k-th epoch and the last (the others' val_loss is NaN)
+        val_loss = (evaluate(scored, val_x, val_y, width, 2 * batch_size, task, dev, amp,
+                             channels_last, val_meta, augment, val_bg)
+                    if (epoch + 1) % validate_every == 0 or epoch + 1 == epochs else math.nan)
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), "val_loss": val_loss,
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - t0,
                "samples_per_s": seen / max(train_seconds, 1e-9)}

@@ -59,6 +59,7 @@ class ModelSettings:
     average_last_epochs: int
     n_seeds: int
     precise_bn: bool
+    validate_every: int
     metadata_columns: list[str]
     seed: int
 

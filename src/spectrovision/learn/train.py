@@ -37,8 +37,9 @@ PathLike = str | os.PathLike[str]
 
 
 def curve_figure(history: pd.DataFrame, title: str, kept_epoch: int | None = None) -> Any:
-    """Training and validation loss per epoch; the best validation epoch circled and, when
-    given, the kept epoch (``keep_weights``) marked."""
+    """Training and validation loss per epoch (validation: the validated epochs,
+    ``validate_every``); the best validation epoch circled and, when given, the kept epoch
+    (``keep_weights``) marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,11 +50,13 @@ def curve_figure(history: pd.DataFrame, title: str, kept_epoch: int | None = Non
         for seed, rows in history.groupby("seed", sort=False):
             ax.plot(rows["epoch"], rows["train_loss"], marker=".", alpha=0.6,
                     label=f"train, seed {seed}")
-            ax.plot(rows["epoch"], rows["val_loss"], marker="o", label=f"validation, seed {seed}")
+            val = rows.dropna(subset=["val_loss"])  # validate_every: validated epochs only
+            ax.plot(val["epoch"], val["val_loss"], marker="o", label=f"validation, seed {seed}")
         history = history.loc[history["seed"] == history["seed"].iloc[0]]
     else:
         ax.plot(history["epoch"], history["train_loss"], marker="o", label="train (with recipe)")
-        ax.plot(history["epoch"], history["val_loss"], marker="o", label="validation log loss")
+        val = history.dropna(subset=["val_loss"])
+        ax.plot(val["epoch"], val["val_loss"], marker="o", label="validation log loss")
     best = history.loc[history["val_loss"].idxmin()]
     ax.scatter([best["epoch"]], [best["val_loss"]], s=120, facecolors="none",
                edgecolors="k", label=f"best (epoch {int(best['epoch'])})")
