@@ -235,14 +235,15 @@ def test_train_priority_ranks_a_2d_cnn_above_longer_1d_nets():
 
 
 def test_render_and_prep_priorities_rank_above_the_train_jobs_that_wait_for_them():
-    """A representation's renders rank one above the costliest train job reading it (0 when
-    no model reads it); ingest and folds one above every train job (1 with no models)."""
+    """A representation's renders rank one above the costliest train job reading it (the
+    score path's 1, above the analyses' 0, when no model reads it); ingest and folds one
+    above every train job (1 with no models)."""
     models = {"cnn": {"backbone": "resnet10t", "epochs": 24, "n_seeds": 2,
                       "representation": "coarse"},
               "net1d": {"backbone": "conv1d", "epochs": 40, "representation": "raw"},
               "net1d_long": {"backbone": "conv1d", "epochs": 60, "representation": "raw"}}
     assert cost.render_priority(models, "coarse") == cost.train_priority(models["cnn"]) + 1
     assert cost.render_priority(models, "raw") == 61
-    assert cost.render_priority(models, "tabular_only") == 0
+    assert cost.render_priority(models, "tabular_only") == cost.SCORE_PATH_PRIORITY == 1
     assert cost.prep_priority(models) == cost.train_priority(models["cnn"]) + 1
     assert cost.prep_priority({}) == 1

@@ -378,8 +378,9 @@ def test_jobs_carry_their_models_cost_as_priority(completed_run):
     """With a 1-D member on its own representation beside the 2-D ones, every train and
     predict job's priority is its model's learn.cost.train_priority, each representation's
     render and stack jobs rank one above the costliest train job reading them, and ingest,
-    the labelled sheet and folds one above every train job: Snakemake renders the 2-D
-    members' images first and starts their folds first."""
+    the labelled sheet and folds one above every train job, and the other jobs on the way
+    to the ensemble rank 1: Snakemake renders the 2-D members' images first and starts
+    their folds first, and gathers and baselines before the analyses and reports (0)."""
     config = base_config(completed_run)
     config["models"]["tiny_conv1d"] = {"representation": "tiny_b", "backbone": "conv1d",
                                        "head": "pool", "epochs": 3}
@@ -402,3 +403,8 @@ def test_jobs_carry_their_models_cost_as_priority(completed_run):
         assert priorities[(rule, "tiny_b")] == {3 + 1}, rule
     for rule in ("ingest_shard", "labelled_sheet", "folds"):
         assert priorities[(rule, "")] == {two_d + 1}, rule
+    assert priorities[("gather_model", "tiny_conv1d")] == {1}
+    for rule in ("baseline", "ensemble"):
+        assert {p for (r, _), ps in priorities.items() if r == rule for p in ps} == {1}, rule
+    for rule in ("report_scores", "submission", "qc_summary"):
+        assert priorities[(rule, "")] == {0}, rule

@@ -15,7 +15,12 @@ from spectrovision.apply.manifest import (
 from spectrovision.config.schema import validate_config
 from spectrovision.data.layouts import get_layout, layout_code_version
 from spectrovision.data.sheet import load_sample_sheet
-from spectrovision.learn.cost import prep_priority, render_priority, train_priority
+from spectrovision.learn.cost import (
+    SCORE_PATH_PRIORITY,
+    prep_priority,
+    render_priority,
+    train_priority,
+)
 from spectrovision.parse_checks import check_run
 from spectrovision.provenance.code import script_code_version
 

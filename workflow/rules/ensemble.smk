@@ -18,6 +18,8 @@ rule gather_model:
         res("logs", "gather", "{model}.log"),
     wildcard_constraints:
         model=MODEL_PATTERN,
+    # on the way to the ensemble: before the analyses (learn.cost)
+    priority: SCORE_PATH_PRIORITY
     conda:
         "../../envs/core.yaml"
     params:
@@ -43,6 +45,7 @@ rule baseline:
         res("benchmarks", "baseline", "{baseline}.tsv")
     wildcard_constraints:
         baseline=BASELINE_PATTERN,
+    priority: SCORE_PATH_PRIORITY
     conda:
         "../../envs/core.yaml"
     params:
@@ -73,6 +76,7 @@ rule ensemble:
         res("logs", "ensemble", "ensemble.log"),
     benchmark:
         res("benchmarks", "ensemble", "ensemble.tsv")
+    priority: SCORE_PATH_PRIORITY
     conda:
         "../../envs/core.yaml"
     params:

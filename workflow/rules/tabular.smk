@@ -26,6 +26,8 @@ rule tabular:
         res("benchmarks", "tabular", "{tabular}.tsv")
     wildcard_constraints:
         tabular=TABULAR_PATTERN,
+    # on the way to the ensemble: before the analyses (learn.cost)
+    priority: SCORE_PATH_PRIORITY
     conda:
         "../../envs/core.yaml"
     threads: CFG["workflow"]["train_threads"]
