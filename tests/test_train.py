@@ -511,19 +511,24 @@ def test_keep_weights_keeps_the_last_epoch_or_the_best_validation_epoch():
         assert loss == pytest.approx(val[epoch - 1], rel=1e-5)
 
 
-def test_validate_every_skips_validations_but_never_changes_training():
+def test_validate_every_skips_validations_but_never_changes_training(caplog):
     """validate_every: 3 over 8 epochs validates epochs 3, 6 and 8 (the others' val_loss is
-    NaN) with the every-epoch run's losses; keep_weights: last keeps the same bits, best_val
-    the best validated epoch; the curve draws the validated epochs only."""
+    NaN, their log line says "not validated") with the every-epoch run's losses;
+    keep_weights: last keeps the same bits, best_val the best validated epoch; the curve
+    draws the validated epochs only."""
     from spectrovision.learn.train import curve_figure
 
     x, _ = order_data(120, seed=1)
     y = torch.from_numpy((np.random.default_rng(1).random((120, 1)) < 0.5).astype(np.float32))
     base = {**SETTINGS, "backbone": "conv1d", "net_width": 16, "epochs": 8, "batch_size": 8,
             "lr": 3e-2, "time_resize": None}
-    runs = {(every, keep): train_model(x[:40], y[:40], x[40:], y[40:], ModelSettings(
-                **{**base, "validate_every": every, "keep_weights": keep}), "multilabel")
-            for every in (1, 3) for keep in ("last", "best_val")}
+    with caplog.at_level(logging.INFO, logger="spectrovision.learn"):
+        runs = {(every, keep): train_model(x[:40], y[:40], x[40:], y[40:], ModelSettings(
+                    **{**base, "validate_every": every, "keep_weights": keep}), "multilabel")
+                for every in (1, 3) for keep in ("last", "best_val")}
+    lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert sum("not validated" in line for line in lines) == 2 * 5
+    assert sum("val loss" in line for line in lines) == 2 * 8 + 2 * 3
     full = [row["val_loss"] for row in runs[(1, "last")].history]
     sparse = [row["val_loss"] for row in runs[(3, "last")].history]
     validated = [3, 6, 8]

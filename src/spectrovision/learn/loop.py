@@ -329,8 +329,9 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             best_val, best_epoch, best_state = val_loss, epoch + 1, clone_state(scored)
         if n_average and epoch >= epochs - n_average:
             snapshots.append(clone_state(scored))
-        log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f%s, %.1f samples/s", label,
-                 epoch + 1, epochs, row["train_loss"], val_loss,
+        log.info("%s epoch %d/%d: train loss %.4f, %s%s, %.1f samples/s", label,
+                 epoch + 1, epochs, row["train_loss"],
+                 "not validated" if math.isnan(val_loss) else f"val loss {val_loss:.4f}",
                  " (best)" if best_epoch == epoch + 1 else "", row["samples_per_s"])
         if ckpt_path and (time.time() - saved_at >= checkpoint_interval_s
                           or (kill_after is not None and epoch + 1 == int(kill_after))):
