@@ -39,7 +39,8 @@ SETTINGS = {"name": "toy", "representation": "toy", "backbone": "resnet10t", "ne
             "sample_mix_p": 0.0, "sample_mix_mode": "mean",
             "amp": False, "channels_last": False, "drop_rate": 0.0, "keep_weights": "last",
             "ema_decay": None, "average_last_epochs": 0, "n_seeds": 1,
-            "precise_bn": False, "validate_every": 1, "lr_cycles": 1, "metadata_columns": [], "seed": 3}
+            "precise_bn": False, "validate_every": 1, "lr_cycles": 1, "metadata_columns": [],
+            "seed": 3}
 
 
 @pytest.fixture(scope="module")

@@ -333,8 +333,8 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
                  epoch + 1, epochs, row["train_loss"],
                  "not validated" if math.isnan(val_loss) else f"val loss {val_loss:.4f}",
                  " (best)" if best_epoch == epoch + 1 else "", row["samples_per_s"])
-        if ckpt_path and (time.time() - saved_at >= checkpoint_interval_s
-                          or (kill_after is not None and epoch + 1 == int(kill_after))):
+        kill_now = kill_after is not None and epoch + 1 == int(kill_after)
+        if ckpt_path and (kill_now or time.time() - saved_at >= checkpoint_interval_s):
             saved_at = time.time()
             save_torch(ckpt_path, training_state(
                 fingerprint=fingerprint, epoch=epoch, model=model, optimizer=optimizer,
@@ -346,7 +346,7 @@ def train_model(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tenso
             # what `spectrovision status` reads: epoch k of n and the measured epoch times
             write_json(ckpt_path.parent / PROGRESS_FILE, progress_record(
                 epoch + 1, epochs, [row["seconds"] for row in history]))
-        if kill_after is not None and epoch + 1 == int(kill_after):
+        if kill_now:
             os.kill(os.getpid(), signal.SIGKILL)
     averaged_val = None
     if settings.keep_weights == "best_val":
